@@ -1,0 +1,185 @@
+// The engine's shared vocabulary. Plain data only: no DOM, no Node, no React.
+// Every part of the engine (format, upcycle, routing, backends, run) speaks these types.
+
+export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe';
+export type DType = 'F32' | 'F16' | 'BF16';
+
+/** One tensor as stored on disk: raw little-endian bytes (possibly a view into a larger file buffer). */
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  /** Exactly numel * bytesPerElement bytes. May be unaligned: use toFloat32() to read values. */
+  bytes: Uint8Array;
+}
+
+/** A SwiGLU feed-forward block: down(silu(gate(x)) * up(x)). Weights are [out, in] (PyTorch Linear layout). */
+export interface FfnWeights {
+  gate: Tensor; // [f, d]
+  up: Tensor; // [f, d]
+  down: Tensor; // [d, f]
+}
+
+export interface MoeWeights {
+  router: Tensor; // [E, d]
+  experts: FfnWeights[]; // E entries; fused layouts are sliced into per-expert views by the loader
+  /** qwen2_moe only: an always-on expert scaled by sigmoid(sharedExpertGate · x). */
+  sharedExpert?: FfnWeights;
+  sharedExpertGate?: Tensor; // [1, d]
+}
+
+export interface LayerWeights {
+  attnNorm: Tensor; // [d]
+  q: Tensor; // [nHeads*headDim, d]
+  k: Tensor; // [nKv*headDim, d]
+  v: Tensor; // [nKv*headDim, d]
+  o: Tensor; // [d, nHeads*headDim]
+  qBias?: Tensor;
+  kBias?: Tensor;
+  vBias?: Tensor;
+  /** qwen3_moe: [headDim] applied per head. olmoe: [nHeads*headDim] / [nKv*headDim] over the whole projection. */
+  qNorm?: Tensor;
+  kNorm?: Tensor;
+  ffnNorm: Tensor; // [d]  (post_attention_layernorm)
+  /** Exactly one of mlp / moe is present. */
+  mlp?: FfnWeights;
+  moe?: MoeWeights;
+}
+
+/** Weights in canonical form, independent of the checkpoint's tensor names. */
+export interface WeightSet {
+  embed: Tensor; // [V, d]
+  layers: LayerWeights[];
+  finalNorm: Tensor; // [d]
+  /** The LM head; the same Tensor object as `embed` when embeddings are tied. */
+  lmHead: Tensor; // [V, d]
+}
+
+export interface MoeSpec {
+  numExperts: number; // E (total routed experts)
+  topK: number; // num_experts_per_tok: what `native` routing uses
+  expertIntermediateSize: number;
+  /** Renormalise the chosen experts' probabilities to sum to 1 (Mixtral: always; qwen/olmoe: per config). */
+  normTopkProb: boolean;
+  /** 0 when there is no shared expert. */
+  sharedExpertIntermediateSize: number;
+  /** For each layer index: true when that layer is an MoE layer (qwen: decoder_sparse_step, mlp_only_layers). */
+  moeLayers: boolean[];
+}
+
+export interface ModelSpec {
+  architecture: Architecture;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Dense FFN width (dense layers; also the dense parent of an upcycled model). */
+  intermediateSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  qkNorm: 'none' | 'per_head' | 'full';
+  /** Storage dtype of the weights (the most common one when mixed). */
+  dtype: DType;
+  moe: MoeSpec | null;
+  /** The raw config.json, kept for writing checkpoints back out. */
+  config: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing (REFERENCE §2)
+
+export type RoutingMode =
+  | { kind: 'native' }
+  | { kind: 'topk'; k: number }
+  | { kind: 'threshold'; t: number }
+  | { kind: 'dense' };
+
+/** Ablate: expert's logit := -inf before softmax. Force: expert always in the chosen set. */
+export interface Intervention {
+  layer: number; // absolute layer index
+  expert: number;
+  action: 'ablate' | 'force';
+}
+
+export interface RoutingPlan {
+  mode: RoutingMode;
+  interventions: Intervention[];
+}
+
+/** The router's decision for one token at one MoE layer. */
+export interface TokenRouting {
+  /** Chosen experts, ordered by descending probability. */
+  experts: number[];
+  /** Gate weights of the chosen experts, same order. */
+  weights: number[];
+  /** Router probabilities over all E experts (after interventions). */
+  probs: Float32Array;
+}
+
+/** Routing for a run of positions: layers[m][t] is MoE layer m (absolute index moeLayers[m]), token t. */
+export interface RoutingTrace {
+  moeLayers: number[];
+  /** Absolute positions in the sequence of the tokens covered, in order. */
+  positions: number[];
+  layers: TokenRouting[][];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+export type BackendKind = 'cpu' | 'webgpu';
+
+/** A KV cache owned by a backend. Opaque above the backend. */
+export interface KvCache {
+  /** Number of positions already stored. */
+  readonly length: number;
+  readonly capacity: number;
+  /** Drop everything from position `length` on (for re-scoring or rewinding). */
+  truncate(length: number): void;
+  dispose(): void;
+}
+
+export interface ForwardOptions {
+  routing: RoutingPlan;
+  /** Which positions' logits to return: every input position, or only the last. */
+  logits: 'all' | 'last';
+}
+
+export interface ForwardResult {
+  /** One full-vocabulary row per requested position. */
+  logits: Float32Array[];
+  routing: RoutingTrace;
+}
+
+/** A model resident on a backend (weights uploaded). */
+export interface LoadedModel {
+  readonly spec: ModelSpec;
+  readonly backend: BackendKind;
+  newCache(capacity: number): KvCache;
+  /** Append `tokens` at positions cache.length.. and run them through the model. */
+  forward(tokens: number[], cache: KvCache, options: ForwardOptions): Promise<ForwardResult>;
+  dispose(): void;
+}
+
+export interface Backend {
+  readonly kind: BackendKind;
+  /** Human-readable description (adapter name, fallback reason...). */
+  readonly description: string;
+  load(spec: ModelSpec, weights: WeightSet): Promise<LoadedModel>;
+  dispose(): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where checkpoint files come from. Implementations: a folder on disk (src/cli, Node only),
+// a URL prefix (fetch, browser and Node), dropped File objects (browser).
+
+export interface CheckpointSource {
+  /** Shown in error messages: a folder path, a URL, "dropped files". */
+  readonly label: string;
+  /** The whole file, or null when it does not exist. Other failures throw. */
+  readFile(name: string): Promise<Uint8Array | null>;
+}
