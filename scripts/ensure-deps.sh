@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for this project: Debian packages (Chromium for
+# the browser tests, PyTorch + OpenBLAS for the model foundry) and the npm dependencies.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need_apt+=(chromium)
+/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need_apt+=(python3-torch python3-numpy)
+dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-pthread)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "ensure-deps: installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+# npm ci when node_modules is missing or older than the lockfile.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: what `npm test` and CI (.ci/run) run. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+
+export VK_ICD_FILENAMES="${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_icd.json}"
+
+echo "== typecheck"
+npx tsc --noEmit -p tsconfig.json
+
+echo "== build (the e2e tests run against the built app)"
+npx vite build --logLevel warn
+
+echo "== unit, gpu (Dawn on SwiftShader) and e2e (Chromium) tests"
+npx vitest run

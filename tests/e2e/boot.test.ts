@@ -1,0 +1,48 @@
+// The minimal page boots in a real Chromium, starts the engine in its worker, loads a real
+// checkpoint (the mixtral_f32 PyTorch fixture) and runs a forward pass — with WebGPU and without.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { launchBrowser, startServer } from './harness.ts';
+
+let server: Awaited<ReturnType<typeof startServer>>;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+for (const webgpu of [true, false]) {
+  describe(webgpu ? 'Chromium with WebGPU (SwiftShader)' : 'Chromium without WebGPU', () => {
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await launchBrowser({ webgpu });
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    it('shows the engine, loads a checkpoint and scores text', async () => {
+      const page = await browser.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${server.url}/?model=/fixtures/mixtral_f32/`);
+      await expect.poll(() => page.textContent('h1')).toBe('MoE Playground');
+      await page.waitForSelector('[data-testid="example"], [data-testid="error"]', { timeout: 240_000 });
+      const error = await page.$('[data-testid="error"]');
+      expect(error ? await error.textContent() : null).toBeNull();
+      const backendText = (await page.textContent('[data-testid="backend"]')) ?? '';
+      if (webgpu) {
+        expect(backendText).toMatch(/WebGPU/);
+      } else {
+        expect(backendText).toMatch(/CPU fallback: .*WebGPU/);
+      }
+      expect(await page.textContent('[data-testid="model"]')).toMatch(/mixtral, 2 layers, 8 experts \(top-2\)/);
+      const items = await page.$$eval('[data-testid="example"] li', (lis) => lis.map((li) => li.textContent ?? ''));
+      expect(items).toHaveLength(5);
+      expect(pageErrors).toEqual([]);
+      await page.close();
+    });
+  });
+}

@@ -1,0 +1,71 @@
+// Real-browser harness: Debian's Chromium driven by playwright-core, against the built app
+// (dist/) served by a small static server that also exposes the PyTorch fixtures under /fixtures/.
+import { createServer, type Server } from 'node:http';
+import { existsSync, statSync, createReadStream } from 'node:fs';
+import { extname, join, normalize, resolve } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+export const distDir = join(root, 'dist');
+const fixturesDir = join(root, 'tests/fixtures/models');
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.txt': 'text/plain; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+};
+
+function resolveFile(urlPath: string): string | null {
+  const path = decodeURIComponent(urlPath.split('?')[0]);
+  const [base, rel] = path.startsWith('/fixtures/') ? [fixturesDir, path.slice('/fixtures/'.length)] : [distDir, path.slice(1)];
+  const file = normalize(join(base, rel || 'index.html'));
+  if (!file.startsWith(base)) return null; // no escaping the served folders
+  if (existsSync(file) && statSync(file).isFile()) return file;
+  if (existsSync(join(file, 'index.html'))) return join(file, 'index.html');
+  return null;
+}
+
+export async function startServer(): Promise<{ url: string; close: () => Promise<void> }> {
+  if (!existsSync(join(distDir, 'index.html'))) {
+    throw new Error('dist/ is missing: run `npx vite build` first (npm test does).');
+  }
+  const server: Server = createServer((request, response) => {
+    const file = resolveFile(request.url ?? '/');
+    if (!file) {
+      response.statusCode = 404;
+      response.end('not found');
+      return;
+    }
+    response.setHeader('content-type', MIME[extname(file)] ?? 'application/octet-stream');
+    createReadStream(file).pipe(response);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('server did not bind');
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+/** Chromium with WebGPU on SwiftShader (webgpu: true) or with WebGPU switched off (webgpu: false). */
+export async function launchBrowser(options: { webgpu: boolean }): Promise<Browser> {
+  const args = [
+    '--no-sandbox',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
+  args.push(options.webgpu ? '--enable-unsafe-webgpu' : '--disable-features=WebGPU');
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args });
+}
