@@ -1,0 +1,21 @@
+// Errors a user can cause with a bad checkpoint: a file name, one readable sentence, and a hint.
+
+export class CheckpointError extends Error {
+  /** The file (or folder / URL) the problem is in, e.g. "model.safetensors" or "config.json". */
+  readonly file: string;
+  /** What the user can do about it. */
+  readonly hint: string;
+
+  constructor(file: string, message: string, hint: string) {
+    // Lead with the file unless the sentence already names it.
+    super(message.includes(file) ? message : `${file}: ${message}`);
+    this.name = 'CheckpointError';
+    this.file = file;
+    this.hint = hint;
+  }
+}
+
+export const HINT_REDOWNLOAD = 'The file is truncated or not a safetensors file; download it again.';
+export const HINT_CONFIG = 'Check config.json against the model card, or download the checkpoint again.';
+export const HINT_MISMATCH =
+  'The weights do not match config.json; make sure both files come from the same checkpoint.';
