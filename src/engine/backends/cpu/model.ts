@@ -1,0 +1,358 @@
+// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe decoder in one file,
+// read top to bottom. Every backend must agree with this one.
+
+import { RunError } from '../../run/errors.ts';
+import { interventionsForLayer, routeToken, validateRoutingPlan } from '../../routing/index.ts';
+import type {
+  FfnWeights,
+  ForwardOptions,
+  ForwardResult,
+  KvCache,
+  LayerWeights,
+  LoadedModel,
+  ModelSpec,
+  Tensor,
+  TokenRouting,
+  WeightSet,
+} from '../../types.ts';
+import { addInPlace, applyRope, matmulT, rmsNorm, ropeInverseFrequencies, sigmoid, silu } from './kernels.ts';
+import { toFloat32 } from '../../format/index.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Weights as f32, converted once
+
+interface Ffn {
+  gate: Float32Array; // [f, d]
+  up: Float32Array; // [f, d]
+  down: Float32Array; // [d, f]
+  width: number; // f
+}
+
+interface Layer {
+  attnNorm: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  o: Float32Array;
+  qBias?: Float32Array;
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+  qNorm?: Float32Array;
+  kNorm?: Float32Array;
+  ffnNorm: Float32Array;
+  mlp?: Ffn;
+  moe?: { router: Float32Array; experts: Ffn[]; sharedExpert?: Ffn; sharedExpertGate?: Float32Array };
+}
+
+/** Counters of work done, so tests (and the bench) can see that sparse routing skips experts. */
+export interface CpuStats {
+  /** Routed-expert evaluations: one per (token, MoE layer, chosen expert). Shared experts are not counted. */
+  expertCalls: number;
+  /** Multiply-adds spent inside routed experts (3 · d · f per evaluation). */
+  expertMacs: number;
+  /** Tokens run through the model. */
+  tokens: number;
+}
+
+class CpuKvCache implements KvCache {
+  length = 0;
+  keys: Float32Array[];
+  values: Float32Array[];
+  constructor(
+    readonly owner: CpuModel,
+    readonly capacity: number,
+    numLayers: number,
+    kvWidth: number,
+  ) {
+    this.keys = Array.from({ length: numLayers }, () => new Float32Array(capacity * kvWidth));
+    this.values = Array.from({ length: numLayers }, () => new Float32Array(capacity * kvWidth));
+  }
+  truncate(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.length) {
+      throw new RangeError(`KV cache holds ${this.length} positions; cannot truncate to ${length}`);
+    }
+    this.length = length;
+  }
+  dispose(): void {
+    this.keys = [];
+    this.values = [];
+    this.length = 0;
+  }
+}
+
+function checkShape(t: Tensor, shape: number[], name: string): void {
+  if (t.shape.length !== shape.length || t.shape.some((n, i) => n !== shape[i])) {
+    throw new Error(`${name} has shape [${t.shape}] but the model spec needs [${shape}]`);
+  }
+}
+
+export class CpuModel implements LoadedModel {
+  readonly backend = 'cpu' as const;
+  readonly stats: CpuStats = { expertCalls: 0, expertMacs: 0, tokens: 0 };
+  private readonly embed: Float32Array;
+  private readonly lmHead: Float32Array;
+  private readonly finalNorm: Float32Array;
+  private readonly layers: Layer[];
+  private readonly invFreq: Float32Array;
+  private readonly moeLayerIndex: number[];
+
+  constructor(
+    readonly spec: ModelSpec,
+    weights: WeightSet,
+  ) {
+    const { hiddenSize: d, vocabSize: V, numHeads, numKvHeads, headDim } = spec;
+    if (weights.layers.length !== spec.numLayers) {
+      throw new Error(`weights have ${weights.layers.length} layers but the model spec says ${spec.numLayers}`);
+    }
+    // Tied embeddings share one Tensor object; convert it only once.
+    const converted = new Map<Tensor, Float32Array>();
+    const f32 = (t: Tensor, shape: number[], name: string): Float32Array => {
+      checkShape(t, shape, name);
+      let a = converted.get(t);
+      if (!a) converted.set(t, (a = toFloat32(t)));
+      return a;
+    };
+    const ffn = (w: FfnWeights, f: number, name: string): Ffn => ({
+      gate: f32(w.gate, [f, d], `${name}.gate`),
+      up: f32(w.up, [f, d], `${name}.up`),
+      down: f32(w.down, [d, f], `${name}.down`),
+      width: f,
+    });
+    const qWidth = numHeads * headDim;
+    const kvWidth = numKvHeads * headDim;
+    this.embed = f32(weights.embed, [V, d], 'embed');
+    this.lmHead = f32(weights.lmHead, [V, d], 'lmHead');
+    this.finalNorm = f32(weights.finalNorm, [d], 'finalNorm');
+    this.layers = weights.layers.map((w: LayerWeights, l): Layer => {
+      const p = `layers.${l}`;
+      const qNormWidth = spec.qkNorm === 'per_head' ? headDim : qWidth;
+      const kNormWidth = spec.qkNorm === 'per_head' ? headDim : kvWidth;
+      const layer: Layer = {
+        attnNorm: f32(w.attnNorm, [d], `${p}.attnNorm`),
+        q: f32(w.q, [qWidth, d], `${p}.q`),
+        k: f32(w.k, [kvWidth, d], `${p}.k`),
+        v: f32(w.v, [kvWidth, d], `${p}.v`),
+        o: f32(w.o, [d, qWidth], `${p}.o`),
+        qBias: w.qBias && f32(w.qBias, [qWidth], `${p}.qBias`),
+        kBias: w.kBias && f32(w.kBias, [kvWidth], `${p}.kBias`),
+        vBias: w.vBias && f32(w.vBias, [kvWidth], `${p}.vBias`),
+        qNorm: spec.qkNorm !== 'none' && w.qNorm ? f32(w.qNorm, [qNormWidth], `${p}.qNorm`) : undefined,
+        kNorm: spec.qkNorm !== 'none' && w.kNorm ? f32(w.kNorm, [kNormWidth], `${p}.kNorm`) : undefined,
+        ffnNorm: f32(w.ffnNorm, [d], `${p}.ffnNorm`),
+      };
+      if (spec.qkNorm !== 'none' && (!layer.qNorm || !layer.kNorm)) throw new Error(`${p} lacks the q/k norm weights its architecture needs`);
+      if (w.moe) {
+        const moe = spec.moe;
+        if (!moe || !moe.moeLayers[l]) throw new Error(`${p} has router weights but the model spec says it is a dense layer`);
+        const E = moe.numExperts;
+        if (w.moe.experts.length !== E) throw new Error(`${p} has ${w.moe.experts.length} experts but the model spec says ${E}`);
+        const fs = moe.sharedExpertIntermediateSize;
+        layer.moe = {
+          router: f32(w.moe.router, [E, d], `${p}.router`),
+          experts: w.moe.experts.map((e, i) => ffn(e, moe.expertIntermediateSize, `${p}.experts.${i}`)),
+          sharedExpert: w.moe.sharedExpert && ffn(w.moe.sharedExpert, fs, `${p}.sharedExpert`),
+          sharedExpertGate: w.moe.sharedExpertGate && f32(w.moe.sharedExpertGate, [1, d], `${p}.sharedExpertGate`),
+        };
+      } else if (w.mlp) {
+        if (spec.moe?.moeLayers[l]) throw new Error(`${p} has a dense MLP but the model spec says it is an MoE layer`);
+        layer.mlp = ffn(w.mlp, spec.intermediateSize, `${p}.mlp`);
+      } else {
+        throw new Error(`${p} has neither an MLP nor MoE weights`);
+      }
+      return layer;
+    });
+    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta);
+    this.moeLayerIndex = this.layers.flatMap((layer, l) => (layer.moe ? [l] : []));
+  }
+
+  newCache(capacity: number): KvCache {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`KV cache capacity must be a positive integer, got ${capacity}`);
+    return new CpuKvCache(this, capacity, this.spec.numLayers, this.spec.numKvHeads * this.spec.headDim);
+  }
+
+  resetStats(): void {
+    this.stats.expertCalls = 0;
+    this.stats.expertMacs = 0;
+    this.stats.tokens = 0;
+  }
+
+  async forward(tokens: number[], cacheArg: KvCache, options: ForwardOptions): Promise<ForwardResult> {
+    return this.forwardSync(tokens, cacheArg, options);
+  }
+
+  /** The forward pass, synchronously (the async wrapper exists to satisfy LoadedModel). */
+  forwardSync(tokens: number[], cacheArg: KvCache, options: ForwardOptions): ForwardResult {
+    const spec = this.spec;
+    const { hiddenSize: d, vocabSize: V, numHeads, numKvHeads, headDim, rmsNormEps: eps } = spec;
+    if (!(cacheArg instanceof CpuKvCache) || cacheArg.owner !== this) throw new Error('forward: the KV cache was not made by this model (use model.newCache)');
+    const cache = cacheArg;
+    const T = tokens.length;
+    const start = cache.length;
+    if (T === 0) throw new RunError('No tokens to run: the input is empty.', 'Give at least one token.');
+    if (start + T > cache.capacity) {
+      throw new RunError(
+        `The sequence would reach ${start + T} tokens, but the KV cache holds only ${cache.capacity}.`,
+        'Use a shorter prompt, fewer new tokens, or a larger cache.',
+      );
+    }
+    for (const id of tokens) {
+      if (!Number.isInteger(id) || id < 0 || id >= V) {
+        throw new RunError(`Token id ${id} is outside this model's vocabulary of ${V} tokens.`, 'Use the tokenizer that came with the model.');
+      }
+    }
+    validateRoutingPlan(options.routing, spec);
+
+    const qWidth = numHeads * headDim;
+    const kvWidth = numKvHeads * headDim;
+    const headsPerKv = numHeads / numKvHeads;
+    const scale = 1 / Math.sqrt(headDim);
+
+    // Token embeddings: x is the residual stream, [T, d].
+    const x = new Float32Array(T * d);
+    tokens.forEach((id, t) => x.set(this.embed.subarray(id * d, (id + 1) * d), t * d));
+
+    const trace: TokenRouting[][] = [];
+    for (let l = 0; l < this.layers.length; l++) {
+      const layer = this.layers[l];
+
+      // --- Attention -------------------------------------------------------------------------
+      const h = rmsNorm(x, d, layer.attnNorm, eps);
+      let q = matmulT(h, T, layer.q, qWidth, d, layer.qBias);
+      let k = matmulT(h, T, layer.k, kvWidth, d, layer.kBias);
+      const v = matmulT(h, T, layer.v, kvWidth, d, layer.vBias);
+      if (spec.qkNorm === 'per_head') {
+        // qwen3_moe: RMSNorm over each head's headDim values.
+        q = rmsNorm(q, headDim, layer.qNorm!, eps);
+        k = rmsNorm(k, headDim, layer.kNorm!, eps);
+      } else if (spec.qkNorm === 'full') {
+        // olmoe: RMSNorm over the whole projection of a token.
+        q = rmsNorm(q, qWidth, layer.qNorm!, eps);
+        k = rmsNorm(k, kvWidth, layer.kNorm!, eps);
+      }
+      applyRope(q, T, numHeads, headDim, start, this.invFreq);
+      applyRope(k, T, numKvHeads, headDim, start, this.invFreq);
+      const keys = cache.keys[l];
+      const values = cache.values[l];
+      keys.set(k, start * kvWidth);
+      values.set(v, start * kvWidth);
+
+      // Causal grouped-query attention: token t (position start+t) sees positions 0..start+t.
+      const attn = new Float32Array(T * qWidth);
+      const scores = new Float64Array(start + T);
+      for (let t = 0; t < T; t++) {
+        const visible = start + t + 1;
+        for (let hq = 0; hq < numHeads; hq++) {
+          const qOff = t * qWidth + hq * headDim;
+          const kvOff = Math.floor(hq / headsPerKv) * headDim;
+          let max = -Infinity;
+          for (let j = 0; j < visible; j++) {
+            const kOff = j * kvWidth + kvOff;
+            let s = 0;
+            for (let i = 0; i < headDim; i++) s += q[qOff + i] * keys[kOff + i];
+            s = Math.fround(s * scale);
+            scores[j] = s;
+            if (s > max) max = s;
+          }
+          let sum = 0;
+          for (let j = 0; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          const out = new Float64Array(headDim);
+          for (let j = 0; j < visible; j++) {
+            const wj = Math.fround(scores[j] / sum);
+            const vOff = j * kvWidth + kvOff;
+            for (let i = 0; i < headDim; i++) out[i] += wj * values[vOff + i];
+          }
+          attn.set(out, qOff);
+        }
+      }
+      addInPlace(x, matmulT(attn, T, layer.o, d, qWidth));
+
+      // --- Feed-forward: dense MLP or mixture of experts ----------------------------------------
+      const h2 = rmsNorm(x, d, layer.ffnNorm, eps);
+      if (layer.mlp) {
+        addInPlace(x, this.ffn(h2, T, layer.mlp));
+      } else {
+        const { y, routing } = this.moeBlock(h2, T, l, layer.moe!, options);
+        addInPlace(x, y);
+        trace.push(routing);
+      }
+    }
+    cache.length = start + T;
+    this.stats.tokens += T;
+
+    // --- Final norm and LM head, only for the rows asked for -------------------------------------
+    const first = options.logits === 'all' ? 0 : T - 1;
+    const rows = T - first;
+    const last = rmsNorm(x.subarray(first * d), d, this.finalNorm, eps);
+    const logitsFlat = matmulT(last, rows, this.lmHead, V, d);
+    const logits = Array.from({ length: rows }, (_, r) => logitsFlat.slice(r * V, (r + 1) * V));
+
+    return {
+      logits,
+      routing: { moeLayers: [...this.moeLayerIndex], positions: tokens.map((_, t) => start + t), layers: trace },
+    };
+  }
+
+  /** SwiGLU: down(silu(gate(x)) · up(x)) for each of `rows` rows of x. */
+  private ffn(x: Float32Array, rows: number, w: Ffn): Float32Array {
+    const d = this.spec.hiddenSize;
+    const gate = matmulT(x, rows, w.gate, w.width, d);
+    const up = matmulT(x, rows, w.up, w.width, d);
+    for (let i = 0; i < gate.length; i++) gate[i] = Math.fround(silu(gate[i])) * up[i];
+    return matmulT(gate, rows, w.down, d, w.width);
+  }
+
+  /**
+   * Router → routeToken → only the chosen experts. Tokens are grouped by expert so each chosen
+   * expert's weights are read once per forward; unchosen experts are never touched.
+   */
+  private moeBlock(h: Float32Array, T: number, layerIndex: number, moe: NonNullable<Layer['moe']>, options: ForwardOptions) {
+    const d = this.spec.hiddenSize;
+    const moeSpec = this.spec.moe!;
+    const E = moeSpec.numExperts;
+    const routerLogits = matmulT(h, T, moe.router, E, d);
+    const layerIv = interventionsForLayer(options.routing, layerIndex);
+    const routing: TokenRouting[] = [];
+    const tokensOf: number[][] = Array.from({ length: E }, () => []);
+    const weightsOf: number[][] = Array.from({ length: E }, () => []);
+    for (let t = 0; t < T; t++) {
+      const r = routeToken(routerLogits.subarray(t * E, (t + 1) * E), layerIndex, moeSpec, options.routing, layerIv);
+      routing.push(r);
+      r.experts.forEach((e, i) => {
+        tokensOf[e].push(t);
+        weightsOf[e].push(r.weights[i]);
+      });
+    }
+
+    const y = new Float32Array(T * d);
+    // Expert index order, like the Hugging Face loop, so f32 sums round the same way.
+    for (let e = 0; e < E; e++) {
+      const rows = tokensOf[e];
+      if (rows.length === 0) continue;
+      const xe = new Float32Array(rows.length * d);
+      rows.forEach((t, i) => xe.set(h.subarray(t * d, (t + 1) * d), i * d));
+      const ye = this.ffn(xe, rows.length, moe.experts[e]);
+      rows.forEach((t, i) => {
+        const w = weightsOf[e][i];
+        for (let j = 0; j < d; j++) y[t * d + j] += Math.fround(ye[i * d + j] * w);
+      });
+      this.stats.expertCalls += rows.length;
+      this.stats.expertMacs += rows.length * 3 * d * moe.experts[e].width;
+    }
+
+    if (moe.sharedExpert) {
+      // qwen2_moe: an always-on expert, scaled per token by sigmoid(shared_expert_gate · x).
+      const shared = this.ffn(h, T, moe.sharedExpert);
+      const gates = moe.sharedExpertGate ? matmulT(h, T, moe.sharedExpertGate, 1, d) : undefined;
+      for (let t = 0; t < T; t++) {
+        const g = gates ? sigmoid(gates[t]) : 1;
+        for (let j = 0; j < d; j++) y[t * d + j] += Math.fround(shared[t * d + j] * g);
+      }
+    }
+    return { y, routing };
+  }
+
+  dispose(): void {
+    // Nothing to free beyond letting the arrays go; the GC does that when the model is dropped.
+  }
+}
+
