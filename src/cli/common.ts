@@ -1,0 +1,104 @@
+// Shared pieces of the `moe` command: errors, loading a checkpoint folder, picking a backend.
+import { existsSync, statSync } from 'node:fs';
+import type { Backend, BackendKind, ModelSpec, RoutingPlan } from '../engine/types.ts';
+import { loadCheckpoint, type Checkpoint } from '../engine/format/index.ts';
+import { createCpuBackend } from '../engine/backends/cpu/index.ts';
+import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
+import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
+import { dirSource } from './fsSource.ts';
+import { nodeGpu } from './nodeGpu.ts';
+
+/** A mistake on the command line: printed as one line, exit status 1. */
+export class CliError extends Error {
+  readonly hint: string;
+  /** Print the usage line after the message. */
+  readonly showUsage: boolean;
+  constructor(message: string, hint: string, showUsage = false) {
+    super(message);
+    this.name = 'CliError';
+    this.hint = hint;
+    this.showUsage = showUsage;
+  }
+}
+
+const WEBGPU_MODULE = '../engine/backends/webgpu/index.ts';
+export const WEBGPU_UNAVAILABLE = 'the WebGPU backend is not available yet; use --backend cpu';
+
+export async function openCheckpoint(dir: string): Promise<Checkpoint> {
+  if (!existsSync(dir)) throw new CliError(`${dir} does not exist.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
+  if (!statSync(dir).isDirectory()) throw new CliError(`${dir} is not a folder.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
+  return loadCheckpoint(dirSource(dir));
+}
+
+export function openTokenizer(ckpt: Checkpoint): TextTokenizer {
+  return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson);
+}
+
+export function parseBackendKind(value: string | undefined): BackendKind {
+  const kind = value ?? 'cpu';
+  if (kind !== 'cpu' && kind !== 'webgpu') throw new CliError(`Unknown backend "${kind}".`, 'Use --backend cpu or --backend webgpu.');
+  return kind;
+}
+
+export async function createBackend(kind: BackendKind): Promise<Backend> {
+  if (kind === 'cpu') return createCpuBackend();
+  let factory: ((gpu?: GPU) => Promise<Backend>) | undefined;
+  // Dawn's globals (GPUBufferUsage...) must exist before the backend module is evaluated.
+  const gpu = await nodeGpu();
+  try {
+    // Imported by a computed name so the CLI builds and runs before the WebGPU backend exists.
+    const mod = (await import(WEBGPU_MODULE)) as { createWebGpuBackend?: (gpu?: GPU) => Promise<Backend> };
+    factory = mod.createWebGpuBackend;
+  } catch (e) {
+    // Only the backend module itself missing means "not built yet"; any other failure is a real error.
+    const err = e as { code?: string; message?: string };
+    if (err.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('backends/webgpu/index.ts')) throw e;
+  }
+  if (!factory) throw new CliError(WEBGPU_UNAVAILABLE, '');
+  return factory(gpu);
+}
+
+export function routingPlan(spec: ModelSpec, mode: string | undefined, interventions: string | undefined): RoutingPlan {
+  const plan = parseRoutingPlan(mode ?? 'native', interventions ?? '');
+  validateRoutingPlan(plan, spec);
+  return plan;
+}
+
+/** "1,2,3" → [1, 2, 3], each checked against the vocabulary. */
+export function parseTokenList(text: string, vocabSize: number): number[] {
+  const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.length === 0) throw new CliError('--tokens is empty.', 'Give comma-separated token ids, e.g. --tokens 1,2,3.');
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new CliError(`Token id "${p}" is not a whole number.`, 'Give comma-separated token ids, e.g. --tokens 1,2,3.');
+    const id = Number(p);
+    if (id >= vocabSize) throw new CliError(`Token id ${id} is outside the vocabulary (0..${vocabSize - 1}).`, 'Use ids smaller than the model\'s vocab_size.');
+    return id;
+  });
+}
+
+/** A finite number flag, or the default when absent. */
+export function numberFlag(name: string, value: string | undefined, fallback: number, check?: (n: number) => boolean, rule?: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || (check && !check(n))) {
+    throw new CliError(`--${name} ${value} is not valid${rule ? `: it must be ${rule}` : ''}.`, `Example: --${name} ${fallback}.`);
+  }
+  return n;
+}
+
+export const isCount = (n: number) => Number.isInteger(n) && n >= 1;
+export const isNonNegativeInteger = (n: number) => Number.isInteger(n) && n >= 0;
+
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}

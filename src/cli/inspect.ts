@@ -1,0 +1,88 @@
+// `moe inspect DIR`: what a checkpoint is, without running it.
+import type { ModelSpec, RoutingMode } from '../engine/types.ts';
+import { countParameters } from '../engine/format/index.ts';
+import { formatRoutingMode } from '../engine/routing/index.ts';
+import { formatBytes, formatCount, openCheckpoint } from './common.ts';
+
+/** The routing modes worth comparing for a model: dense, top-1, top-2 and what it was built for. */
+export function modesOfInterest(spec: ModelSpec): RoutingMode[] {
+  if (!spec.moe) return [{ kind: 'native' }];
+  const modes: RoutingMode[] = [{ kind: 'dense' }, { kind: 'topk', k: 1 }];
+  if (spec.moe.numExperts >= 2) modes.push({ kind: 'topk', k: 2 });
+  modes.push({ kind: 'native' });
+  return modes;
+}
+
+export interface InspectReport {
+  architecture: string;
+  dtype: string;
+  layers: number;
+  moeLayers: number[];
+  hiddenSize: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  experts: number | null;
+  topK: number | null;
+  expertIntermediateSize: number | null;
+  sharedExpertIntermediateSize: number | null;
+  normTopkProb: boolean | null;
+  parameters: { total: number; nonExpert: number; perExpert: number; active: Record<string, number> };
+  bytesOnDisk: number;
+  upcycling?: unknown;
+}
+
+export function inspectReport(spec: ModelSpec, bytesOnDisk: number): InspectReport {
+  const counts = countParameters(spec);
+  const active: Record<string, number> = {};
+  for (const mode of modesOfInterest(spec)) active[formatRoutingMode(mode)] = counts.activeFor(mode);
+  const moe = spec.moe;
+  return {
+    architecture: spec.architecture,
+    dtype: spec.dtype,
+    layers: spec.numLayers,
+    moeLayers: moe ? moe.moeLayers.flatMap((m, i) => (m ? [i] : [])) : [],
+    hiddenSize: spec.hiddenSize,
+    heads: spec.numHeads,
+    kvHeads: spec.numKvHeads,
+    headDim: spec.headDim,
+    vocabSize: spec.vocabSize,
+    experts: moe?.numExperts ?? null,
+    topK: moe?.topK ?? null,
+    expertIntermediateSize: moe?.expertIntermediateSize ?? null,
+    sharedExpertIntermediateSize: moe ? moe.sharedExpertIntermediateSize : null,
+    normTopkProb: moe?.normTopkProb ?? null,
+    parameters: { total: counts.total, nonExpert: counts.nonExpert, perExpert: counts.perExpert, active },
+    bytesOnDisk,
+    ...(spec.config.upcycling !== undefined ? { upcycling: spec.config.upcycling } : {}),
+  };
+}
+
+export async function inspectCommand(dir: string, json: boolean): Promise<void> {
+  const ckpt = await openCheckpoint(dir);
+  const r = inspectReport(ckpt.spec, ckpt.bytesOnDisk);
+  if (json) {
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
+  const lines = [
+    `${dir}`,
+    `  architecture   ${r.architecture} (${r.dtype})`,
+    `  layers         ${r.layers}` + (r.experts !== null ? `, MoE layers: ${r.moeLayers.length === r.layers ? 'all' : r.moeLayers.join(', ') || 'none'}` : ' (dense)'),
+    `  hidden         ${r.hiddenSize}, ${r.heads} heads (${r.kvHeads} kv) × ${r.headDim}, vocab ${r.vocabSize}`,
+  ];
+  if (r.experts !== null) {
+    lines.push(`  experts        ${r.experts} per layer, top-${r.topK} native, ${r.normTopkProb ? 'renormalised' : 'raw'} weights, width ${r.expertIntermediateSize}`);
+    if (r.sharedExpertIntermediateSize) lines.push(`  shared expert  width ${r.sharedExpertIntermediateSize}`);
+  } else {
+    lines.push(`  ffn            width ${ckpt.spec.intermediateSize}`);
+  }
+  lines.push(`  parameters     ${formatCount(r.parameters.total)} total`);
+  for (const [mode, n] of Object.entries(r.parameters.active)) {
+    lines.push(`    active ${mode.padEnd(8)} ${formatCount(n)} (${((100 * n) / r.parameters.total).toFixed(1)}%)`);
+  }
+  lines.push(`  size on disk   ${formatBytes(r.bytesOnDisk)}`);
+  if (r.upcycling !== undefined) lines.push(`  upcycled       ${JSON.stringify(r.upcycling)}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
