@@ -10,6 +10,8 @@ need_apt=()
 [ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need_apt+=(chromium)
 /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need_apt+=(python3-torch python3-numpy)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-pthread)
+# Vulkan loader: Dawn (the `webgpu` package) opens libvulkan.so.1 and reaches SwiftShader through it.
+dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "ensure-deps: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,25 +1,20 @@
-// navigator.gpu for Node: Dawn (the `webgpu` package), on Chromium's SwiftShader Vulkan driver when the
-// machine has no GPU. Debian's chromium keeps its own libvulkan.so.1 in /usr/lib/chromium, where the
-// dynamic loader does not look; loading it once with RTLD_GLOBAL lets Dawn find it by soname.
+// navigator.gpu for Node (the CLI, the bench and the gpu tests): Dawn, from the `webgpu` package.
+// On a machine without a GPU, Dawn reaches Chromium's SwiftShader Vulkan driver through the system
+// Vulkan loader (Debian's libvulkan1, installed by scripts/ensure-deps.sh).
 import { existsSync } from 'node:fs';
-import { constants } from 'node:os';
 
-const CHROMIUM_DIR = '/usr/lib/chromium';
-const RTLD_NODELETE = 0x1000; // glibc; keeps the library mapped after Node's failed addon registration
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-export async function nodeGpu(): Promise<GPU> {
-  if (!process.env.VK_ICD_FILENAMES && existsSync(`${CHROMIUM_DIR}/vk_swiftshader_icd.json`)) {
-    process.env.VK_ICD_FILENAMES = `${CHROMIUM_DIR}/vk_swiftshader_icd.json`;
-  }
-  if (existsSync(`${CHROMIUM_DIR}/libvulkan.so.1`)) {
-    try {
-      const flags = constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE;
-      process.dlopen({ exports: {} } as NodeJS.Module, `${CHROMIUM_DIR}/libvulkan.so.1`, flags);
-    } catch {
-      // Always throws (it is not a Node addon), but the library is loaded by then.
+let gpuPromise: Promise<GPU> | null = null;
+
+export function nodeGpu(): Promise<GPU> {
+  gpuPromise ??= (async () => {
+    if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
     }
-  }
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  return create([]);
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    return create([]) as GPU;
+  })();
+  return gpuPromise;
 }

@@ -1,0 +1,73 @@
+// Causal grouped-query attention against the KV cache, for `tokens` new queries at positions pos0.. .
+// One workgroup (64 threads) per (head, token). Query t sees cache positions 0..pos0+t. Scores go to a
+// scratch row in storage (its length is unbounded, so it cannot live in workgroup memory):
+//   pass 1: s_j = q·k_j · scale (threads stride over j), max-reduce;
+//   pass 2: e_j = exp(s_j − max), sum-reduce;
+//   pass 3: out[d] = Σ_j e_j · v_j[d] / sum (threads stride over d).
+struct Params {
+  tokens: u32, heads: u32, kvHeads: u32, headDim: u32,
+  pos0: u32, scoreStride: u32, scale: f32, _p0: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;        // [tokens, heads, headDim]
+@group(0) @binding(2) var<storage, read> KC: array<f32>;       // [capacity, kvHeads, headDim]
+@group(0) @binding(3) var<storage, read> VC: array<f32>;       // [capacity, kvHeads, headDim]
+@group(0) @binding(4) var<storage, read_write> S: array<f32>;  // [tokens, heads, scoreStride]
+@group(0) @binding(5) var<storage, read_write> O: array<f32>;  // [tokens, heads, headDim]
+
+const WG = 64u;
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let t = wid.y;
+  let hd = P.headDim;
+  let kvh = h / (P.heads / P.kvHeads);
+  let n = P.pos0 + t + 1u;
+  let qb = (t * P.heads + h) * hd;
+  let kvStride = P.kvHeads * hd;
+  let sb = (t * P.heads + h) * P.scoreStride;
+
+  var m = -3.4e38;
+  for (var j = lid; j < n; j += WG) {
+    let kb = j * kvStride + kvh * hd;
+    var dot = 0.0;
+    for (var d = 0u; d < hd; d++) { dot += Q[qb + d] * KC[kb + d]; }
+    let s = dot * P.scale;
+    S[sb + j] = s;
+    m = max(m, s);
+  }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+
+  var sum = 0.0;
+  for (var j = lid; j < n; j += WG) {
+    let e = exp(S[sb + j] - mx);
+    S[sb + j] = e;
+    sum += e;
+  }
+  red[lid] = sum;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  // Pass 3 reads scores written by other threads of this workgroup.
+  storageBarrier();
+
+  for (var d = lid; d < hd; d += WG) {
+    var acc = 0.0;
+    for (var j = 0u; j < n; j++) {
+      acc += S[sb + j] * VC[j * kvStride + kvh * hd + d];
+    }
+    O[qb + d] = acc / total;
+  }
+}

@@ -1,0 +1,298 @@
+// The device, its counted buffers, its compiled pipelines, and a recorder that turns a list of kernel
+// dispatches into one command buffer with one uniform upload and (at most) one readback.
+
+import weightsWgsl from '../../../../shaders/weights.wgsl?raw';
+import embedWgsl from '../../../../shaders/embed.wgsl?raw';
+import matvecWgsl from '../../../../shaders/matvec.wgsl?raw';
+import matmulWgsl from '../../../../shaders/matmul.wgsl?raw';
+import rmsnormWgsl from '../../../../shaders/rmsnorm.wgsl?raw';
+import ropeWgsl from '../../../../shaders/rope.wgsl?raw';
+import attentionWgsl from '../../../../shaders/attention.wgsl?raw';
+import routerWgsl from '../../../../shaders/router.wgsl?raw';
+import fixedRouteWgsl from '../../../../shaders/fixed_route.wgsl?raw';
+import expertGateUpWgsl from '../../../../shaders/expert_gate_up.wgsl?raw';
+import expertDownWgsl from '../../../../shaders/expert_down.wgsl?raw';
+import type { DType } from '../../types.ts';
+import { WebGpuDeviceLostError, WebGpuInternalError } from './errors.ts';
+
+export type KernelName =
+  | 'embed' | 'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'attention'
+  | 'router' | 'fixedRoute' | 'expertGateUp' | 'expertDown';
+
+const KERNELS: Record<KernelName, { source: string; readsWeights: boolean }> = {
+  embed: { source: embedWgsl, readsWeights: true },
+  matvec: { source: matvecWgsl, readsWeights: true },
+  matmul: { source: matmulWgsl, readsWeights: true },
+  rmsnorm: { source: rmsnormWgsl, readsWeights: false },
+  rope: { source: ropeWgsl, readsWeights: false },
+  attention: { source: attentionWgsl, readsWeights: false },
+  router: { source: routerWgsl, readsWeights: false },
+  fixedRoute: { source: fixedRouteWgsl, readsWeights: false },
+  expertGateUp: { source: expertGateUpWgsl, readsWeights: true },
+  expertDown: { source: expertDownWgsl, readsWeights: true },
+};
+
+const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
+
+/**
+ * GPUBufferUsage / GPUMapMode values from the WebGPU spec, as plain numbers so importing this module
+ * needs no WebGPU globals (it is imported before we know whether the platform has WebGPU).
+ */
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const MAP_MODE_READ = 0x1;
+
+/** Workgroups per dispatch dimension we rely on (the WebGPU default minimum is 65535). */
+export const ROW_SPLIT = 32768;
+
+export interface BufferStats {
+  liveBuffers: number;
+  liveBytes: number;
+}
+
+export class GpuContext {
+  private live = new Set<GPUBuffer>();
+  private liveBytes = 0;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private firstError: string | null = null;
+  lostMessage: string | null = null;
+
+  constructor(readonly device: GPUDevice, readonly adapterDescription: string) {
+    device.lost.then((info) => {
+      // 'destroyed' is our own dispose(); anything else is the platform taking the device away.
+      if (info.reason !== 'destroyed') {
+        this.lostMessage = `The GPU device was lost (${info.message || 'no reason given'}).`;
+      } else {
+        this.lostMessage ??= 'The WebGPU backend was disposed.';
+      }
+    });
+    device.onuncapturederror = (event) => {
+      this.firstError ??= event.error.message;
+    };
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Largest single buffer we may create and bind as storage. */
+  get maxBufferBytes(): number {
+    return Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+  }
+
+  assertUsable(): void {
+    if (this.lostMessage) throw new WebGpuDeviceLostError(this.lostMessage);
+  }
+
+  /** Throws (once) the first validation error the device reported since the last check. */
+  takeError(): void {
+    const e = this.firstError;
+    this.firstError = null;
+    if (e) throw new WebGpuInternalError(`The GPU rejected a command: ${e}`);
+  }
+
+  createBuffer(size: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
+    // Sizes are rounded up to 16 bytes: writeBuffer and copies want multiples of 4, bindings like 16.
+    const bytes = Math.max(16, Math.ceil(size / 16) * 16);
+    const buffer = this.device.createBuffer({ size: bytes, usage, label });
+    this.live.add(buffer);
+    this.liveBytes += bytes;
+    return buffer;
+  }
+
+  /** A storage buffer holding `data` (padded to a multiple of 4 bytes). */
+  uploadBuffer(data: ArrayBufferView, label?: string, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {
+    const buffer = this.createBuffer(
+      data.byteLength,
+      USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC | extraUsage,
+      label,
+    );
+    this.write(buffer, 0, data);
+    return buffer;
+  }
+
+  write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const aligned = bytes.byteLength & ~3;
+    if (aligned > 0) this.device.queue.writeBuffer(buffer, offset, bytes, 0, aligned);
+    if (aligned < bytes.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(bytes.subarray(aligned));
+      this.device.queue.writeBuffer(buffer, offset + aligned, tail);
+    }
+  }
+
+  destroyBuffer(buffer: GPUBuffer): void {
+    if (!this.live.delete(buffer)) return;
+    this.liveBytes -= buffer.size;
+    buffer.destroy();
+  }
+
+  stats(): BufferStats {
+    return { liveBuffers: this.live.size, liveBytes: this.liveBytes };
+  }
+
+  pipeline(name: KernelName, dtype: DType = 'F32'): GPUComputePipeline {
+    const kernel = KERNELS[name];
+    const key = kernel.readsWeights ? `${name}:${dtype}` : name;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = kernel.readsWeights ? `${weightsWgsl}\n${kernel.source}` : kernel.source;
+      const module = this.device.createShaderModule({ code, label: name });
+      p = this.device.createComputePipeline({
+        layout: 'auto',
+        label: key,
+        compute: {
+          module,
+          entryPoint: 'main',
+          constants: kernel.readsWeights ? { W_DTYPE: DTYPE_CODE[dtype] } : {},
+        },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  destroy(): void {
+    for (const b of this.live) b.destroy();
+    this.live.clear();
+    this.liveBytes = 0;
+    this.device.destroy();
+  }
+}
+
+/** Spread `groups` workgroups over x (≤ ROW_SPLIT) and a second dimension. */
+export function splitGroups(groups: number): [number, number] {
+  return groups <= ROW_SPLIT ? [Math.max(groups, 1), 1] : [ROW_SPLIT, Math.ceil(groups / ROW_SPLIT)];
+}
+
+interface DispatchOp {
+  kind: 'dispatch';
+  name: KernelName;
+  dtype: DType;
+  params: ArrayBuffer;
+  buffers: GPUBuffer[];
+  groups: [number, number, number];
+}
+interface CopyOp {
+  kind: 'copy';
+  src: GPUBuffer;
+  srcOffset: number;
+  dst: GPUBuffer;
+  dstOffset: number;
+  size: number;
+}
+
+const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256 on every device
+
+/** Kernel parameters: a small struct of u32/f32 fields, written in declaration order. */
+export function params(fields: Array<number | { f32: number }>): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  fields.forEach((v, i) => {
+    if (typeof v === 'number') u[i] = v >>> 0;
+    else f[i] = v.f32;
+  });
+  return buf;
+}
+
+/**
+ * Collects a step's dispatches and copies, then submits them as one command buffer. Parameters of all
+ * dispatches go up in one uniform buffer; outputs come back through one staging buffer and one mapAsync.
+ */
+export class Recorder {
+  private ops: Array<DispatchOp | CopyOp> = [];
+
+  constructor(private ctx: GpuContext) {}
+
+  dispatch(name: KernelName, dtype: DType, p: ArrayBuffer, buffers: GPUBuffer[], groups: [number, number?, number?]): void {
+    const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+    if (g[0] === 0 || g[1] === 0 || g[2] === 0) return;
+    this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: g });
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    if (size > 0) this.ops.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
+  }
+
+  /** Submits everything; returns the bytes of each requested region, read back together. */
+  async run(readbacks: Array<{ buffer: GPUBuffer; offset: number; size: number }> = []): Promise<ArrayBuffer[]> {
+    const ctx = this.ctx;
+    ctx.assertUsable();
+    const device = ctx.device;
+    const dispatches = this.ops.filter((o): o is DispatchOp => o.kind === 'dispatch');
+    const temps: GPUBuffer[] = [];
+    try {
+      let uniforms: GPUBuffer | null = null;
+      if (dispatches.length > 0) {
+        const all = new Uint8Array(dispatches.length * PARAM_STRIDE);
+        dispatches.forEach((d, i) => all.set(new Uint8Array(d.params), i * PARAM_STRIDE));
+        uniforms = ctx.createBuffer(all.byteLength, USAGE.UNIFORM | USAGE.COPY_DST, 'params');
+        temps.push(uniforms);
+        ctx.write(uniforms, 0, all);
+      }
+      device.pushErrorScope('validation');
+      const encoder = device.createCommandEncoder();
+      let pass: GPUComputePassEncoder | null = null;
+      let index = 0;
+      for (const op of this.ops) {
+        if (op.kind === 'copy') {
+          pass?.end();
+          pass = null;
+          encoder.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.size);
+          continue;
+        }
+        pass ??= encoder.beginComputePass();
+        const pipeline = ctx.pipeline(op.name, op.dtype);
+        const entries: GPUBindGroupEntry[] = [
+          { binding: 0, resource: { buffer: uniforms!, offset: index * PARAM_STRIDE, size: op.params.byteLength } },
+          ...op.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ];
+        index++;
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+        pass.dispatchWorkgroups(...op.groups);
+      }
+      pass?.end();
+
+      const total = readbacks.reduce((s, r) => s + r.size, 0);
+      let staging: GPUBuffer | null = null;
+      if (total > 0) {
+        staging = ctx.createBuffer(total, USAGE.MAP_READ | USAGE.COPY_DST, 'readback');
+        temps.push(staging);
+        let at = 0;
+        for (const r of readbacks) {
+          encoder.copyBufferToBuffer(r.buffer, r.offset, staging, at, r.size);
+          at += r.size;
+        }
+      }
+      device.queue.submit([encoder.finish()]);
+      this.ops = [];
+      const validation = await device.popErrorScope();
+      if (validation) throw new WebGpuInternalError(`The GPU rejected a command: ${validation.message}`);
+      const out: ArrayBuffer[] = [];
+      if (staging) {
+        try {
+          await staging.mapAsync(MAP_MODE_READ);
+        } catch (e) {
+          ctx.assertUsable();
+          throw new WebGpuInternalError(`Reading results back from the GPU failed: ${(e as Error).message}`);
+        }
+        const mapped = staging.getMappedRange(0, total).slice(0);
+        staging.unmap();
+        let at = 0;
+        for (const r of readbacks) {
+          out.push(mapped.slice(at, at + r.size));
+          at += r.size;
+        }
+      } else {
+        await device.queue.onSubmittedWorkDone();
+      }
+      ctx.assertUsable();
+      ctx.takeError();
+      return out;
+    } finally {
+      for (const t of temps) ctx.destroyBuffer(t);
+    }
+  }
+}

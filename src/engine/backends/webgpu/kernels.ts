@@ -1,0 +1,179 @@
+// Typed wrappers around the WGSL kernels: one function per kernel that records a dispatch with its
+// parameters and bindings. The model's forward pass and the kernel tests both go through these.
+
+import type { DType } from '../../types.ts';
+import { params, splitGroups, ROW_SPLIT, type Recorder } from './context.ts';
+
+/** A weight matrix on the GPU: `buffer` holds u32 words, elements stored per `dtype` (see weights.wgsl). */
+export interface GpuWeight {
+  buffer: GPUBuffer;
+  dtype: DType;
+}
+
+export interface ProjectionArgs {
+  weight: GpuWeight;
+  rows: number;
+  K: number;
+  tokens: number;
+  x: GPUBuffer;
+  y: GPUBuffer;
+  bias?: GPUBuffer;
+  /** Element offsets (into W, X, Y) and row strides (X, Y); strides default to K and rows. */
+  wOffset?: number;
+  xOffset?: number;
+  xStride?: number;
+  yOffset?: number;
+  yStride?: number;
+  /** Add into Y instead of overwriting it (residual connections). */
+  accumulate?: boolean;
+}
+
+/** Y = W·X (+bias) for `tokens` rows of X. `kernel` picks matvec (decode) or the tiled matmul (prefill). */
+export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kernel?: 'matvec' | 'matmul'): void {
+  const which = kernel ?? (a.tokens === 1 ? 'matvec' : 'matmul');
+  const p = params([
+    a.rows, a.K, a.tokens, a.wOffset ?? 0,
+    a.xOffset ?? 0, a.xStride ?? a.K, a.yOffset ?? 0, a.yStride ?? a.rows,
+    a.bias ? 1 : 0, a.accumulate ? 1 : 0, 0, 0,
+  ]);
+  const buffers = [a.weight.buffer, a.x, a.bias ?? dummy, a.y];
+  if (which === 'matvec') {
+    const [gx, gy] = splitGroups(a.rows);
+    rec.dispatch('matvec', a.weight.dtype, p, buffers, [gx, gy, a.tokens]);
+  } else {
+    rec.dispatch('matmul', a.weight.dtype, p, buffers, [Math.ceil(a.rows / 16), Math.ceil(a.tokens / 16)]);
+  }
+}
+
+export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer): void {
+  const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
+  rec.dispatch('embed', table.dtype, params([tokens, dim, idOffset, 0]), [table.buffer, ids, out], [gx, gy]);
+}
+
+export interface RmsNormArgs {
+  x: GPUBuffer;
+  weight: GPUBuffer; // f32 [len]
+  out: GPUBuffer;
+  rows: number;
+  len: number;
+  eps: number;
+  inOffset?: number;
+  outOffset?: number;
+}
+
+export function rmsNorm(rec: Recorder, a: RmsNormArgs): void {
+  const p = params([a.rows, a.len, a.inOffset ?? 0, a.outOffset ?? 0, { f32: a.eps }, 0, 0, 0]);
+  rec.dispatch('rmsnorm', 'F32', p, [a.x, a.weight, a.out], [a.rows]);
+}
+
+/**
+ * cos and sin of the rotary angles for positions pos0 .. pos0+tokens-1, [tokens, headDim/2] each.
+ * The angle is rounded to f32 as the reference computes it (inv_freq · position in f32).
+ */
+export function ropeTables(invFreq: Float32Array, pos0: number, tokens: number): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreq.length;
+  const cos = new Float32Array(tokens * half);
+  const sin = new Float32Array(tokens * half);
+  for (let t = 0; t < tokens; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround((pos0 + t) * invFreq[i]);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Rotates x [tokens, heads, headDim] in place; cos/sin rows start at `tableRow` (see ropeTables). */
+export function rope(rec: Recorder, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, tokens: number, heads: number, headDim: number, tableRow = 0): void {
+  const [gx, gy] = splitGroups(Math.ceil((tokens * heads * (headDim / 2)) / 64));
+  rec.dispatch('rope', 'F32', params([tokens, heads, headDim, tableRow]), [cos, sin, x], [gx, gy]);
+}
+
+export interface AttentionArgs {
+  q: GPUBuffer; // [tokens, heads, headDim]
+  kCache: GPUBuffer; // [capacity, kvHeads, headDim]
+  vCache: GPUBuffer;
+  scores: GPUBuffer; // [tokens, heads, scoreStride] scratch
+  out: GPUBuffer; // [tokens, heads, headDim]
+  tokens: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  pos0: number;
+  scoreStride: number; // ≥ pos0 + tokens
+}
+
+export function attention(rec: Recorder, a: AttentionArgs): void {
+  const p = params([a.tokens, a.heads, a.kvHeads, a.headDim, a.pos0, a.scoreStride, { f32: 1 / Math.sqrt(a.headDim) }, 0]);
+  rec.dispatch('attention', 'F32', p, [a.q, a.kCache, a.vCache, a.scores, a.out], [a.heads, a.tokens]);
+}
+
+/** Routing record layout written by router.wgsl: [count, ids[E], weights[E], probs[E]]. */
+export function routeRecordWords(experts: number): number {
+  return 1 + 3 * experts;
+}
+
+export const ROUTE_MODE = { topk: 0, threshold: 1, dense: 2 } as const;
+
+export interface RouterArgs {
+  logits: GPUBuffer; // [tokens, E]
+  logitsOffset?: number;
+  flags: GPUBuffer; // [layers, E] u32: bit 0 ablate, bit 1 force
+  route: GPUBuffer;
+  recBase: number; // word offset of token 0's record
+  tokens: number;
+  experts: number;
+  layer: number;
+  mode: keyof typeof ROUTE_MODE;
+  k: number;
+  threshold: number;
+  renorm: boolean;
+}
+
+export function route(rec: Recorder, a: RouterArgs): void {
+  const p = params([
+    a.tokens, a.experts, ROUTE_MODE[a.mode], a.k,
+    { f32: a.threshold }, a.renorm ? 1 : 0, a.layer, a.logitsOffset ?? 0,
+    a.recBase, 0, 0, 0,
+  ]);
+  rec.dispatch('router', 'F32', p, [a.logits, a.flags, a.route], [Math.ceil(a.tokens / 64)]);
+}
+
+/** Records [1, 0, w, w] per token for un-routed FFNs: w = 1, or sigmoid(gate logit) when `gateLogits` is given. */
+export function fixedRoute(rec: Recorder, route: GPUBuffer, tokens: number, gateLogits: GPUBuffer | null, dummy: GPUBuffer, gateOffset = 0): void {
+  const p = params([tokens, gateLogits ? 1 : 0, gateOffset, 0]);
+  rec.dispatch('fixedRoute', 'F32', p, [gateLogits ?? dummy, route], [Math.ceil(tokens / 64)]);
+}
+
+export interface ExpertArgs {
+  gate: GpuWeight; // [E, f, d]
+  up: GpuWeight; // [E, f, d]
+  down: GpuWeight; // [E, d, f]
+  f: number;
+  d: number;
+  tokens: number;
+  /** Slots dispatched per token: an upper bound on any token's chosen count. */
+  slots: number;
+  route: GPUBuffer;
+  recBase: number;
+  recExperts: number;
+  x: GPUBuffer; // [tokens, d]
+  act: GPUBuffer; // [tokens, slots, f] scratch
+  h: GPUBuffer; // [tokens, d] residual, accumulated into
+  xOffset?: number;
+  hOffset?: number;
+}
+
+/** H += Σ_chosen w_e · down_e(silu(gate_e·x) · up_e·x), reading only the chosen experts' weights. */
+export function experts(rec: Recorder, a: ExpertArgs): void {
+  if (a.gate.dtype !== a.up.dtype) throw new Error('gate and up weights of one block must share a dtype');
+  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0]);
+  const [fx, fz] = splitGroups(a.f);
+  rec.dispatch('expertGateUp', a.gate.dtype, gu, [a.gate.buffer, a.up.buffer, a.x, a.route, a.act], [fx, a.slots * a.tokens, fz]);
+  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0]);
+  const [dx, dz] = splitGroups(a.d);
+  rec.dispatch('expertDown', a.down.dtype, dn, [a.down.buffer, a.act, a.route, a.h], [dx, a.tokens, dz]);
+}
+
+export { ROW_SPLIT };
