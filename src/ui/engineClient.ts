@@ -28,6 +28,12 @@ export class EngineClient {
     this.worker.postMessage(request);
   }
 
+  /** Stops the worker (the page is going away or remounting). */
+  terminate(): void {
+    this.listeners.clear();
+    this.worker.terminate();
+  }
+
   newRequestId(): number {
     return this.nextRequestId++;
   }

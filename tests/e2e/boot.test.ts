@@ -29,7 +29,8 @@ for (const webgpu of [true, false]) {
       page.on('pageerror', (e) => pageErrors.push(e.message));
       await page.goto(`${server.url}/?model=/fixtures/mixtral_f32/`);
       await expect.poll(() => page.textContent('h1')).toBe('MoE Playground');
-      await page.waitForSelector('[data-testid="example"], [data-testid="error"]', { timeout: 240_000 });
+      // The saved example shows at once; wait for the engine's own output (or an error).
+      await page.waitForSelector('[data-testid="next-top5"][data-source="engine"], [data-testid="error"]', { timeout: 240_000 });
       const error = await page.$('[data-testid="error"]');
       expect(error ? await error.textContent() : null).toBeNull();
       const backendText = (await page.textContent('[data-testid="backend"]')) ?? '';
@@ -39,7 +40,7 @@ for (const webgpu of [true, false]) {
         expect(backendText).toMatch(/CPU fallback: .*WebGPU/);
       }
       expect(await page.textContent('[data-testid="model"]')).toMatch(/mixtral, 2 layers, 8 experts \(top-2\)/);
-      const items = await page.$$eval('[data-testid="example"] li', (lis) => lis.map((li) => li.textContent ?? ''));
+      const items = await page.$$eval('[data-testid="next-top5"][data-source="engine"] li', (lis) => lis.map((li) => li.textContent ?? ''));
       expect(items).toHaveLength(5);
       expect(pageErrors).toEqual([]);
       await page.close();

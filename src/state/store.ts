@@ -1,0 +1,255 @@
+// The playground's state: plain data only (settings, traces, progress, errors). GPU objects stay
+// in the worker. Worker messages enter through `receive`, one reducer, so tests can drive the
+// store with the same messages the engine sends.
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
+import type { BackendStatus, ModelStatus, TokenChoice, WorkerResponse } from '../worker/protocol.ts';
+import { clamp, DEFAULT_SHARE_STATE, LIMITS, MODE_KINDS, VIEWS, type ShareState } from './url.ts';
+
+export interface BuiltInModel {
+  id: string;
+  name: string;
+  /** Folder of the checkpoint, relative to the site root (e.g. "models/tiny-mixtral/"). */
+  path: string;
+  description?: string;
+  /** How it was trained (upcycled from …, DS-MoE …). */
+  training?: string;
+  parametersTotal?: number;
+  parametersActive?: number;
+}
+
+/** One text with its routing and scores: the saved example, or the engine's latest output. */
+export interface RunState {
+  source: 'example' | 'engine';
+  /** Which model produced it (shown on the example, which is not the loaded model). */
+  modelLabel: string;
+  tokenIds: number[];
+  tokenTexts: string[];
+  promptLength: number;
+  trace: RoutingTrace;
+  /** logProbs[i] = log p(token i | tokens before it); null for the first token. */
+  logProbs: (number | null)[];
+  /** The same under the routing scored before, when the tokens were the same (for the change column). */
+  previousLogProbs: (number | null)[] | null;
+  previousRouting: string | null;
+  /** KL(previous ‖ current) of the next-token distribution after each position. */
+  kl: (number | null)[] | null;
+  /** Next-token top-5 after each position (null where not known yet). */
+  top: (TokenChoice[] | null)[];
+  /** The routing mode the trace and scores belong to. */
+  routing: string;
+  /** The routing mode the text was generated under (what a share link replays). */
+  generatedWith: string;
+  generateTokensPerSecond: number | null;
+  scoreTokensPerSecond: number | null;
+}
+
+export type Activity = 'idle' | 'loading' | 'generating' | 'scoring';
+
+export interface PlaygroundState {
+  backend: BackendStatus | null;
+  /** null until public/models/index.json was read; [] when no built-in model is installed. */
+  builtInModels: BuiltInModel[] | null;
+  model: ModelStatus | null;
+  loading: { stage: string; fraction: number } | null;
+  activity: Activity;
+  /** The request whose messages are applied; replies to older requests are dropped. */
+  activeRequest: number | null;
+  activeRouting: string;
+  share: ShareState;
+  run: RunState | null;
+  notices: string[];
+  error: { message: string; hint?: string } | null;
+
+  setShare(patch: Partial<ShareState>): void;
+  selectToken(index: number): void;
+  selectLayer(m: number): void;
+  addNotices(notices: string[]): void;
+  dismissNotice(index: number): void;
+  setBuiltInModels(models: BuiltInModel[]): void;
+  showExample(run: RunState): void;
+  /** Mark a request as the one whose replies count; `activity` says what it does, `routing` under which mode. */
+  begin(requestId: number, activity: Activity, routing?: string): void;
+  receive(message: WorkerResponse): void;
+  setError(error: { message: string; hint?: string } | null): void;
+}
+
+function emptyTrace(moeLayers: number[]): RoutingTrace {
+  return { moeLayers: [...moeLayers], positions: [], layers: moeLayers.map(() => [] as TokenRouting[]) };
+}
+
+/** Settings from any source (UI, link, test) pass through the same whitelist and limits. */
+export function sanitizeShare(current: ShareState, patch: Partial<ShareState>): ShareState {
+  const next = { ...current, ...patch };
+  const num = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
+  next.k = Math.round(clamp(num(next.k, current.k), LIMITS.k));
+  next.t = clamp(num(next.t, current.t), LIMITS.t);
+  next.temperature = clamp(num(next.temperature, current.temperature), LIMITS.temperature);
+  next.topP = clamp(num(next.topP, current.topP), LIMITS.topP);
+  next.seed = Math.round(clamp(num(next.seed, current.seed), LIMITS.seed));
+  next.maxTokens = Math.round(clamp(num(next.maxTokens, current.maxTokens), LIMITS.maxTokens));
+  next.layer = Math.round(clamp(num(next.layer, current.layer), LIMITS.layer));
+  next.token = Math.round(clamp(num(next.token, current.token), LIMITS.token));
+  if (!(MODE_KINDS as readonly string[]).includes(next.mode)) next.mode = current.mode;
+  if (!(VIEWS as readonly string[]).includes(next.view)) next.view = current.view;
+  if (typeof next.prompt !== 'string') next.prompt = current.prompt;
+  next.prompt = next.prompt.slice(0, LIMITS.promptChars);
+  return next;
+}
+
+export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_STATE): StoreApi<PlaygroundState> {
+  return createStore<PlaygroundState>()((set, get) => ({
+    backend: null,
+    builtInModels: null,
+    model: null,
+    loading: null,
+    activity: 'idle',
+    activeRequest: null,
+    activeRouting: 'native',
+    share: { ...initialShare },
+    run: null,
+    notices: [],
+    error: null,
+
+    setShare(patch) {
+      set({ share: sanitizeShare(get().share, patch) });
+    },
+    selectToken(index) {
+      const count = get().run?.tokenIds.length ?? 0;
+      get().setShare({ token: Math.max(0, Math.min(index, count - 1)) });
+    },
+    selectLayer(m) {
+      const layers = get().run?.trace.moeLayers.length ?? 1;
+      get().setShare({ layer: Math.max(0, Math.min(m, layers - 1)) });
+    },
+    addNotices(notices) {
+      if (notices.length > 0) set({ notices: [...get().notices, ...notices] });
+    },
+    dismissNotice(index) {
+      set({ notices: get().notices.filter((_, i) => i !== index) });
+    },
+    setBuiltInModels(models) {
+      set({ builtInModels: models });
+    },
+    showExample(run) {
+      // The example is only a placeholder: never replace the engine's own output with it.
+      if (get().run?.source === 'engine') return;
+      set({ run });
+    },
+    begin(requestId, activity, routing) {
+      set({ activeRequest: requestId, activity, activeRouting: routing ?? get().activeRouting, error: null });
+    },
+    setError(error) {
+      set({ error });
+    },
+
+    receive(message) {
+      const state = get();
+      // Replies to a request that a newer one replaced are stale.
+      if ('requestId' in message && message.requestId !== undefined && message.type !== 'error' && message.requestId !== state.activeRequest) return;
+      switch (message.type) {
+        case 'backend':
+          set({ backend: message.status });
+          return;
+        case 'progress':
+          set({ loading: { stage: message.stage, fraction: message.fraction } });
+          return;
+        case 'loaded':
+          set({ model: message.model, loading: null, activity: 'idle' });
+          return;
+        case 'prompt': {
+          const logProbs: (number | null)[] = [null, ...message.logProbs];
+          set({
+            run: {
+              source: 'engine',
+              modelLabel: state.model?.id ?? '',
+              tokenIds: [...message.tokenIds],
+              tokenTexts: [...message.tokenTexts],
+              promptLength: message.tokenIds.length,
+              trace: message.trace,
+              logProbs,
+              previousLogProbs: null,
+              previousRouting: null,
+              kl: null,
+              top: [...message.top],
+              routing: state.activeRouting,
+              generatedWith: state.activeRouting,
+              generateTokensPerSecond: null,
+              scoreTokensPerSecond: null,
+            },
+          });
+          return;
+        }
+        case 'token': {
+          const run = state.run;
+          if (!run || run.source !== 'engine') return;
+          const trace: RoutingTrace = {
+            moeLayers: run.trace.moeLayers,
+            positions: [...run.trace.positions, message.position],
+            layers: run.trace.layers.map((rows, m) => [...rows, message.routing[m]]),
+          };
+          const top = [...run.top];
+          top[top.length - 1] = message.drawnFrom;
+          top.push(null);
+          set({
+            run: {
+              ...run,
+              tokenIds: [...run.tokenIds, message.id],
+              tokenTexts: [...run.tokenTexts, message.text],
+              trace,
+              logProbs: [...run.logProbs, message.logProb],
+              top,
+            },
+          });
+          return;
+        }
+        case 'generated': {
+          const run = state.run;
+          if (!run) return;
+          const top = [...run.top];
+          top[top.length - 1] = message.nextTop;
+          set({ activity: 'idle', run: { ...run, top, generateTokensPerSecond: message.tokensPerSecond } });
+          return;
+        }
+        case 'scored': {
+          const run = state.run;
+          const sameTokens = run !== null && run.tokenIds.length === message.tokenIds.length && run.tokenIds.every((id, i) => id === message.tokenIds[i]);
+          const logProbs: (number | null)[] = [null, ...message.logProbs];
+          const changedRouting = sameTokens && run.routing !== message.routing;
+          set({
+            activity: 'idle',
+            run: {
+              source: 'engine',
+              modelLabel: state.model?.id ?? run?.modelLabel ?? '',
+              tokenIds: [...message.tokenIds],
+              tokenTexts: [...message.tokenTexts],
+              promptLength: run && sameTokens ? run.promptLength : message.tokenIds.length,
+              trace: message.trace,
+              logProbs,
+              previousLogProbs: changedRouting ? run.logProbs : sameTokens ? run.previousLogProbs : null,
+              previousRouting: changedRouting ? run.routing : sameTokens ? run.previousRouting : null,
+              kl: message.klVsPrevious ?? (sameTokens && !changedRouting ? run.kl : null),
+              top: message.top,
+              routing: message.routing,
+              generatedWith: run && sameTokens ? run.generatedWith : message.routing,
+              generateTokensPerSecond: run && sameTokens ? run.generateTokensPerSecond : null,
+              scoreTokensPerSecond: message.tokensPerSecond,
+            },
+          });
+          return;
+        }
+        case 'cancelled':
+          set({ activity: 'idle' });
+          return;
+        case 'error':
+          // An error of an old request still matters to the person (a failed load), but must not stop a newer run.
+          set({
+            error: { message: message.message, hint: message.hint },
+            loading: null,
+            activity: message.requestId === undefined || message.requestId === state.activeRequest ? 'idle' : state.activity,
+          });
+          return;
+      }
+    },
+  }));
+}

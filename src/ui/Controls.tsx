@@ -1,0 +1,85 @@
+// Prompt, sampling settings and the routing mode. The prompt is kept in the store, so nothing typed
+// is lost when a generation is cancelled or a setting changes.
+import { usePlayground } from '../state/useStore.ts';
+import { LIMITS } from '../state/url.ts';
+
+interface Props {
+  onGenerate(): void;
+  onStop(): void;
+  onShare(): void;
+  shareMessage: string | null;
+}
+
+export function Controls({ onGenerate, onStop, onShare, shareMessage }: Props) {
+  const share = usePlayground((s) => s.share);
+  const setShare = usePlayground((s) => s.setShare);
+  const activity = usePlayground((s) => s.activity);
+  const model = usePlayground((s) => s.model);
+  const E = Math.max(model?.numExperts ?? 8, 1);
+  const busy = activity === 'generating' || activity === 'scoring';
+  return (
+    <section className="panel controls" aria-label="Prompt and settings">
+      <label className="field-prompt">
+        <span>Prompt</span>
+        <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} onChange={(e) => setShare({ prompt: e.target.value })} />
+      </label>
+      <div className="buttons">
+        <button type="button" className="primary" data-testid="generate" disabled={!model} onClick={onGenerate}>
+          Generate
+        </button>
+        <button type="button" data-testid="stop" disabled={!busy} onClick={onStop}>
+          Stop
+        </button>
+        <button type="button" data-testid="share" onClick={onShare}>
+          Copy share link
+        </button>
+        {shareMessage && <span className="share-message" data-testid="share-message">{shareMessage}</span>}
+      </div>
+      <fieldset className="sampling">
+        <legend>Sampling</legend>
+        <label>
+          <span>temperature <output>{share.temperature.toFixed(2)}</output></span>
+          <input data-testid="temperature" type="range" min={LIMITS.temperature[0]} max={LIMITS.temperature[1]} step={0.05} value={share.temperature} onChange={(e) => setShare({ temperature: Number(e.target.value) })} />
+        </label>
+        <label>
+          <span>top-p <output>{share.topP.toFixed(2)}</output></span>
+          <input data-testid="top-p" type="range" min={LIMITS.topP[0]} max={LIMITS.topP[1]} step={0.01} value={share.topP} onChange={(e) => setShare({ topP: Number(e.target.value) })} />
+        </label>
+        <label>
+          seed
+          <input data-testid="seed" type="number" min={LIMITS.seed[0]} max={LIMITS.seed[1]} value={share.seed} onChange={(e) => setShare({ seed: Number(e.target.value) })} />
+        </label>
+        <label>
+          max tokens
+          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} />
+        </label>
+      </fieldset>
+      <fieldset className="routing">
+        <legend>Routing (applies to the text on screen at once)</legend>
+        <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
+          {(
+            [
+              ['native', `native (top-${model?.topK ?? '?'})`],
+              ['dense', `dense (all ${E})`],
+              ['topk', 'top-k'],
+              ['threshold', 'threshold'],
+            ] as const
+          ).map(([mode, label]) => (
+            <label key={mode} className={share.mode === mode ? 'mode-on' : undefined}>
+              <input type="radio" name="mode" data-testid={`mode-${mode}`} checked={share.mode === mode} onChange={() => setShare({ mode })} />
+              {label}
+            </label>
+          ))}
+        </div>
+        <label className={share.mode === 'topk' ? undefined : 'dim'}>
+          <span>k = <output data-testid="k-value">{Math.min(share.k, E)}</output> of {E} experts</span>
+          <input data-testid="k" type="range" min={1} max={E} step={1} value={Math.min(share.k, E)} onChange={(e) => setShare({ mode: 'topk', k: Number(e.target.value) })} />
+        </label>
+        <label className={share.mode === 'threshold' ? undefined : 'dim'}>
+          <span>threshold: experts with E·p &gt; <output data-testid="t-value">{share.t.toFixed(2)}</output></span>
+          <input data-testid="t" type="range" min={0} max={Math.min(E, 4)} step={0.05} value={Math.min(share.t, E)} onChange={(e) => setShare({ mode: 'threshold', t: Number(e.target.value) })} />
+        </label>
+      </fieldset>
+    </section>
+  );
+}

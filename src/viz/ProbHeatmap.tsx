@@ -1,0 +1,64 @@
+// For the selected token: a layer × expert heatmap of router probabilities (greys: probability is
+// not an expert identity), chosen experts outlined and marked with their gate weight.
+import { scaleBand } from 'd3';
+import type { RunState } from '../state/store.ts';
+import { expertColor, inkOn, probabilityColor } from './palette.ts';
+
+interface Props {
+  run: RunState;
+  token: number;
+  layer: number;
+  numExperts: number;
+  onSelectLayer(m: number): void;
+}
+
+const CELL = 40;
+const LABEL_W = 36;
+const HEAD_H = 26;
+
+export function ProbHeatmap({ run, token, layer, numExperts, onSelectLayer }: Props) {
+  const layers = run.trace.moeLayers;
+  const experts = Array.from({ length: numExperts }, (_, e) => e);
+  const x = scaleBand<number>().domain(experts).range([LABEL_W, LABEL_W + numExperts * CELL]).paddingInner(0.06);
+  const y = scaleBand<number>().domain(layers.map((_, m) => m)).range([HEAD_H, HEAD_H + layers.length * CELL]).paddingInner(0.06);
+  return (
+    <div className="scroll-x">
+      <svg width={LABEL_W + numExperts * CELL + 4} height={HEAD_H + layers.length * CELL + 4} data-testid="prob-heatmap" role="img" aria-label={`Router probabilities of token ${token} in every layer`}>
+        {experts.map((e) => (
+          <g key={e} transform={`translate(${x(e)}, 4)`}>
+            <rect width={x.bandwidth()} height={16} rx={3} fill={expertColor(e)} />
+            <text x={x.bandwidth() / 2} y={12} textAnchor="middle" fill={inkOn(expertColor(e))} className="cell-small">
+              E{e}
+            </text>
+          </g>
+        ))}
+        {layers.map((absolute, m) => {
+          const routing = run.trace.layers[m][token];
+          if (!routing) return null;
+          return (
+            <g key={m} onClick={() => onSelectLayer(m)}>
+              <text x={LABEL_W - 6} y={y(m)! + y.bandwidth() / 2} textAnchor="end" dominantBaseline="middle" className={`axis-label${m === layer ? ' axis-selected' : ''}`}>
+                L{absolute}
+              </text>
+              {experts.map((e) => {
+                const p = routing.probs[e];
+                const rank = routing.experts.indexOf(e);
+                const fill = probabilityColor(p);
+                return (
+                  <g key={e} transform={`translate(${x(e)}, ${y(m)})`} data-testid="prob-cell" data-layer={m} data-expert={e} data-prob={p} data-chosen={rank >= 0}>
+                    <title>{`layer ${absolute}, expert ${e}: p = ${p.toFixed(4)}${rank >= 0 ? `, chosen, gate weight ${routing.weights[rank].toFixed(4)}` : ''}`}</title>
+                    <rect width={x.bandwidth()} height={y.bandwidth()} fill={fill} stroke={rank >= 0 ? expertColor(e) : '#ccc'} strokeWidth={rank >= 0 ? 4 : 1} />
+                    <text x={x.bandwidth() / 2} y={y.bandwidth() / 2 + 4} textAnchor="middle" fill={inkOn(fill)} className="cell-small">
+                      {rank >= 0 ? '●' : ''}
+                      {p.toFixed(2).replace(/^0/, '')}
+                    </text>
+                  </g>
+                );
+              })}
+            </g>
+          );
+        })}
+      </svg>
+    </div>
+  );
+}

@@ -1,0 +1,265 @@
+// The engine session behind the page: owns the backend, the loaded model and the tokenizer, and
+// answers protocol requests. It runs inside the Web Worker (engine.worker.ts) and, unchanged, in
+// Node tests. GPU objects live here and never cross into React state.
+import { chooseBackend } from '../engine/backends/select.ts';
+import { loadCheckpoint, urlSource, countParameters } from '../engine/format/index.ts';
+import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
+import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
+import { createRng, klDivergence, logSoftmax, sampleToken, scoreTokens } from '../engine/run/index.ts';
+import { routingAt } from '../engine/trace/index.ts';
+import type { Backend, CheckpointSource, LoadedModel } from '../engine/types.ts';
+import type { TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
+
+type Post = (message: WorkerResponse) => void;
+
+function describe(error: unknown): { message: string; hint?: string } {
+  if (error instanceof Error) {
+    const hint = (error as Error & { hint?: unknown }).hint;
+    return { message: error.message, hint: typeof hint === 'string' ? hint : undefined };
+  }
+  return { message: String(error) };
+}
+
+function userError(message: string, hint: string): Error {
+  return Object.assign(new Error(message), { hint });
+}
+
+export function topChoices(logits: Float32Array, tok: TextTokenizer, n = 5): TokenChoice[] {
+  const logProbs = logSoftmax(logits);
+  const ids = Array.from(logProbs.keys())
+    .sort((a, b) => logProbs[b] - logProbs[a] || a - b)
+    .slice(0, n);
+  return ids.map((id) => ({ id, text: tok.decodeToken(id), probability: Math.exp(logProbs[id]) }));
+}
+
+/** Let queued messages (a cancel, a newer request) in between decode steps. */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export class EngineSession {
+  private backend: Backend | null = null;
+  private model: LoadedModel | null = null;
+  private tokenizer: TextTokenizer | null = null;
+  /** The last scoring, kept so a re-score under another routing mode can report KL against it. */
+  private lastScore: { tokenKey: string; routing: string; logits: Float32Array[] } | null = null;
+  /** The generation or scoring that runs now; a newer one aborts it and waits for it to finish. */
+  private current: { abort: AbortController; done: Promise<void> } | null = null;
+
+  /** `sourceFor` turns a load request's baseUrl into files (fetch in the browser; a folder in tests). */
+  constructor(
+    private readonly post: Post,
+    private readonly sourceFor: (baseUrl: string) => CheckpointSource = (baseUrl) => urlSource(baseUrl),
+  ) {}
+
+  /** Handles one request; errors become `error` messages. Resolves when the request is accepted (generation runs on). */
+  async handle(request: WorkerRequest): Promise<void> {
+    try {
+      await this.dispatch(request);
+    } catch (error) {
+      this.post({ type: 'error', requestId: 'requestId' in request ? request.requestId : undefined, ...describe(error) });
+    }
+  }
+
+  /** Resolves when the running generation or scoring has finished. */
+  async idle(): Promise<void> {
+    while (this.current) await this.current.done;
+  }
+
+  private async dispatch(request: WorkerRequest): Promise<void> {
+    switch (request.type) {
+      case 'init': {
+        const choice = await chooseBackend(request.preferBackend);
+        this.backend = choice.backend;
+        this.post({
+          type: 'backend',
+          status: { kind: this.backend.kind, description: this.backend.description, fallbackReason: choice.fallbackReason },
+        });
+        return;
+      }
+      case 'load':
+        return this.load(request);
+      case 'generate':
+        this.runExclusive(request.requestId, (signal) => this.generate(request, signal));
+        return;
+      case 'score':
+        this.runExclusive(request.requestId, (signal) => this.score(request, signal));
+        return;
+      case 'cancel':
+        this.current?.abort.abort();
+        return;
+    }
+  }
+
+  private requireModel(): { model: LoadedModel; tokenizer: TextTokenizer } {
+    if (!this.model || !this.tokenizer) throw userError('No model is loaded yet.', 'Wait for the model to finish loading, or pick one.');
+    return { model: this.model, tokenizer: this.tokenizer };
+  }
+
+  private async load(request: Extract<WorkerRequest, { type: 'load' }>): Promise<void> {
+    const backend = this.backend;
+    if (!backend) throw new Error('The engine is not started yet.');
+    this.current?.abort.abort();
+    await this.idle();
+    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading weights', fraction: 0.1 });
+    const checkpoint = await loadCheckpoint(this.sourceFor(request.baseUrl));
+    this.post({ type: 'progress', requestId: request.requestId, stage: `uploading weights to the ${backend.kind === 'webgpu' ? 'GPU' : 'CPU engine'}`, fraction: 0.6 });
+    const loaded = await backend.load(checkpoint.spec, checkpoint.weights);
+    const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
+    // Only replace the old model once the new one is ready: a failed load keeps what was there.
+    this.model?.dispose();
+    this.model = loaded;
+    this.tokenizer = loadedTokenizer;
+    this.lastScore = null;
+    const spec = checkpoint.spec;
+    const parameters = countParameters(spec);
+    this.post({
+      type: 'loaded',
+      requestId: request.requestId,
+      model: {
+        id: request.modelId,
+        architecture: spec.architecture,
+        numLayers: spec.numLayers,
+        numExperts: spec.moe?.numExperts ?? 0,
+        topK: spec.moe?.topK ?? 0,
+        moeLayers: spec.moe ? spec.moe.moeLayers.flatMap((isMoe, i) => (isMoe ? [i] : [])) : [],
+        parametersTotal: parameters.total,
+        parametersActiveNative: parameters.activeFor({ kind: 'native' }),
+        parametersNonExpert: parameters.nonExpert,
+        parametersPerExpert: parameters.perExpert,
+        dtype: spec.dtype,
+        maxPositions: spec.maxPositions,
+        vocabSize: spec.vocabSize,
+      },
+    });
+  }
+
+  /** Runs `work` after aborting and awaiting whatever ran before, so the model only ever serves one request. */
+  private runExclusive(requestId: number, work: (signal: AbortSignal) => Promise<void>): void {
+    const previous = this.current;
+    previous?.abort.abort();
+    const abort = new AbortController();
+    const entry: { abort: AbortController; done: Promise<void> } = { abort, done: Promise.resolve() };
+    entry.done = (async () => {
+      await previous?.done;
+      try {
+        if (!abort.signal.aborted) await work(abort.signal);
+        if (abort.signal.aborted) this.post({ type: 'cancelled', requestId });
+      } catch (error) {
+        this.post({ type: 'error', requestId, ...describe(error) });
+      } finally {
+        if (this.current === entry) this.current = null;
+      }
+    })();
+    this.current = entry;
+  }
+
+  private async generate(request: Extract<WorkerRequest, { type: 'generate' }>, signal: AbortSignal): Promise<void> {
+    const { model, tokenizer: tok } = this.requireModel();
+    const plan = parseRoutingPlan(request.routing);
+    validateRoutingPlan(plan, model.spec);
+    const promptIds = tok.encode(request.prompt);
+    if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
+    const maxPositions = model.spec.maxPositions;
+    if (promptIds.length >= maxPositions) {
+      throw userError(`The prompt has ${promptIds.length} tokens, but this model reads at most ${maxPositions}.`, 'Shorten the prompt.');
+    }
+    const capacity = Math.min(promptIds.length + request.sampling.maxTokens, maxPositions);
+    const cache = model.newCache(capacity);
+    try {
+      // Prefill through scoreTokens so the prompt gets its per-token losses and routing too.
+      const prefill = await scoreTokens(model, promptIds, plan, { cache });
+      this.lastScore = null;
+      this.post({
+        type: 'prompt',
+        requestId: request.requestId,
+        tokenIds: promptIds,
+        tokenTexts: promptIds.map((id) => tok.decodeToken(id)),
+        trace: prefill.trace,
+        logProbs: prefill.logProbs,
+        top: prefill.logits.map((row) => topChoices(row, tok)),
+      });
+      // The sampling loop of run/generate(): one rng stream seeded once, one draw per token, so the
+      // same seed and settings give the same tokens here and in `moe generate`.
+      const rng = createRng(request.sampling.seed);
+      const stops = new Set(tok.eosId === undefined ? [] : [tok.eosId]);
+      let logits = prefill.logits[prefill.logits.length - 1];
+      // Every position's next-token logits, so a re-score under another mode can report KL against this run.
+      const tokenIds = [...promptIds];
+      const rows = [...prefill.logits];
+      let count = 0;
+      let stopReason = capacity - promptIds.length < request.sampling.maxTokens ? 'contextFull' : 'maxTokens';
+      const started = performance.now();
+      while (cache.length < capacity) {
+        await yieldToEvents();
+        if (signal.aborted) {
+          stopReason = 'aborted';
+          break;
+        }
+        const id = sampleToken(logits, request.sampling, rng);
+        const position = cache.length;
+        const step = await model.forward([id], cache, { routing: plan, logits: 'last' });
+        count++;
+        this.post({
+          type: 'token',
+          requestId: request.requestId,
+          id,
+          text: tok.decodeToken(id),
+          position,
+          logProb: logSoftmax(logits)[id],
+          routing: routingAt(step.routing, 0),
+          drawnFrom: topChoices(logits, tok),
+        });
+        logits = step.logits[0];
+        tokenIds.push(id);
+        rows.push(logits);
+        if (stops.has(id)) {
+          stopReason = 'stopToken';
+          break;
+        }
+      }
+      const seconds = (performance.now() - started) / 1000;
+      this.lastScore = { tokenKey: tokenIds.join(','), routing: request.routing, logits: rows };
+      this.post({
+        type: 'generated',
+        requestId: request.requestId,
+        stopReason,
+        count,
+        tokensPerSecond: count > 0 && seconds > 0 ? count / seconds : 0,
+        nextTop: topChoices(logits, tok),
+      });
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  private async score(request: Extract<WorkerRequest, { type: 'score' }>, signal: AbortSignal): Promise<void> {
+    const { model, tokenizer: tok } = this.requireModel();
+    const plan = parseRoutingPlan(request.routing);
+    validateRoutingPlan(plan, model.spec);
+    const ids = request.tokenIds.slice(0, model.spec.maxPositions);
+    const started = performance.now();
+    const result = await scoreTokens(model, ids, plan);
+    const seconds = (performance.now() - started) / 1000;
+    if (signal.aborted) return;
+    const tokenKey = ids.join(',');
+    const last = this.lastScore;
+    const previous = last && last.tokenKey === tokenKey && last.routing !== request.routing ? last : null;
+    const klVsPrevious = previous ? result.logits.map((row, i) => klDivergence(previous.logits[i], row)) : null;
+    this.lastScore = { tokenKey, routing: request.routing, logits: result.logits };
+    this.post({
+      type: 'scored',
+      requestId: request.requestId,
+      routing: request.routing,
+      tokenIds: ids,
+      tokenTexts: ids.map((id) => tok.decodeToken(id)),
+      trace: result.trace,
+      logProbs: result.logProbs,
+      top: result.logits.map((row) => topChoices(row, tok)),
+      klVsPrevious,
+      previousRouting: previous?.routing ?? null,
+      meanLoss: result.meanLoss,
+      tokensPerSecond: seconds > 0 ? ids.length / seconds : 0,
+    });
+  }
+}
