@@ -21,9 +21,6 @@ export class CliError extends Error {
   }
 }
 
-const WEBGPU_MODULE = '../engine/backends/webgpu/index.ts';
-export const WEBGPU_UNAVAILABLE = 'the WebGPU backend is not available yet; use --backend cpu';
-
 export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   if (!existsSync(dir)) throw new CliError(`${dir} does not exist.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
   if (!statSync(dir).isDirectory()) throw new CliError(`${dir} is not a folder.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
@@ -42,20 +39,10 @@ export function parseBackendKind(value: string | undefined): BackendKind {
 
 export async function createBackend(kind: BackendKind): Promise<Backend> {
   if (kind === 'cpu') return createCpuBackend();
-  let factory: ((gpu?: GPU) => Promise<Backend>) | undefined;
   // Dawn's globals (GPUBufferUsage...) must exist before the backend module is evaluated.
   const gpu = await nodeGpu();
-  try {
-    // Imported by a computed name so the CLI builds and runs before the WebGPU backend exists.
-    const mod = (await import(WEBGPU_MODULE)) as { createWebGpuBackend?: (gpu?: GPU) => Promise<Backend> };
-    factory = mod.createWebGpuBackend;
-  } catch (e) {
-    // Only the backend module itself missing means "not built yet"; any other failure is a real error.
-    const err = e as { code?: string; message?: string };
-    if (err.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('backends/webgpu/index.ts')) throw e;
-  }
-  if (!factory) throw new CliError(WEBGPU_UNAVAILABLE, '');
-  return factory(gpu);
+  const { createWebGpuBackend } = await import('../engine/backends/webgpu/index.ts');
+  return createWebGpuBackend(gpu);
 }
 
 export function routingPlan(spec: ModelSpec, mode: string | undefined, interventions: string | undefined): RoutingPlan {
