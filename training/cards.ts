@@ -70,7 +70,8 @@ function trainingFacts(stage: string, folder: string): TrainingFacts | null {
       if (step > previousStep) seconds += (entry.sec_per_step as number) * (step - previousStep);
       previousStep = Math.max(previousStep, step);
     }
-    if (entry.eval) finalHeldoutLoss = entry.eval as Record<string, number>;
+    const evaluation = entry.eval as { loss?: Record<string, number> } | undefined;
+    if (evaluation?.loss) finalHeldoutLoss = evaluation.loss;
     steps = Math.max(steps, step);
   }
   const facts = { steps, seconds: Math.round(seconds), tokensPerStep, parameters, finalHeldoutLoss };
