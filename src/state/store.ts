@@ -4,7 +4,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { BackendStatus, ModelStatus, TokenChoice, WorkerResponse } from '../worker/protocol.ts';
-import { clamp, DEFAULT_SHARE_STATE, LIMITS, MODE_KINDS, VIEWS, type ShareState } from './url.ts';
+import { clamp, CONTROL_NAMES, DEFAULT_SHARE_STATE, LIMITS, MODE_KINDS, VIEWS, type ShareState } from './url.ts';
 
 export interface BuiltInModel {
   id: string;
@@ -60,7 +60,16 @@ export interface PlaygroundState {
   run: RunState | null;
   notices: string[];
   error: { message: string; hint?: string } | null;
+  /** Parent vs upcycled child on the same prompt and seed (the identity at initialisation). */
+  proof: UpcycledMessage | null;
+  /** Earlier intervention lists, newest last, for undo. */
+  ivUndo: string[];
 
+  /** Replace the interventions (remembering the old list for undo). */
+  setInterventions(iv: string): void;
+  /** Cycle one expert: none → ablated → forced → none. */
+  cycleIntervention(layer: number, expert: number): void;
+  undoInterventions(): void;
   setShare(patch: Partial<ShareState>): void;
   selectToken(index: number): void;
   selectLayer(m: number): void;
@@ -72,6 +81,25 @@ export interface PlaygroundState {
   begin(requestId: number, activity: Activity, routing?: string): void;
   receive(message: WorkerResponse): void;
   setError(error: { message: string; hint?: string } | null): void;
+}
+
+type UpcycledMessage = Extract<WorkerResponse, { type: 'upcycled' }>;
+
+/** The next state of one expert's chip: none → ablate (-) → force (+) → none; the order of other chips is kept. */
+export function cycleChip(iv: string, layer: number, expert: number): string {
+  const chips = iv.split(',').filter((c) => c !== '');
+  const key = `L${layer}E${expert}`;
+  const at = chips.findIndex((c) => c.slice(0, -1) === key);
+  if (at < 0) return [...chips, `${key}-`].join(',');
+  if (chips[at].endsWith('-')) chips[at] = `${key}+`;
+  else chips.splice(at, 1);
+  return chips.join(',');
+}
+
+/** The action on one expert in an intervention list, if any. */
+export function chipAction(iv: string, layer: number, expert: number): 'ablate' | 'force' | null {
+  const chip = iv.split(',').find((c) => c.slice(0, -1) === `L${layer}E${expert}`);
+  return chip ? (chip.endsWith('-') ? 'ablate' : 'force') : null;
 }
 
 function emptyTrace(moeLayers: number[]): RoutingTrace {
@@ -92,6 +120,12 @@ export function sanitizeShare(current: ShareState, patch: Partial<ShareState>): 
   next.token = Math.round(clamp(num(next.token, current.token), LIMITS.token));
   if (!(MODE_KINDS as readonly string[]).includes(next.mode)) next.mode = current.mode;
   if (!(VIEWS as readonly string[]).includes(next.view)) next.view = current.view;
+  next.step = Math.round(clamp(num(next.step, current.step), LIMITS.step));
+  for (const key of ['compare', 'presenter', 'embed'] as const) if (typeof next[key] !== 'boolean') next[key] = current[key];
+  for (const key of ['hide', 'lock'] as const) {
+    next[key] = Array.isArray(next[key]) ? next[key].filter((n) => (CONTROL_NAMES as readonly string[]).includes(n)) : current[key];
+  }
+  for (const key of ['iv', 'bModel', 'bRouting', 'upcycle'] as const) if (typeof next[key] !== 'string') next[key] = current[key];
   if (typeof next.prompt !== 'string') next.prompt = current.prompt;
   next.prompt = next.prompt.slice(0, LIMITS.promptChars);
   return next;
@@ -110,6 +144,24 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
     run: null,
     notices: [],
     error: null,
+    proof: null,
+    ivUndo: [],
+
+    setInterventions(iv) {
+      const before = get().share.iv;
+      if (iv === before) return;
+      set({ ivUndo: [...get().ivUndo.slice(-49), before] });
+      get().setShare({ iv });
+    },
+    cycleIntervention(layer, expert) {
+      get().setInterventions(cycleChip(get().share.iv, layer, expert));
+    },
+    undoInterventions() {
+      const stack = get().ivUndo;
+      if (stack.length === 0) return;
+      set({ ivUndo: stack.slice(0, -1) });
+      get().setShare({ iv: stack[stack.length - 1] });
+    },
 
     setShare(patch) {
       set({ share: sanitizeShare(get().share, patch) });
@@ -238,6 +290,9 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
           });
           return;
         }
+        case 'upcycled':
+          set({ proof: message });
+          return;
         case 'cancelled':
           set({ activity: 'idle' });
           return;

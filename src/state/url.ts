@@ -26,7 +26,29 @@ export interface ShareState {
   layer: number;
   token: number;
   view: ViewName;
+  /** Interventions on the router, canonical "L1E3-,L0E2+" (ablate -, force +); '' for none. */
+  iv: string;
+  /** Two panes on the same text. */
+  compare: boolean;
+  /** The second pane's model ('' = the same as the first) and routing string (may carry interventions). */
+  bModel: string;
+  bRouting: string;
+  /** Upcycle the model in the browser first: "E8G1K2S0" = 8 experts, granularity 1, top-2, router seed 0; '' = no. */
+  upcycle: string;
+  /** Large type and high contrast for a projector. */
+  presenter: boolean;
+  /** No chrome (for an iframe). */
+  embed: boolean;
+  /** Teacher controls: control groups hidden, or shown but locked. */
+  hide: ControlName[];
+  lock: ControlName[];
+  /** Guided tour step shown (-1: none). */
+  step: number;
 }
+
+/** Control groups a teacher can hide or lock through the link. */
+export const CONTROL_NAMES = ['model', 'prompt', 'generate', 'sampling', 'routing', 'interventions', 'upcycle', 'compare', 'views', 'export', 'share', 'tour'] as const;
+export type ControlName = (typeof CONTROL_NAMES)[number];
 
 export const LIMITS = {
   promptChars: 2000,
@@ -41,6 +63,8 @@ export const LIMITS = {
   maxTokens: [1, 512],
   layer: [0, 255],
   token: [0, 8191],
+  step: [-1, 99],
+  interventions: 64,
 } as const;
 
 export const DEFAULT_PROMPT = 'The experts of a mixture';
@@ -59,7 +83,20 @@ export const DEFAULT_SHARE_STATE: ShareState = {
   layer: 0,
   token: 0,
   view: 'paths',
+  iv: '',
+  compare: false,
+  bModel: '',
+  bRouting: 'native',
+  upcycle: '',
+  presenter: false,
+  embed: false,
+  hide: [],
+  lock: [],
+  step: -1,
 };
+
+/** Keys left out of a link while they hold their default, so classroom settings do not lengthen every link. */
+const OMIT_WHEN_DEFAULT: readonly (keyof ShareState)[] = ['iv', 'compare', 'bModel', 'bRouting', 'upcycle', 'presenter', 'embed', 'hide', 'lock', 'step'];
 
 /** Short names in the fragment; the whitelist. */
 const KEYS = {
@@ -76,19 +113,52 @@ const KEYS = {
   layer: 'layer',
   token: 'tok',
   view: 'view',
+  iv: 'iv',
+  compare: 'cmp',
+  bModel: 'bmodel',
+  bRouting: 'bmode',
+  upcycle: 'up',
+  presenter: 'pres',
+  embed: 'embed',
+  hide: 'hide',
+  lock: 'lock',
+  step: 'step',
 } as const satisfies Record<keyof ShareState, string>;
 
 const decimal = z.string().trim().regex(/^-?\d+(\.\d+)?$/, 'not a number').transform(Number);
 const integer = z.string().trim().regex(/^-?\d+$/, 'not a whole number').transform(Number);
+const MODE_PATTERN = '(native|dense|topk:[1-9]\\d{0,2}|threshold:\\d{1,3}(\\.\\d{1,4})?)';
+const IV_PATTERN = 'L\\d{1,3}E\\d{1,3}[+-]';
+/** "L1E3-,L0E2+": at most LIMITS.interventions chips. */
+const interventionList = z
+  .string()
+  .trim()
+  .toUpperCase()
+  .regex(new RegExp(`^(${IV_PATTERN}(,${IV_PATTERN}){0,${LIMITS.interventions - 1}})?$`), 'not a list of interventions such as L1E3-,L0E2+');
+/** A routing mode, optionally with interventions after '|': "topk:1|L1E3-". */
 const routingString = z
   .string()
   .trim()
-  .toLowerCase()
-  .regex(/^(native|dense|topk:[1-9]\d{0,2}|threshold:\d{1,3}(\.\d{1,4})?)$/, 'not a routing mode');
+  .regex(new RegExp(`^${MODE_PATTERN}(\\|${IV_PATTERN}(,${IV_PATTERN}){0,${LIMITS.interventions - 1}})?$`, 'i'), 'not a routing mode')
+  .transform((s) => {
+    const [mode, iv] = s.split('|');
+    return iv ? `${mode.toLowerCase()}|${iv.toUpperCase()}` : mode.toLowerCase();
+  });
+const flag = z.enum(['0', '1']).transform((v) => v === '1');
+const controlList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
+  .refine((names) => names.every((n) => (CONTROL_NAMES as readonly string[]).includes(n)), `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`)
+  .transform((names) => [...new Set(names)] as ControlName[]);
+const modelId = z
+  .string()
+  .max(LIMITS.modelChars, 'too long')
+  .regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has')
+  .refine((s) => !s.includes('..'), 'climbs out of the site');
 
 const FIELDS = {
   // Model ids are built-in ids or same-site paths (/fixtures/...): letters, digits, . _ - /
-  model: z.string().max(LIMITS.modelChars, 'too long').regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has').refine((s) => !s.includes('..'), 'climbs out of the site'),
+  model: modelId,
   prompt: z.string().max(LIMITS.promptChars, `longer than ${LIMITS.promptChars} characters`),
   mode: z.enum(MODE_KINDS),
   k: integer,
@@ -101,9 +171,19 @@ const FIELDS = {
   layer: integer,
   token: integer,
   view: z.enum(VIEWS),
+  iv: interventionList,
+  compare: flag,
+  bModel: modelId,
+  bRouting: routingString,
+  upcycle: z.string().trim().toUpperCase().regex(/^(E[1-9]\d{0,2}G[1-9]\d?K[1-9]\d{0,2}S\d{1,9})?$/, 'not an upcycling recipe such as E8G1K2S0'),
+  presenter: flag,
+  embed: flag,
+  hide: controlList,
+  lock: controlList,
+  step: integer,
 } satisfies Record<keyof ShareState, z.ZodType>;
 
-const NUMERIC_KEYS = ['k', 't', 'temperature', 'topP', 'seed', 'maxTokens', 'layer', 'token'] as const;
+const NUMERIC_KEYS = ['k', 't', 'temperature', 'topP', 'seed', 'maxTokens', 'layer', 'token', 'step'] as const;
 
 const LABEL: Record<keyof ShareState, string> = {
   model: 'model',
@@ -119,6 +199,16 @@ const LABEL: Record<keyof ShareState, string> = {
   layer: 'layer',
   token: 'selected token',
   view: 'view',
+  iv: 'interventions',
+  compare: 'compare switch',
+  bModel: 'second pane model',
+  bRouting: 'second pane routing',
+  upcycle: 'upcycling recipe',
+  presenter: 'presenter switch',
+  embed: 'embed switch',
+  hide: 'hidden controls',
+  lock: 'locked controls',
+  step: 'tour step',
 };
 
 export interface ParsedShare {
@@ -197,7 +287,9 @@ export function formatShareFragment(state: ShareState): string {
   const params = new URLSearchParams();
   params.set('v', String(SCHEMA_VERSION));
   for (const field of Object.keys(KEYS) as (keyof ShareState)[]) {
-    params.set(KEYS[field], String(state[field]));
+    const value = state[field];
+    if (OMIT_WHEN_DEFAULT.includes(field) && String(value) === String(DEFAULT_SHARE_STATE[field])) continue;
+    params.set(KEYS[field], typeof value === 'boolean' ? (value ? '1' : '0') : String(value));
   }
   return params.toString();
 }
@@ -214,13 +306,50 @@ export function routingOf(state: Pick<ShareState, 'mode' | 'k' | 't'>): string {
   }
 }
 
+/** The routing string with the interventions, as the worker reads it: "topk:2|L1E3-". */
+export function planOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): string {
+  return withInterventions(routingOf(state), state.iv);
+}
+
+export function withInterventions(routing: string, iv: string): string {
+  return iv ? `${routing}|${iv}` : routing;
+}
+
+/** Splits "topk:2|L1E3-" into its mode and interventions. */
+export function splitPlan(plan: string): { mode: string; iv: string } {
+  const [mode, iv = ''] = plan.split('|');
+  return { mode, iv };
+}
+
+/** Upcycling recipe "E8G1K2S0" ⇄ numbers. */
+export interface UpcycleRecipe {
+  experts: number;
+  granularity: number;
+  topK: number;
+  seed: number;
+}
+
+export function parseRecipe(recipe: string): UpcycleRecipe | null {
+  const m = /^E(\d+)G(\d+)K(\d+)S(\d+)$/i.exec(recipe);
+  return m ? { experts: Number(m[1]), granularity: Number(m[2]), topK: Number(m[3]), seed: Number(m[4]) } : null;
+}
+
+export function formatRecipe(r: UpcycleRecipe): string {
+  return `E${r.experts}G${r.granularity}K${r.topK}S${r.seed}`;
+}
+
 /**
  * Clamps the model-dependent fields once the model is known (k ≤ E, layer < MoE layers, token < tokens),
  * returning the fixed state and a notice per change.
  */
-export function fitToModel(state: ShareState, model: { numExperts: number; numMoeLayers: number }): { state: ShareState; notices: string[] } {
+export function fitToModel(state: ShareState, model: { numExperts: number; numMoeLayers: number; moeLayers?: number[] }): { state: ShareState; notices: string[] } {
   const notices: string[] = [];
   const next = { ...state };
+  if (next.iv && model.moeLayers) {
+    const fitted = fitInterventions(next.iv, model.numExperts, model.moeLayers);
+    notices.push(...fitted.notices);
+    next.iv = fitted.iv;
+  }
   const E = Math.max(model.numExperts, 1);
   if (next.k > E) {
     notices.push(`Top-k ${next.k} is more than the model's ${E} experts; it was set to ${E}.`);
@@ -241,4 +370,31 @@ export function fitToModel(state: ShareState, model: { numExperts: number; numMo
     next.layer = maxLayer;
   }
   return { state: next, notices };
+}
+
+/** Keeps the chips this model can apply (an MoE layer, an existing expert, one action per expert); a notice per dropped chip. */
+export function fitInterventions(iv: string, numExperts: number, moeLayers: number[]): { iv: string; notices: string[] } {
+  const notices: string[] = [];
+  const kept = new Map<string, string>();
+  const ablatedPerLayer = new Map<number, number>();
+  for (const chip of iv.split(',').filter((c) => c !== '')) {
+    const m = /^L(\d+)E(\d+)([+-])$/.exec(chip);
+    if (!m) continue;
+    const layer = Number(m[1]);
+    const expert = Number(m[2]);
+    const key = `L${layer}E${expert}`;
+    if (!moeLayers.includes(layer)) {
+      notices.push(`Intervention ${chip} was dropped: layer ${layer} has no router in this model (MoE layers: ${moeLayers.join(', ') || 'none'}).`);
+    } else if (expert >= numExperts) {
+      notices.push(`Intervention ${chip} was dropped: this model has experts 0..${numExperts - 1}.`);
+    } else if (kept.has(key)) {
+      notices.push(`Intervention ${chip} was dropped: ${key} already has an intervention.`);
+    } else if (m[3] === '-' && (ablatedPerLayer.get(layer) ?? 0) + 1 >= numExperts) {
+      notices.push(`Intervention ${chip} was dropped: it would ablate every expert of layer ${layer}.`);
+    } else {
+      if (m[3] === '-') ablatedPerLayer.set(layer, (ablatedPerLayer.get(layer) ?? 0) + 1);
+      kept.set(key, chip);
+    }
+  }
+  return { iv: [...kept.values()].join(','), notices };
 }

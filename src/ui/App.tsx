@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { EngineClient } from './engineClient.ts';
 import { Controls } from './Controls.tsx';
 import { Metrics } from './Metrics.tsx';
@@ -6,7 +6,17 @@ import { DetailPanel } from './DetailPanel.tsx';
 import { formatCount } from './format.ts';
 import { linkPresent, playgroundStore, usePlayground } from '../state/useStore.ts';
 import type { BuiltInModel } from '../state/store.ts';
-import { fitToModel, formatShareFragment, routingOf, VIEWS, type ViewName } from '../state/url.ts';
+import { fitToModel, formatRecipe, formatShareFragment, parseRecipe, parseShareFragment, planOf, VIEWS, type ControlName, type UpcycleRecipe, type ViewName } from '../state/url.ts';
+import { Interventions } from './Interventions.tsx';
+import { ComparePane } from './ComparePane.tsx';
+import { UpcyclePanel } from './UpcyclePanel.tsx';
+import { HelpSheet } from './HelpSheet.tsx';
+import { TourPanel, missingModels, type Tour } from './Tour.tsx';
+import { ExportBar, TraceExport } from './ExportBar.tsx';
+import { TeacherTools } from './TeacherTools.tsx';
+import { prepareOffline, type OfflineState } from './offline.ts';
+import { useShortcuts } from './shortcuts.ts';
+import { HeatmapTable } from '../viz/HeatmapTable.tsx';
 import { loadSavedRun, type SavedRun } from '../state/example.ts';
 import { TokenText } from '../viz/TokenText.tsx';
 import { PathGrid } from '../viz/PathGrid.tsx';
@@ -80,7 +90,7 @@ export function App() {
     const client = clientRef.current;
     const state = playgroundStore.getState();
     if (!client || !state.model) return;
-    const routing = routingOf(state.share);
+    const routing = planOf(state.share);
     state.setShare({ gen: routing, token: 0 });
     const requestId = client.newRequestId();
     state.begin(requestId, 'generating', routing);
@@ -94,7 +104,7 @@ export function App() {
     const state = playgroundStore.getState();
     const current = state.run;
     if (!client || !state.model || !current || current.source !== 'engine') return;
-    const routing = routingOf(state.share);
+    const routing = planOf(state.share);
     if (routing === current.routing && state.activity !== 'generating') return;
     if (routing === state.activeRouting && state.activity === 'scoring') return;
     const requestId = client.newRequestId();
@@ -102,15 +112,23 @@ export function App() {
     client.send({ type: 'score', requestId, tokenIds: current.tokenIds, routing });
   }, []);
 
+  /** Loads a model; with the link's upcycling recipe, upcycles it in the worker first (and proves the identity). */
   const loadModel = useCallback((picked: BuiltInModel) => {
     const client = clientRef.current;
     if (!client) return;
     const state = playgroundStore.getState();
     state.setShare({ model: picked.id });
-    setStage(`loading ${picked.name}`);
     const requestId = client.newRequestId();
     state.begin(requestId, 'loading');
-    client.send({ type: 'load', requestId, modelId: picked.id, baseUrl: modelUrl(picked) });
+    const recipe = parseRecipe(state.share.upcycle);
+    if (recipe) {
+      setStage(`upcycling ${picked.name}`);
+      const { prompt, temperature, topP, seed, maxTokens } = state.share;
+      client.send({ type: 'upcycle', requestId, modelId: picked.id, baseUrl: modelUrl(picked), recipe, proof: { prompt, sampling: { temperature, topP, seed, maxTokens } } });
+    } else {
+      setStage(`loading ${picked.name}`);
+      client.send({ type: 'load', requestId, modelId: picked.id, baseUrl: modelUrl(picked) });
+    }
   }, []);
 
   useEffect(() => {
@@ -145,7 +163,7 @@ export function App() {
           setStage(message.stage);
           break;
         case 'loaded': {
-          const fitted = fitToModel(store.share, { numExperts: message.model.numExperts, numMoeLayers: message.model.moeLayers.length });
+          const fitted = fitToModel(store.share, { numExperts: message.model.numExperts, numMoeLayers: message.model.moeLayers.length, moeLayers: message.model.moeLayers });
           store.setShare(fitted.state);
           store.addNotices(fitted.notices);
           setStage('generating');
@@ -176,8 +194,8 @@ export function App() {
     };
   }, [loadModel, rescoreIfNeeded]);
 
-  // A routing change applies to the text on screen at once.
-  const routing = routingOf(share);
+  // A routing or intervention change applies to the text on screen at once.
+  const routing = planOf(share);
   useEffect(() => {
     rescoreIfNeeded();
   }, [routing, rescoreIfNeeded]);
@@ -203,43 +221,196 @@ export function App() {
   const layer = Math.min(share.layer, Math.max((run?.trace.moeLayers.length ?? 1) - 1, 0));
   const token = Math.min(share.token, Math.max((run?.tokenIds.length ?? 1) - 1, 0));
   const pickedBuiltIn = builtInModels?.find((m) => m.id === share.model);
+  const [helpOpen, setHelpOpen] = useState(false);
+  const [tableVisible, setTableVisible] = useState(false);
+  const [tour, setTour] = useState<Tour | null>(null);
+  const [offline, setOffline] = useState<OfflineState | null>(null);
+  const textRef = useRef<HTMLDivElement>(null);
+  const viewRef = useRef<HTMLDivElement>(null);
+  const hidden = (name: ControlName) => share.hide.includes(name);
+  const locked = (name: ControlName) => share.lock.includes(name);
+
+  const resolveModel = useCallback((id: string): { id: string; url: string } | null => {
+    const list = playgroundStore.getState().builtInModels ?? [];
+    const builtIn = list.find((m) => m.id === id);
+    if (builtIn) return { id: builtIn.id, url: modelUrl(builtIn) };
+    if (isFixturePath(id)) return { id, url: id.endsWith('/') ? id : `${id}/` };
+    return null;
+  }, []);
+
+  /** Makes a tour step's link the state of the page; loads its model when it changes. */
+  const applyTourStep = useCallback(
+    (index: number) => {
+      if (!tour || index < 0 || index >= tour.steps.length) return;
+      const step = tour.steps[index];
+      const state = playgroundStore.getState();
+      const parsed = parseShareFragment(step.link);
+      const missing = missingModels(step, state.builtInModels);
+      if (missing.length > 0) {
+        state.setShare({ step: index });
+        return;
+      }
+      const reload = parsed.state.model !== state.share.model || parsed.state.upcycle !== state.share.upcycle || !state.model;
+      // Keep the reader's own classroom settings (presenter, embed, hidden and locked controls).
+      const { presenter, embed, hide, lock } = state.share;
+      state.setShare({ ...parsed.state, presenter, embed, hide, lock, step: index });
+      const picked = state.builtInModels?.find((m) => m.id === parsed.state.model);
+      if (reload && picked) loadModel(picked);
+      else if (!reload) generate();
+    },
+    [tour, loadModel, generate],
+  );
+
+  // The tour, and on the default first screen (no link, no test model) its autoplay.
+  const firstScreen = useRef(location.hash === '' && !new URLSearchParams(location.search).has('model'));
+  const reducedMotion = typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
+  useEffect(() => {
+    fetch(`${BASE}tour.json`)
+      .then((r) => (r.ok ? (r.json() as Promise<Tour>) : null))
+      .then((t) => t && Array.isArray(t.steps) && setTour(t))
+      .catch(() => undefined);
+  }, []);
+  const tourStarted = useRef(false);
+  useEffect(() => {
+    if (!tour || builtInModels === null || tourStarted.current || !firstScreen.current) return;
+    tourStarted.current = true;
+    const state = playgroundStore.getState();
+    if (missingModels(tour.steps[0], builtInModels).length > 0) state.setShare({ step: 0 });
+    else if (state.share.model === tour.steps[0].models[0]) state.setShare({ step: 0 });
+  }, [tour, builtInModels]);
+
+  // Offline: once the engine has a model, keep the app shell and the models on this device.
+  const offlineStarted = useRef(false);
+  useEffect(() => {
+    if (!model || offlineStarted.current) return;
+    offlineStarted.current = true;
+    const folders = (builtInModels ?? []).map(modelUrl);
+    const resolved = resolveModel(playgroundStore.getState().share.model);
+    if (resolved && !folders.includes(resolved.url)) folders.push(resolved.url);
+    void prepareOffline(folders, setOffline);
+  }, [model, builtInModels, resolveModel]);
+
+  const onUpcycle = useCallback(
+    (recipe: UpcycleRecipe | null) => {
+      const state = playgroundStore.getState();
+      state.setShare({ upcycle: recipe ? formatRecipe(recipe) : '', iv: '' });
+      const parent = resolveModel(state.share.model);
+      if (parent) loadModel({ id: parent.id, name: parent.id, path: parent.url });
+    },
+    [loadModel, resolveModel],
+  );
+
+  const exportCurrentView = useCallback(() => {
+    document.querySelector<HTMLButtonElement>('[data-testid="export-view-svg"]')?.click();
+  }, []);
+
+  const shortcuts = useMemo(() => {
+    const st = () => playgroundStore.getState();
+    const firstChoice = () => {
+      const s = st();
+      const r = s.run?.trace.layers[Math.min(s.share.layer, (s.run?.trace.layers.length ?? 1) - 1)]?.[s.share.token];
+      const absolute = s.run?.trace.moeLayers[s.share.layer];
+      return r && absolute !== undefined ? { layer: absolute, expert: r.experts[0] } : null;
+    };
+    const can = (name: ControlName) => !st().share.lock.includes(name) && !st().share.hide.includes(name);
+    const handlers: Record<string, () => void> = {
+      '?': () => setHelpOpen((o) => !o),
+      Escape: () => (helpOpen ? setHelpOpen(false) : onStop()),
+      g: () => can('generate') && generate(),
+      n: () => can('routing') && setShare({ mode: 'native' }),
+      d: () => can('routing') && setShare({ mode: 'dense' }),
+      h: () => can('routing') && setShare({ mode: 'threshold' }),
+      ArrowLeft: () => st().selectToken(st().share.token - 1),
+      ArrowRight: () => st().selectToken(st().share.token + 1),
+      '[': () => st().selectLayer(st().share.layer - 1),
+      ']': () => st().selectLayer(st().share.layer + 1),
+      v: () => can('views') && setShare({ view: VIEWS[(VIEWS.indexOf(st().share.view) + 1) % VIEWS.length] }),
+      a: () => {
+        const c = firstChoice();
+        if (c && can('interventions')) st().setInterventions(cycleTo(st().share.iv, c.layer, c.expert, '-'));
+      },
+      f: () => {
+        const c = firstChoice();
+        if (c && can('interventions')) st().setInterventions(cycleTo(st().share.iv, c.layer, c.expert, '+'));
+      },
+      u: () => can('interventions') && st().undoInterventions(),
+      c: () => can('compare') && setShare({ compare: !st().share.compare }),
+      p: () => setShare({ presenter: !st().share.presenter }),
+      s: () => can('export') && exportCurrentView(),
+      l: () => can('share') && onShare(),
+      PageDown: () => can('tour') && applyTourStep(st().share.step + 1),
+      PageUp: () => can('tour') && applyTourStep(st().share.step - 1),
+    };
+    for (let k = 1; k <= 9; k++) handlers[String(k)] = () => can('routing') && setShare({ mode: 'topk', k });
+    return handlers;
+  }, [helpOpen, onStop, generate, setShare, exportCurrentView, onShare, applyTourStep]);
+  useShortcuts(shortcuts, true);
+
+  const className = ['app', share.presenter ? 'presenter' : '', share.embed ? 'embed' : ''].filter(Boolean).join(' ');
+  const canUpcycle = model !== null && (model.numExperts === 0 || share.upcycle !== '');
 
   return (
-    <main className="app">
-      <header className="top">
-        <div>
-          <h1>MoE Playground</h1>
-          <p className="tagline">Watch a Mixture-of-Experts language model route every token, in your browser.</p>
-        </div>
-        <dl className="status" aria-live="polite">
-          <dt>Engine</dt>
-          <dd data-testid="backend">
-            {backend ? (
-              <>
-                <span className={`badge badge-${backend.kind}`}>{backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}</span> {backend.description}
-                {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
-              </>
-            ) : (
-              'starting…'
-            )}
-          </dd>
-          <dt>Model</dt>
-          <dd data-testid="model">
-            {model
-              ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}`
-              : 'none yet'}
-          </dd>
-          <dt>Status</dt>
-          <dd data-testid="stage">
-            {stage}
-            {loading && (
-              <progress max={1} value={loading.fraction} aria-label="loading progress" data-testid="progress">
-                {Math.round(loading.fraction * 100)}%
-              </progress>
-            )}
-          </dd>
-        </dl>
-      </header>
+    <main className={className} data-testid="app" data-presenter={share.presenter} data-embed={share.embed}>
+      {!share.embed && (
+        <header className="top">
+          <div>
+            <h1>MoE Playground</h1>
+            <p className="tagline">Watch a Mixture-of-Experts language model route every token, in your browser.</p>
+            <p className="small">
+              <button type="button" className="link-button" onClick={() => setHelpOpen(true)} data-testid="help-button" aria-keyshortcuts="?">
+                Keyboard shortcuts (?)
+              </button>{' '}
+              ·{' '}
+              <span data-testid="offline-status" data-state={offline?.kind ?? 'none'}>
+                {offline?.kind === 'ready' && `Works offline: the app and its models are saved on this device (${offline.files} files).`}
+                {offline?.kind === 'preparing' && 'Saving the app and models for offline use…'}
+                {offline?.kind === 'failed' && `Offline use not ready: ${offline.reason}.`}
+                {offline?.kind === 'unsupported' && 'Offline use needs a browser with service workers.'}
+              </span>
+            </p>
+          </div>
+          <dl className="status" aria-live="polite">
+            <dt>Engine</dt>
+            <dd data-testid="backend">
+              {backend ? (
+                <>
+                  <span className={`badge badge-${backend.kind}`}>{backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}</span> {backend.description}
+                  {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
+                </>
+              ) : (
+                'starting…'
+              )}
+            </dd>
+            <dt>Model</dt>
+            <dd data-testid="model">
+              {model
+                ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}`
+                : 'none yet'}
+            </dd>
+            <dt>Status</dt>
+            <dd data-testid="stage">
+              {stage}
+              {loading && (
+                <progress max={1} value={loading.fraction} aria-label="loading progress" data-testid="progress">
+                  {Math.round(loading.fraction * 100)}%
+                </progress>
+              )}
+            </dd>
+          </dl>
+        </header>
+      )}
+      {share.embed && (
+        <p className="embed-bar small">
+          <strong>MoE Playground</strong> · {model?.id ?? stage} ·{' '}
+          <a href={`${location.pathname}#${formatShareFragment({ ...share, embed: false })}`} target="_blank" rel="noreferrer">
+            open the full playground
+          </a>
+        </p>
+      )}
+
+      {tour && !share.embed && !hidden('tour') && (share.step >= 0 || firstScreen.current) && (
+        <TourPanel tour={tour} builtInModels={builtInModels} autoplay={firstScreen.current && !reducedMotion} onApply={applyTourStep} locked={locked('tour')} />
+      )}
 
       {builtInModels !== null && builtInModels.length === 0 && !model && (
         <section className="notice-box" data-testid="no-models">
@@ -247,14 +418,22 @@ export function App() {
           <code>public/models/index.json</code>) and reload.
         </section>
       )}
-      {builtInModels && builtInModels.length > 0 && (
+      {builtInModels && builtInModels.length > 0 && !hidden('model') && !share.embed && (
         <section className="panel model-picker" aria-label="Model">
           <label>
             Model{' '}
-            <select data-testid="model-picker" value={pickedBuiltIn?.id ?? ''} onChange={(e) => {
-              const next = builtInModels.find((m) => m.id === e.target.value);
-              if (next) loadModel(next);
-            }}>
+            <select
+              data-testid="model-picker"
+              disabled={locked('model')}
+              value={pickedBuiltIn?.id ?? ''}
+              onChange={(e) => {
+                const next = builtInModels.find((m) => m.id === e.target.value);
+                if (next) {
+                  setShare({ upcycle: '', iv: '' });
+                  loadModel(next);
+                }
+              }}
+            >
               {!pickedBuiltIn && <option value="">{share.model || 'choose…'}</option>}
               {builtInModels.map((m) => (
                 <option key={m.id} value={m.id}>
@@ -294,8 +473,12 @@ export function App() {
         </section>
       )}
 
-      <div className="layout">
-        <Controls onGenerate={generate} onStop={onStop} onShare={onShare} shareMessage={shareMessage} />
+      <div className={share.embed && hidden('prompt') && hidden('sampling') && hidden('routing') && hidden('interventions') ? 'layout layout-wide' : 'layout'}>
+        <div className="side">
+          <Controls onGenerate={generate} onStop={onStop} onShare={onShare} shareMessage={shareMessage} hidden={hidden} locked={locked} />
+          {model && !hidden('interventions') && model.numExperts > 0 && <Interventions onRegenerate={generate} disabled={locked('interventions')} />}
+          {canUpcycle && !hidden('upcycle') && !share.embed && <UpcyclePanel parentIsDense={canUpcycle} onUpcycle={onUpcycle} locked={locked('upcycle')} />}
+        </div>
         <div className="views">
           {run && (
             <>
@@ -309,33 +492,80 @@ export function App() {
                     {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
                   </p>
                 )}
-                <label className="layer-scrubber">
-                  MoE layer <strong data-testid="layer-value">L{run.trace.moeLayers[layer]}</strong>
-                  <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} />
-                </label>
-                <p className="legend">Colour: first-choice expert at this layer (number below each token); strength: its gate weight. Click a token for details.</p>
-                <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
-                <h3 className="strip-title">Loss per token (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</h3>
+                <div className="panel-tools">
+                  <label className="layer-scrubber">
+                    MoE layer <strong data-testid="layer-value">L{run.trace.moeLayers[layer]}</strong>
+                    <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
+                  </label>
+                  {!hidden('export') && <ExportBar target={textRef} name="text" title="Routed text" kind="token-text" />}
+                </div>
+                <p className="legend">Colour: first-choice expert at this layer (number below each token); strength: its gate weight. Click a token for details (← → move).</p>
+                <div ref={textRef}>
+                  <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
+                </div>
+                <p className="strip-title">Loss per token (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
                 <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
               </section>
-              <Metrics />
-              <section className="panel view-panel">
-                <div className="tabs" role="tablist">
-                  {VIEWS.map((v) => (
-                    <button key={v} type="button" role="tab" aria-selected={share.view === v} data-testid={`view-${v}`} className={share.view === v ? 'tab-on' : undefined} onClick={() => setShare({ view: v })}>
-                      {VIEW_LABEL[v]}
-                    </button>
-                  ))}
+              <div className="metrics-row">
+                <Metrics />
+                {!hidden('export') && <TraceExport />}
+              </div>
+              {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu'} locked={locked('compare')} />}
+              <section className="panel view-panel" aria-label="Routing views">
+                <div className="panel-tools">
+                  {!hidden('views') && (
+                    <div className="tabs" role="tablist" aria-label="Views">
+                      {VIEWS.map((v) => (
+                        <button key={v} type="button" role="tab" aria-selected={share.view === v} data-testid={`view-${v}`} className={share.view === v ? 'tab-on' : undefined} disabled={locked('views')} onClick={() => setShare({ view: v })}>
+                          {VIEW_LABEL[v]}
+                        </button>
+                      ))}
+                    </div>
+                  )}
+                  {!hidden('export') && <ExportBar target={viewRef} name="view" title={VIEW_LABEL[share.view]} kind="svg" />}
                 </div>
-                {share.view === 'paths' && <PathGrid run={run} layer={layer} selected={token} onSelect={(i, m) => setShare({ token: i, layer: m })} />}
-                {share.view === 'probs' && <ProbHeatmap run={run} token={token} layer={layer} numExperts={numExperts} onSelectLayer={(m) => setShare({ layer: m })} />}
-                {share.view === 'load' && <ExpertLoad run={run} numExperts={numExperts} layer={layer} onSelectLayer={(m) => setShare({ layer: m })} />}
+                <div ref={viewRef} role="tabpanel" aria-label={VIEW_LABEL[share.view]}>
+                  {share.view === 'paths' && <PathGrid run={run} layer={layer} selected={token} onSelect={(i, m) => setShare({ token: i, layer: m })} />}
+                  {share.view === 'probs' && (
+                    <>
+                      <ProbHeatmap
+                        run={run}
+                        token={token}
+                        layer={layer}
+                        numExperts={numExperts}
+                        onSelectLayer={(m) => setShare({ layer: m })}
+                        iv={share.iv}
+                        onCycle={(l, e) => {
+                          if (!locked('interventions') && !hidden('interventions') && model && model.numExperts > 0) playgroundStore.getState().cycleIntervention(l, e);
+                        }}
+                      />
+                      <label className="check small">
+                        <input type="checkbox" data-testid="table-toggle" checked={tableVisible} onChange={(e) => setTableVisible(e.target.checked)} /> show as a table
+                      </label>
+                    </>
+                  )}
+                  {share.view === 'load' && <ExpertLoad run={run} numExperts={numExperts} layer={layer} onSelectLayer={(m) => setShare({ layer: m })} />}
+                </div>
+                {share.view === 'probs' && <HeatmapTable run={run} token={token} numExperts={numExperts} iv={share.iv} visible={tableVisible} />}
               </section>
               <DetailPanel run={run} token={token} numExperts={numExperts} />
             </>
           )}
         </div>
       </div>
+      {!share.embed && <TeacherTools />}
+      <HelpSheet open={helpOpen} onClose={() => setHelpOpen(false)} />
     </main>
   );
+}
+
+/** Sets one expert's chip to `action` ('-' ablate, '+' force), or removes it when it already is. */
+function cycleTo(iv: string, layer: number, expert: number, action: '-' | '+'): string {
+  const chips = iv.split(',').filter((c) => c !== '');
+  const key = `L${layer}E${expert}`;
+  const at = chips.findIndex((c) => c.slice(0, -1) === key);
+  if (at >= 0 && chips[at].endsWith(action)) return chips.filter((_, i) => i !== at).join(',');
+  if (at >= 0) chips[at] = `${key}${action}`;
+  else chips.push(`${key}${action}`);
+  return chips.join(',');
 }

@@ -1,41 +1,54 @@
 // Prompt, sampling settings and the routing mode. The prompt is kept in the store, so nothing typed
 // is lost when a generation is cancelled or a setting changes.
 import { usePlayground } from '../state/useStore.ts';
-import { LIMITS } from '../state/url.ts';
+import { LIMITS, type ControlName } from '../state/url.ts';
 
 interface Props {
   onGenerate(): void;
   onStop(): void;
   onShare(): void;
   shareMessage: string | null;
+  /** Teacher controls from the link: a hidden group is not drawn, a locked one is shown but disabled. */
+  hidden(name: ControlName): boolean;
+  locked(name: ControlName): boolean;
 }
 
-export function Controls({ onGenerate, onStop, onShare, shareMessage }: Props) {
+export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, locked }: Props) {
   const share = usePlayground((s) => s.share);
   const setShare = usePlayground((s) => s.setShare);
   const activity = usePlayground((s) => s.activity);
   const model = usePlayground((s) => s.model);
   const E = Math.max(model?.numExperts ?? 8, 1);
   const busy = activity === 'generating' || activity === 'scoring';
+  if (['prompt', 'generate', 'share', 'sampling', 'routing'].every((n) => hidden(n as ControlName))) return null;
   return (
     <section className="panel controls" aria-label="Prompt and settings">
-      <label className="field-prompt">
-        <span>Prompt</span>
-        <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} onChange={(e) => setShare({ prompt: e.target.value })} />
-      </label>
+      {!hidden('prompt') && (
+        <label className="field-prompt">
+          <span>Prompt</span>
+          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
+        </label>
+      )}
       <div className="buttons">
-        <button type="button" className="primary" data-testid="generate" disabled={!model} onClick={onGenerate}>
-          Generate
-        </button>
-        <button type="button" data-testid="stop" disabled={!busy} onClick={onStop}>
-          Stop
-        </button>
-        <button type="button" data-testid="share" onClick={onShare}>
-          Copy share link
-        </button>
+        {!hidden('generate') && (
+          <>
+            <button type="button" className="primary" data-testid="generate" disabled={!model || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
+              Generate
+            </button>
+            <button type="button" data-testid="stop" disabled={!busy} onClick={onStop} aria-keyshortcuts="Escape">
+              Stop
+            </button>
+          </>
+        )}
+        {!hidden('share') && (
+          <button type="button" data-testid="share" onClick={onShare} disabled={locked('share')} aria-keyshortcuts="l">
+            Copy share link
+          </button>
+        )}
         {shareMessage && <span className="share-message" data-testid="share-message">{shareMessage}</span>}
       </div>
-      <fieldset className="sampling">
+      {!hidden('sampling') && (
+      <fieldset className="sampling" disabled={locked('sampling')}>
         <legend>Sampling</legend>
         <label>
           <span>temperature <output>{share.temperature.toFixed(2)}</output></span>
@@ -54,7 +67,9 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage }: Props) {
           <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} />
         </label>
       </fieldset>
-      <fieldset className="routing">
+      )}
+      {!hidden('routing') && (
+      <fieldset className="routing" disabled={locked('routing')} data-testid="routing-controls">
         <legend>Routing (applies to the text on screen at once)</legend>
         <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
           {(
@@ -80,6 +95,7 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage }: Props) {
           <input data-testid="t" type="range" min={0} max={Math.min(E, 4)} step={0.05} value={Math.min(share.t, E)} onChange={(e) => setShare({ mode: 'threshold', t: Number(e.target.value) })} />
         </label>
       </fieldset>
+      )}
     </section>
   );
 }

@@ -20,9 +20,9 @@ export function DetailPanel({ run, token, numExperts }: Props) {
   const kl = run.kl?.[token];
   return (
     <section className="panel detail" data-testid="detail" aria-label="Selected token">
-      <h3>
+      <h2 className="detail-title">
         Token {token} <code className="token-literal">{showToken(text)}</code> {token < run.promptLength ? <small>(prompt)</small> : <small>(generated)</small>}
-      </h3>
+      </h2>
       <p>
         loss <strong data-testid="token-loss">{lp === null ? '– (first token)' : formatNumber(-lp)}</strong>
         {lp !== null && prevLp !== null && prevLp !== undefined && (
@@ -61,7 +61,7 @@ export function DetailPanel({ run, token, numExperts }: Props) {
           })}
         </tbody>
       </table>
-      <h4>Next token after it</h4>
+      <h3>Next token after it</h3>
       {top ? (
         <ol className="top5" data-testid="next-top5" data-source={run.source}>
           {top.map((c) => (

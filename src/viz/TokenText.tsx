@@ -28,10 +28,9 @@ export function TokenText({ run, layer, selected, onSelect }: Props) {
         const weight = routing?.weights[0] ?? 0;
         const background = expert === undefined ? '#eee' : tint(expert, weight);
         return (
+          <span role="listitem" key={i} className="token-item">
           <button
             type="button"
-            role="listitem"
-            key={i}
             className={`token${i === selected ? ' token-selected' : ''}${i < run.promptLength ? ' token-prompt' : ''}`}
             style={{ background, color: inkOn(background) }}
             onClick={() => onSelect(i)}
@@ -42,6 +41,7 @@ export function TokenText({ run, layer, selected, onSelect }: Props) {
             <span className="token-body">{showToken(text)}</span>
             <span className="token-expert">{expert ?? '–'}</span>
           </button>
+          </span>
         );
       })}
     </div>

@@ -7,11 +7,16 @@ export function expertColor(e: number): string {
   return schemeTableau10[e % schemeTableau10.length];
 }
 
-/** Black or white, whichever reads better on `background`. */
+/** Black or white, whichever has the higher WCAG contrast ratio on `background`. */
 export function inkOn(background: string): string {
   const c = rgb(background);
-  const luminance = (0.299 * c.r + 0.587 * c.g + 0.114 * c.b) / 255;
-  return luminance > 0.6 ? '#111' : '#fff';
+  const channel = (v: number) => {
+    const x = v / 255;
+    return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+  };
+  const luminance = 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+  // Contrast with white: 1.05 / (L + 0.05); with black: (L + 0.05) / 0.05.
+  return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? '#111' : '#fff';
 }
 
 /** Probability 0..1 → grey (white = 0, black = 1). */

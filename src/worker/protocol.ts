@@ -1,5 +1,6 @@
 // The typed message protocol between the page and the engine's Web Worker.
 // Only plain, structured-cloneable data crosses it: no GPU objects, no class instances.
+import type { UpcycleRecipe } from '../state/url.ts';
 import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
 
 export interface BackendStatus {
@@ -46,8 +47,17 @@ export type WorkerRequest =
   | { type: 'load'; requestId: number; modelId: string; baseUrl: string }
   /** Generate from `prompt`; a newer generate/score request or a cancel ends it. */
   | { type: 'generate'; requestId: number; prompt: string; sampling: SamplingSettings; routing: string }
-  /** Re-score a token sequence (prompt + generated) under `routing`; KL is measured against the previous scoring of the same tokens. */
-  | { type: 'score'; requestId: number; tokenIds: number[]; routing: string }
+  /**
+   * Re-score a token sequence (prompt + generated) under `routing` ("mode" or "mode|L1E3-,L0E2+");
+   * KL is measured against the previous scoring of the same tokens. With `text`, the text is
+   * tokenised by this model instead (the compare pane's model may have another tokenizer).
+   */
+  | { type: 'score'; requestId: number; tokenIds: number[]; routing: string; text?: string }
+  /**
+   * Upcycle the dense checkpoint at baseUrl in memory and load the child; first prove the identity
+   * at initialisation by generating `proof` with parent and child under native routing.
+   */
+  | { type: 'upcycle'; requestId: number; modelId: string; baseUrl: string; recipe: UpcycleRecipe; proof: { prompt: string; sampling: SamplingSettings } }
   /** Cancel whatever generation or scoring runs now. */
   | { type: 'cancel' };
 
@@ -87,6 +97,21 @@ export type WorkerResponse =
       previousRouting: string | null;
       meanLoss: number;
       tokensPerSecond: number;
+    }
+  | {
+      type: 'upcycled';
+      requestId: number;
+      recipe: UpcycleRecipe;
+      parentId: string;
+      /** Prompt + generated text of parent and child, same prompt, seed and sampling. */
+      parentText: string;
+      childText: string;
+      parentTokenIds: number[];
+      childTokenIds: number[];
+      /** Largest |logit difference| over the prompt's positions: rounding only (≈1e-6) when the identity holds. */
+      maxLogitDifference: number;
+      /** true when the chosen top-k weights sum to 1 (renormalised), which is why the identity holds. */
+      renormalised: boolean;
     }
   | { type: 'cancelled'; requestId: number }
   | { type: 'error'; requestId?: number; message: string; hint?: string };

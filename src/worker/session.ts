@@ -5,9 +5,11 @@ import { chooseBackend } from '../engine/backends/select.ts';
 import { loadCheckpoint, urlSource, countParameters } from '../engine/format/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
-import { createRng, klDivergence, logSoftmax, sampleToken, scoreTokens } from '../engine/run/index.ts';
+import { createRng, generate as generateTokens, klDivergence, logSoftmax, sampleToken, scoreTokens } from '../engine/run/index.ts';
+import { upcycle } from '../engine/upcycle/index.ts';
 import { routingAt } from '../engine/trace/index.ts';
-import type { Backend, CheckpointSource, LoadedModel } from '../engine/types.ts';
+import type { Backend, CheckpointSource, LoadedModel, ModelSpec, RoutingPlan } from '../engine/types.ts';
+import type { Checkpoint } from '../engine/format/index.ts';
 import type { TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
 
 type Post = (message: WorkerResponse) => void;
@@ -22,6 +24,12 @@ function describe(error: unknown): { message: string; hint?: string } {
 
 function userError(message: string, hint: string): Error {
   return Object.assign(new Error(message), { hint });
+}
+
+/** "topk:2|L1E3-,L0E2+" → a plan: the mode, then the interventions after '|'. */
+export function parsePlanString(routing: string): RoutingPlan {
+  const [mode, interventions = ''] = routing.split('|');
+  return parseRoutingPlan(mode, interventions);
 }
 
 export function topChoices(logits: Float32Array, tok: TextTokenizer, n = 5): TokenChoice[] {
@@ -79,6 +87,8 @@ export class EngineSession {
       }
       case 'load':
         return this.load(request);
+      case 'upcycle':
+        return this.upcycleAndLoad(request);
       case 'generate':
         this.runExclusive(request.requestId, (signal) => this.generate(request, signal));
         return;
@@ -106,18 +116,80 @@ export class EngineSession {
     this.post({ type: 'progress', requestId: request.requestId, stage: `uploading weights to the ${backend.kind === 'webgpu' ? 'GPU' : 'CPU engine'}`, fraction: 0.6 });
     const loaded = await backend.load(checkpoint.spec, checkpoint.weights);
     const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
-    // Only replace the old model once the new one is ready: a failed load keeps what was there.
+    this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer);
+  }
+
+  /** The parent checkpoint of the last upcycling, kept so trying another recipe does not download it again. */
+  private parent: { baseUrl: string; checkpoint: Checkpoint } | null = null;
+
+  private async upcycleAndLoad(request: Extract<WorkerRequest, { type: 'upcycle' }>): Promise<void> {
+    const backend = this.backend;
+    if (!backend) throw new Error('The engine is not started yet.');
+    this.current?.abort.abort();
+    await this.idle();
+    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the dense parent', fraction: 0.1 });
+    const parentCheckpoint = this.parent?.baseUrl === request.baseUrl ? this.parent.checkpoint : await loadCheckpoint(this.sourceFor(request.baseUrl));
+    this.parent = { baseUrl: request.baseUrl, checkpoint: parentCheckpoint };
+    const { recipe } = request;
+    this.post({ type: 'progress', requestId: request.requestId, stage: `upcycling into ${recipe.experts} experts`, fraction: 0.3 });
+    const child = upcycle(parentCheckpoint.spec, parentCheckpoint.weights, {
+      experts: recipe.experts,
+      granularity: recipe.granularity,
+      topK: recipe.topK,
+      router: { kind: 'random', seed: recipe.seed },
+      seed: recipe.seed,
+      from: request.modelId,
+    });
+    const tok = loadTokenizer(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson);
+    this.post({ type: 'progress', requestId: request.requestId, stage: 'running parent and child on the same prompt', fraction: 0.5 });
+    const parentModel = await backend.load(parentCheckpoint.spec, parentCheckpoint.weights);
+    let childModel: LoadedModel | null = null;
+    try {
+      childModel = await backend.load(child.spec, child.weights);
+      const promptIds = tok.encode(request.proof.prompt);
+      if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
+      const native: RoutingPlan = { mode: { kind: 'native' }, interventions: [] };
+      const options = { ...request.proof.sampling, routing: native, stopTokens: tok.eosId === undefined ? [] : [tok.eosId] };
+      const parentRun = await generateTokens(parentModel, promptIds, options);
+      const childRun = await generateTokens(childModel, promptIds, options);
+      const parentScore = await scoreTokens(parentModel, promptIds, native);
+      const childScore = await scoreTokens(childModel, promptIds, native);
+      let maxLogitDifference = 0;
+      parentScore.logits.forEach((row, t) => row.forEach((v, i) => (maxLogitDifference = Math.max(maxLogitDifference, Math.abs(v - childScore.logits[t][i])))));
+      this.post({
+        type: 'upcycled',
+        requestId: request.requestId,
+        recipe,
+        parentId: request.modelId,
+        parentText: tok.decode(parentRun.tokens),
+        childText: tok.decode(childRun.tokens),
+        parentTokenIds: parentRun.tokens,
+        childTokenIds: childRun.tokens,
+        maxLogitDifference,
+        renormalised: child.spec.moe?.normTopkProb ?? false,
+      });
+    } catch (error) {
+      childModel?.dispose();
+      throw error;
+    } finally {
+      parentModel.dispose();
+    }
+    const id = `${request.modelId}+up${recipe.experts}x${recipe.granularity}k${recipe.topK}s${recipe.seed}`;
+    this.install(request.requestId, id, child.spec, childModel, tok);
+  }
+
+  /** Makes a loaded model the current one. Only replaces the old model once the new one is ready: a failed load keeps what was there. */
+  private install(requestId: number, modelId: string, spec: ModelSpec, loaded: LoadedModel, loadedTokenizer: TextTokenizer): void {
     this.model?.dispose();
     this.model = loaded;
     this.tokenizer = loadedTokenizer;
     this.lastScore = null;
-    const spec = checkpoint.spec;
     const parameters = countParameters(spec);
     this.post({
       type: 'loaded',
-      requestId: request.requestId,
+      requestId,
       model: {
-        id: request.modelId,
+        id: modelId,
         architecture: spec.architecture,
         numLayers: spec.numLayers,
         numExperts: spec.moe?.numExperts ?? 0,
@@ -156,7 +228,7 @@ export class EngineSession {
 
   private async generate(request: Extract<WorkerRequest, { type: 'generate' }>, signal: AbortSignal): Promise<void> {
     const { model, tokenizer: tok } = this.requireModel();
-    const plan = parseRoutingPlan(request.routing);
+    const plan = parsePlanString(request.routing);
     validateRoutingPlan(plan, model.spec);
     const promptIds = tok.encode(request.prompt);
     if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
@@ -235,9 +307,9 @@ export class EngineSession {
 
   private async score(request: Extract<WorkerRequest, { type: 'score' }>, signal: AbortSignal): Promise<void> {
     const { model, tokenizer: tok } = this.requireModel();
-    const plan = parseRoutingPlan(request.routing);
+    const plan = parsePlanString(request.routing);
     validateRoutingPlan(plan, model.spec);
-    const ids = request.tokenIds.slice(0, model.spec.maxPositions);
+    const ids = (request.text !== undefined ? tok.encode(request.text) : request.tokenIds).slice(0, model.spec.maxPositions);
     const started = performance.now();
     const result = await scoreTokens(model, ids, plan);
     const seconds = (performance.now() - started) / 1000;

@@ -1,0 +1,255 @@
+// Compare: the text on screen (pane A: the main model and routing) scored by a second engine
+// (pane B: its own model and routing, in its own worker), with per-token routing differences
+// highlighted and the totals side by side.
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { useStore } from 'zustand';
+import { EngineClient } from './engineClient.ts';
+import { createPlaygroundStore, type RunState } from '../state/store.ts';
+import { usePlayground, playgroundStore } from '../state/useStore.ts';
+import { activeShare, meanExpertsPerLayer, meanLoss } from '../state/derive.ts';
+import { parseRecipe, planOf, splitPlan } from '../state/url.ts';
+import type { ModelStatus } from '../worker/protocol.ts';
+import { expertColor, inkOn, showToken } from '../viz/palette.ts';
+import { formatNumber, formatPercent } from './format.ts';
+
+interface Props {
+  /** Resolves a model id to the folder URL (built-in id or fixture path); null when unknown. */
+  resolveModel(id: string): { id: string; url: string } | null;
+  preferBackend: 'webgpu' | 'cpu';
+  locked: boolean;
+}
+
+const ROUTING_CHOICES = ['native', 'dense', 'topk:1', 'topk:2', 'topk:4', 'threshold:1', 'threshold:0.5'];
+
+function sameSet(a: number[] | undefined, b: number[] | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  const s = new Set(a);
+  return b.every((x) => s.has(x));
+}
+
+/** For each token: does pane B's chosen-expert set at MoE layer m differ from pane A's? null when the tokens differ. */
+export function routingDifferences(a: RunState, b: RunState, m: number): boolean[] | null {
+  if (a.tokenIds.length !== b.tokenIds.length || a.tokenIds.some((id, i) => id !== b.tokenIds[i])) return null;
+  return a.tokenIds.map((_, i) => !sameSet(a.trace.layers[m]?.[i]?.experts, b.trace.layers[m]?.[i]?.experts));
+}
+
+function speedOf(run: RunState): string {
+  if (run.scoreTokensPerSecond !== null) return `${formatNumber(run.scoreTokensPerSecond, 1)} (scoring)`;
+  if (run.generateTokensPerSecond !== null) return `${formatNumber(run.generateTokensPerSecond, 1)} (generating)`;
+  return '–';
+}
+
+function TokenRow({ run, layer, diffs, pane }: { run: RunState; layer: number; diffs: boolean[] | null; pane: string }) {
+  const rows = run.trace.layers[Math.min(layer, run.trace.layers.length - 1)] ?? [];
+  return (
+    <p className="compare-tokens" data-testid={`compare-tokens-${pane}`}>
+      {run.tokenTexts.map((text, i) => {
+        const routing = rows[i];
+        const expert = routing?.experts[0];
+        const fill = expert === undefined ? '#eeeeee' : expertColor(expert);
+        const differs = diffs?.[i] ?? false;
+        const lp = run.logProbs[i];
+        return (
+          <span
+            key={i}
+            className={`ctoken${differs ? ' ctoken-diff' : ''}`}
+            style={{ background: fill, color: inkOn(fill) }}
+            data-diff={differs}
+            title={`token ${i}: experts ${routing?.experts.join(', ') ?? '–'}${lp !== null && lp !== undefined ? `, loss ${(-lp).toFixed(3)}` : ''}${differs ? ' — routed differently from the other pane' : ''}`}
+          >
+            {showToken(text)}
+            <sub>{expert ?? '–'}</sub>
+            {differs && <span className="sr-only"> (routed differently)</span>}
+          </span>
+        );
+      })}
+    </p>
+  );
+}
+
+export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
+  const share = usePlayground((s) => s.share);
+  const runA = usePlayground((s) => s.run);
+  const modelA = usePlayground((s) => s.model);
+  const activityA = usePlayground((s) => s.activity);
+  const paneStore = useMemo(() => createPlaygroundStore(), []);
+  const runB = useStore(paneStore, (s) => s.run);
+  const modelB = useStore(paneStore, (s) => s.model);
+  const errorB = useStore(paneStore, (s) => s.error);
+  const activityB = useStore(paneStore, (s) => s.activity);
+  const loadingB = useStore(paneStore, (s) => s.loading);
+  const clientRef = useRef<EngineClient | null>(null);
+  const [ready, setReady] = useState(false);
+  const [loadedKey, setLoadedKey] = useState<string | null>(null);
+
+  useEffect(() => {
+    const client = new EngineClient();
+    clientRef.current = client;
+    const unsubscribe = client.subscribe((message) => {
+      paneStore.getState().receive(message);
+      if (message.type === 'backend') setReady(true);
+    });
+    client.send({ type: 'init', preferBackend });
+    return () => {
+      unsubscribe();
+      client.terminate();
+    };
+  }, [paneStore, preferBackend]);
+
+  // Pane B's model: the link's second model, or (when empty) the same model as pane A, upcycled the same way.
+  const bId = share.bModel || share.model;
+  const bRecipe = share.bModel ? '' : share.upcycle;
+  const modelKey = `${bId}|${bRecipe}`;
+  useEffect(() => {
+    const client = clientRef.current;
+    if (!ready || !client || !bId) return;
+    const resolved = resolveModel(bId);
+    if (!resolved) {
+      paneStore.getState().setError({ message: `The second pane's model ${JSON.stringify(bId)} is not installed on this site.`, hint: 'Pick another model for pane B.' });
+      return;
+    }
+    const requestId = client.newRequestId();
+    paneStore.getState().begin(requestId, 'loading');
+    const recipe = parseRecipe(bRecipe);
+    const onLoaded = client.subscribe((message) => {
+      if (message.type === 'loaded' && message.requestId === requestId) {
+        setLoadedKey(modelKey);
+        onLoaded();
+      }
+    });
+    if (recipe) {
+      const { prompt } = playgroundStore.getState().share;
+      client.send({ type: 'upcycle', requestId, modelId: resolved.id, baseUrl: resolved.url, recipe, proof: { prompt, sampling: { temperature: 0, topP: 1, seed: 0, maxTokens: 1 } } });
+    } else {
+      client.send({ type: 'load', requestId, modelId: resolved.id, baseUrl: resolved.url });
+    }
+    return onLoaded;
+  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore]);
+
+  // Score pane A's text whenever it, pane B's model or pane B's routing changes (and A is not mid-run).
+  const textKey = runA && runA.source === 'engine' ? runA.tokenIds.join(',') : '';
+  const sameTokenizer = modelA !== null && modelB !== null && modelA.vocabSize === modelB.vocabSize;
+  useEffect(() => {
+    const client = clientRef.current;
+    const a = playgroundStore.getState().run;
+    if (!client || loadedKey !== modelKey || !textKey || !a || activityA !== 'idle' || !modelB) return;
+    const requestId = client.newRequestId();
+    paneStore.getState().begin(requestId, 'scoring', share.bRouting);
+    client.send({ type: 'score', requestId, tokenIds: a.tokenIds, routing: share.bRouting, text: sameTokenizer ? undefined : a.tokenTexts.join('') });
+  }, [loadedKey, modelKey, textKey, activityA, share.bRouting, sameTokenizer, modelB, paneStore]);
+
+  const setShare = playgroundStore.getState().setShare;
+  const layer = share.layer;
+  const diffs = runA && runB && runB.source === 'engine' ? routingDifferences(runA, runB, layer) : null;
+  const differing = diffs ? diffs.filter(Boolean).length : 0;
+  const bMode = splitPlan(share.bRouting);
+  const column = (run: RunState | null, model: ModelStatus | null, routing: string, pane: 'a' | 'b') => {
+    const ok = run && run.source === 'engine';
+    const loss = ok ? meanLoss(run.logProbs) : NaN;
+    const activeShareValue = ok && model ? activeShare(model, run.trace) : NaN;
+    return {
+      model: model?.id ?? '…',
+      routing: ok ? run.routing : routing,
+      loss,
+      activeShareValue,
+      experts: ok ? meanExpertsPerLayer(run.trace) : NaN,
+      speed: ok ? speedOf(run) : '–',
+      pane,
+    };
+  };
+  const a = column(runA, modelA, planOf(share), 'a');
+  const b = column(runB, modelB, share.bRouting, 'b');
+
+  return (
+    <section className="panel compare" aria-label="Compare two models or routings" data-testid="compare">
+      <h2>Compare on the same text</h2>
+      <fieldset className="compare-controls" disabled={locked}>
+        <legend className="sr-only">Pane B settings</legend>
+        <label>
+          Pane B model{' '}
+          <input data-testid="compare-model" list="compare-models" value={share.bModel} placeholder={`same as A (${share.model})`} onChange={(e) => setShare({ bModel: e.target.value.trim() })} />
+        </label>
+        <label>
+          Pane B routing{' '}
+          <select data-testid="compare-routing" value={bMode.mode} onChange={(e) => setShare({ bRouting: bMode.iv ? `${e.target.value}|${bMode.iv}` : e.target.value })}>
+            {[...new Set([...ROUTING_CHOICES, bMode.mode])].map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" data-testid="compare-copy-a" onClick={() => setShare({ bRouting: planOf(share) })} title="Give pane B the routing and interventions of pane A">
+          Copy A’s routing
+        </button>
+      </fieldset>
+      {errorB && (
+        <p className="error small" role="alert" data-testid="compare-error">
+          <strong>{errorB.message}</strong> {errorB.hint}
+        </p>
+      )}
+      <table className="compare-totals" data-testid="compare-totals">
+        <thead>
+          <tr>
+            <th scope="col"></th>
+            <th scope="col">A</th>
+            <th scope="col">B</th>
+          </tr>
+        </thead>
+        <tbody>
+          <tr>
+            <th scope="row">model</th>
+            <td>{a.model}</td>
+            <td data-testid="compare-b-model">{b.model}</td>
+          </tr>
+          <tr>
+            <th scope="row">routing</th>
+            <td data-testid="compare-a-routing">{a.routing}</td>
+            <td data-testid="compare-b-routing">{b.routing}</td>
+          </tr>
+          <tr>
+            <th scope="row">mean loss (nats)</th>
+            <td data-testid="compare-a-loss" data-value={a.loss}>{formatNumber(a.loss)}</td>
+            <td data-testid="compare-b-loss" data-value={b.loss}>{formatNumber(b.loss)}</td>
+          </tr>
+          <tr>
+            <th scope="row">parameters active</th>
+            <td data-testid="compare-a-active" data-value={a.activeShareValue}>{formatPercent(a.activeShareValue)}</td>
+            <td data-testid="compare-b-active" data-value={b.activeShareValue}>{formatPercent(b.activeShareValue)}</td>
+          </tr>
+          <tr>
+            <th scope="row">experts / layer</th>
+            <td>{formatNumber(a.experts, 2)}</td>
+            <td>{formatNumber(b.experts, 2)}</td>
+          </tr>
+          <tr>
+            <th scope="row">tokens/s</th>
+            <td data-testid="compare-a-speed">{a.speed}</td>
+            <td data-testid="compare-b-speed">{b.speed}</td>
+          </tr>
+        </tbody>
+      </table>
+      {(activityB !== 'idle' || loadingB) && (
+        <p className="small dim" data-testid="compare-activity">
+          pane B: {loadingB?.stage ?? activityB}…
+        </p>
+      )}
+      {runA && runA.source === 'engine' && (
+        <div className="compare-panes">
+          <div>
+            <h3>A · {a.routing}</h3>
+            <TokenRow run={runA} layer={layer} diffs={diffs} pane="a" />
+          </div>
+          <div>
+            <h3>B · {b.routing}</h3>
+            {runB && runB.source === 'engine' ? <TokenRow run={runB} layer={layer} diffs={diffs} pane="b" /> : <p className="dim">scoring…</p>}
+          </div>
+        </div>
+      )}
+      <p className="legend" data-testid="compare-diff-count" data-value={diffs ? differing : ''}>
+        Colour and number: first-choice expert at MoE layer {layer}. Outlined tokens are routed to a different set of experts in the two panes
+        {diffs ? ` (${differing} of ${diffs.length})` : runB?.source === 'engine' ? ' (the panes tokenised the text differently, so tokens are not compared one by one)' : ''}.
+      </p>
+    </section>
+  );
+}
