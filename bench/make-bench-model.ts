@@ -1,12 +1,15 @@
 // Writes the synthetic models `moe bench` runs on, deterministically:
-//   OUT_DIR/dense  a random llama in F16 (hidden 256, 4 layers, 8 heads, FFN 1024, vocab 512)
+//   OUT_DIR/dense  a random llama in F16
 //   OUT_DIR/moe    its 8-expert top-2 upcycled Mixtral child (random router, noise 0.01 so routing varies)
-// Usage: npx tsx bench/make-bench-model.ts OUT_DIR
+// Sizes (--size): default  hidden 256, 4 layers, 8 heads, FFN 1024, vocab 512 (26.5 M parameters as MoE)
+//                 small    hidden 128, 2 layers, 4 heads, FFN 512,  vocab 512 (3.5 M; SwiftShader-friendly)
+//                 tiny     hidden 32,  1 layer,  2 heads, FFN 64,   vocab 300 (tests)
+// Usage: npx tsx bench/make-bench-model.ts OUT_DIR [--size default|small|tiny]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportCheckpoint } from '../src/engine/format/index.ts';
 import { upcycle } from '../src/engine/upcycle/index.ts';
-import { randomDenseLlama } from '../src/cli/randomModel.ts';
+import { randomDenseLlama, type RandomLlamaOptions } from '../src/cli/randomModel.ts';
 import { buildByteLevelBpe } from '../src/cli/byteBpe.ts';
 
 const TRAINING_TEXT = `
@@ -17,32 +20,41 @@ numbers, punctuation, names, the beginning of a sentence, the end of a line. Spa
 the chosen experts' weights, which is why a model with many parameters can still answer quickly.
 `.repeat(4);
 
+export type BenchModelSize = 'default' | 'small' | 'tiny';
+
+const SIZES: Record<BenchModelSize, Omit<RandomLlamaOptions, 'dtype' | 'seed'>> = {
+  default: { vocabSize: 512, hiddenSize: 256, numLayers: 4, numHeads: 8, numKvHeads: 8, intermediateSize: 1024, maxPositions: 2048 },
+  small: { vocabSize: 512, hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 4, intermediateSize: 512, maxPositions: 2048 },
+  tiny: { vocabSize: 300, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, intermediateSize: 64, maxPositions: 256 },
+};
+
 function write(dir: string, files: Map<string, Uint8Array>): void {
   mkdirSync(dir, { recursive: true });
   for (const [name, bytes] of files) writeFileSync(join(dir, name), bytes);
 }
 
-const outDir = process.argv[2];
-if (!outDir) {
-  process.stderr.write('usage: npx tsx bench/make-bench-model.ts OUT_DIR\n');
-  process.exit(1);
+/** Writes OUT_DIR/dense and OUT_DIR/moe; returns the MoE folder. */
+export function makeBenchModels(outDir: string, size: BenchModelSize = 'default'): string {
+  const shape = SIZES[size];
+  const tokenizerJson = buildByteLevelBpe(TRAINING_TEXT, shape.vocabSize);
+  const tokenizerConfigJson = { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|endoftext|>', add_bos_token: false, add_eos_token: false };
+  const dense = randomDenseLlama({ ...shape, dtype: 'F16', seed: 2024 });
+  write(join(outDir, 'dense'), exportCheckpoint(dense.spec, dense.weights, tokenizerJson, tokenizerConfigJson));
+  const moe = upcycle(dense.spec, dense.weights, { experts: 8, topK: 2, router: { kind: 'random', scale: 0.5 }, noise: 0.01, seed: 1 });
+  write(join(outDir, 'moe'), exportCheckpoint(moe.spec, moe.weights, tokenizerJson, tokenizerConfigJson));
+  return join(outDir, 'moe');
 }
 
-const tokenizerJson = buildByteLevelBpe(TRAINING_TEXT, 512);
-const tokenizerConfigJson = { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|endoftext|>', add_bos_token: false, add_eos_token: false };
-const dense = randomDenseLlama({
-  vocabSize: 512,
-  hiddenSize: 256,
-  numLayers: 4,
-  numHeads: 8,
-  numKvHeads: 8,
-  intermediateSize: 1024,
-  dtype: 'F16',
-  seed: 2024,
-  maxPositions: 2048,
-});
-write(join(outDir, 'dense'), exportCheckpoint(dense.spec, dense.weights, tokenizerJson, tokenizerConfigJson));
-
-const moe = upcycle(dense.spec, dense.weights, { experts: 8, topK: 2, router: { kind: 'random', scale: 0.5 }, noise: 0.01, seed: 1 });
-write(join(outDir, 'moe'), exportCheckpoint(moe.spec, moe.weights, tokenizerJson, tokenizerConfigJson));
-process.stdout.write(`wrote ${join(outDir, 'dense')} and ${join(outDir, 'moe')}\n`);
+// Run as a script (not when imported by bench/run.ts or a test).
+if (process.argv[1]?.endsWith('make-bench-model.ts')) {
+  const args = process.argv.slice(2);
+  const sizeAt = args.indexOf('--size');
+  const size = (sizeAt >= 0 ? args.splice(sizeAt, 2)[1] : 'default') as BenchModelSize;
+  const outDir = args[0];
+  if (!outDir || !(size in SIZES)) {
+    process.stderr.write('usage: npx tsx bench/make-bench-model.ts OUT_DIR [--size default|small|tiny]\n');
+    process.exit(1);
+  }
+  makeBenchModels(outDir, size);
+  process.stdout.write(`wrote ${join(outDir, 'dense')} and ${join(outDir, 'moe')}\n`);
+}

@@ -1,6 +1,6 @@
 // First half of a SwiGLU expert, computed only for chosen experts:
 //   ACT[t, slot, j] = silu(Wg[e]·x_t)[j] · (Wu[e]·x_t)[j],  e = the expert in routing slot `slot` of token t.
-// Dispatch (rows of f, slots, tokens); a workgroup whose slot is past the token's count exits before reading
+// Dispatch (rows of f, slots × tokens); a workgroup whose slot is past the token's count exits before reading
 // any weight, so in topk:2 only two experts' rows are ever loaded. Gate and up weights are stacked
 // [E, f, d] in one buffer each. One workgroup of 64 threads per row (see matvec.wgsl).
 struct Params {
@@ -24,8 +24,10 @@ var<workgroup> expertShared: u32;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.z * ROW_SPLIT;
-  let slot = wid.y % P.slots;
-  let t = wid.y / P.slots;
+  // Slot-major: the first `tokens` workgroups in y are slot 0 of every token, then slot 1... so an indirect
+  // dispatch of y = maxCount · tokens (expert_args.wgsl) covers exactly the slots some token uses.
+  let slot = wid.y / P.tokens;
+  let t = wid.y % P.tokens;
   let rb = P.recBase + t * (1u + 3u * P.recExperts);
   if (lid == 0u) {
     countShared = ROUTE[rb];

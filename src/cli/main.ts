@@ -68,11 +68,18 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   bench: {
-    usage: 'moe bench DIR [--routing MODE] [--backend cpu|webgpu] [--prompt-tokens N] [--decode-tokens N] [--json]',
+    usage: 'moe bench DIR [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode)',
     positionals: 1,
-    options: { routing: str, backend: str, 'prompt-tokens': str, 'decode-tokens': str, json: flag },
+    options: { routing: str, backend: str, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
     run: ([dir], v) =>
-      benchCommand(dir, { routing: s(v.routing), backend: s(v.backend), promptTokens: s(v['prompt-tokens']), decodeTokens: s(v['decode-tokens']), json: v.json === true }),
+      benchCommand(dir, {
+        routing: s(v.routing),
+        backend: s(v.backend),
+        promptTokens: s(v['prompt-tokens']),
+        decodeTokens: s(v['decode-tokens']),
+        minSeconds: s(v['min-seconds']),
+        json: v.json === true,
+      }),
   },
 };
 

@@ -170,9 +170,9 @@ describe('moe inspect', () => {
 describe('moe bench --json', () => {
   it('reports every mode of interest with speeds and active parameters', () => {
     const out = onlyJson<{ results: { routing: string; backend: string; prefillTokensPerSecond: number; decodeTokensPerSecond: number; activeParameters: number }[] }>(
-      moe('bench', MIXTRAL, '--prompt-tokens', '4', '--decode-tokens', '2', '--json'),
+      moe('bench', MIXTRAL, '--prompt-tokens', '4', '--decode-tokens', '2', '--min-seconds', '0', '--json'),
     );
-    expect(out.results.map((r) => r.routing)).toEqual(['dense', 'topk:1', 'topk:2', 'native']);
+    expect(out.results.map((r) => r.routing)).toEqual(['dense', 'topk:1', 'topk:2', 'native', 'threshold:1']);
     for (const r of out.results) {
       expect(r.backend).toBe('cpu');
       expect(r.prefillTokensPerSecond).toBeGreaterThan(0);

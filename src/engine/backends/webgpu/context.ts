@@ -12,12 +12,13 @@ import routerWgsl from '../../../../shaders/router.wgsl?raw';
 import fixedRouteWgsl from '../../../../shaders/fixed_route.wgsl?raw';
 import expertGateUpWgsl from '../../../../shaders/expert_gate_up.wgsl?raw';
 import expertDownWgsl from '../../../../shaders/expert_down.wgsl?raw';
+import expertArgsWgsl from '../../../../shaders/expert_args.wgsl?raw';
 import type { DType } from '../../types.ts';
 import { WebGpuDeviceLostError, WebGpuInternalError } from './errors.ts';
 
 export type KernelName =
   | 'embed' | 'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'attention'
-  | 'router' | 'fixedRoute' | 'expertGateUp' | 'expertDown';
+  | 'router' | 'fixedRoute' | 'expertGateUp' | 'expertDown' | 'expertArgs';
 
 const KERNELS: Record<KernelName, { source: string; readsWeights: boolean }> = {
   embed: { source: embedWgsl, readsWeights: true },
@@ -30,6 +31,7 @@ const KERNELS: Record<KernelName, { source: string; readsWeights: boolean }> = {
   fixedRoute: { source: fixedRouteWgsl, readsWeights: false },
   expertGateUp: { source: expertGateUpWgsl, readsWeights: true },
   expertDown: { source: expertDownWgsl, readsWeights: true },
+  expertArgs: { source: expertArgsWgsl, readsWeights: false },
 };
 
 const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
@@ -38,7 +40,7 @@ const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
  * GPUBufferUsage / GPUMapMode values from the WebGPU spec, as plain numbers so importing this module
  * needs no WebGPU globals (it is imported before we know whether the platform has WebGPU).
  */
-export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, INDIRECT: 0x100 } as const;
 const MAP_MODE_READ = 0x1;
 
 /** Workgroups per dispatch dimension we rely on (the WebGPU default minimum is 65535). */
@@ -172,6 +174,8 @@ interface DispatchOp {
   params: ArrayBuffer;
   buffers: GPUBuffer[];
   groups: [number, number, number];
+  /** Take the workgroup counts from this buffer (three u32 at `offset` bytes) instead of `groups`. */
+  indirect?: { buffer: GPUBuffer; offset: number };
 }
 interface CopyOp {
   kind: 'copy';
@@ -209,6 +213,11 @@ export class Recorder {
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g[0] === 0 || g[1] === 0 || g[2] === 0) return;
     this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: g });
+  }
+
+  /** A dispatch whose workgroup counts an earlier dispatch of this recording writes into `args` (at byte `offset`). */
+  dispatchIndirect(name: KernelName, dtype: DType, p: ArrayBuffer, buffers: GPUBuffer[], args: GPUBuffer, offset: number): void {
+    this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: [0, 0, 0], indirect: { buffer: args, offset } });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
@@ -251,7 +260,8 @@ export class Recorder {
         index++;
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
-        pass.dispatchWorkgroups(...op.groups);
+        if (op.indirect) pass.dispatchWorkgroupsIndirect(op.indirect.buffer, op.indirect.offset);
+        else pass.dispatchWorkgroups(...op.groups);
       }
       pass?.end();
 

@@ -163,6 +163,11 @@ export interface ExpertArgs {
   h: GPUBuffer; // [tokens, d] residual, accumulated into
   xOffset?: number;
   hOffset?: number;
+  /**
+   * A 16-byte STORAGE | INDIRECT buffer: when given, the gate/up kernel is dispatched for the most slots any
+   * token actually uses (read from the routing records on the GPU) rather than for `slots`.
+   */
+  indirectArgs?: GPUBuffer;
 }
 
 /** H += Σ_chosen w_e · down_e(silu(gate_e·x) · up_e·x), reading only the chosen experts' weights. */
@@ -170,7 +175,13 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   if (a.gate.dtype !== a.up.dtype) throw new Error('gate and up weights of one block must share a dtype');
   const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0]);
   const [fx, fz] = splitGroups(a.f);
-  rec.dispatch('expertGateUp', a.gate.dtype, gu, [a.gate.buffer, a.up.buffer, a.x, a.route, a.act], [fx, a.slots * a.tokens, fz]);
+  const guBuffers = [a.gate.buffer, a.up.buffer, a.x, a.route, a.act];
+  if (a.indirectArgs) {
+    rec.dispatch('expertArgs', 'F32', params([a.tokens, a.recBase, a.recExperts, a.slots, fx, fz, 0, 0]), [a.route, a.indirectArgs], [1]);
+    rec.dispatchIndirect('expertGateUp', a.gate.dtype, gu, guBuffers, a.indirectArgs, 0);
+  } else {
+    rec.dispatch('expertGateUp', a.gate.dtype, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
+  }
   const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0]);
   const [dx, dz] = splitGroups(a.d);
   rec.dispatch('expertDown', a.down.dtype, dn, [a.down.buffer, a.act, a.route, a.h], [dx, a.tokens, dz]);

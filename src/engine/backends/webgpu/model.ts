@@ -331,14 +331,14 @@ export class WebGpuModel implements LoadedModel {
   }
 
   /** A grow-only scratch buffer of at least `bytes`. */
-  private buffer(name: string, bytes: number): GPUBuffer {
+  private buffer(name: string, bytes: number, usage: GPUBufferUsageFlags = STORAGE): GPUBuffer {
     let b = this.scratch.get(name);
     if (!b || b.size < bytes) {
       if (b) this.ctx.destroyBuffer(b);
       if (bytes > this.ctx.maxBufferBytes) {
         throw new WebGpuTooLargeError(`This step needs a ${name} buffer of ${formatBytes(bytes)}, more than this GPU's largest buffer.`, 'Run fewer tokens at once, or ask for the last position\'s logits only.');
       }
-      b = this.ctx.createBuffer(bytes, STORAGE, name);
+      b = this.ctx.createBuffer(bytes, usage, name);
       this.scratch.set(name, b);
     }
     return b;
@@ -402,6 +402,7 @@ export class WebGpuModel implements LoadedModel {
     const logits = this.buffer('logits', logitRows * V * 4);
     const ids = this.buffer('token_ids', T * 4);
     const flags = this.buffer('routing_flags', spec.numLayers * E * 4);
+    const dispatchArgs = this.buffer('dispatch_args', 16, STORAGE | USAGE.INDIRECT);
     this.ctx.write(ids, 0, new Uint32Array(tokens));
     this.ctx.write(flags, 0, plan.flags);
     const tables = K.ropeTables(this.invFreq, pos0, T);
@@ -441,10 +442,10 @@ export class WebGpuModel implements LoadedModel {
 
         // Feed-forward
         K.rmsNorm(rec, { x: h, weight: L.ffnNorm, out: xn, rows: tc, len: d, eps });
-        const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number) =>
+        const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) =>
           K.experts(rec, {
             gate: w.gate, up: w.up, down: w.down, f: w.f, d, tokens: tc, slots,
-            route, recBase, recExperts, x: xn, act, h,
+            route, recBase, recExperts, x: xn, act, h, indirectArgs,
           });
         if (L.mlp) {
           K.fixedRoute(rec, fixedRoute, tc, null, this.dummy);
@@ -456,7 +457,8 @@ export class WebGpuModel implements LoadedModel {
             logits: routerLogits, flags, route: routeBuf, recBase, tokens: tc, experts: E, layer: l,
             mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb,
           });
-          ffn(L.experts!, routeBuf, recBase, E, plan.slots[l]);
+          // Threshold sets vary in size: size the gate/up dispatch on the GPU from the routing just decided.
+          ffn(L.experts!, routeBuf, recBase, E, plan.slots[l], plan.mode === 'threshold' ? dispatchArgs : undefined);
           if (L.shared) {
             K.project(rec, { weight: L.sharedGate!, rows: 1, K: d, tokens: tc, x: xn, y: sharedLogits }, this.dummy);
             K.fixedRoute(rec, fixedRoute, tc, sharedLogits, this.dummy);
