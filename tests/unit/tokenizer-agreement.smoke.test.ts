@@ -1,0 +1,92 @@
+// The model foundry end to end, tiny: `training/build.py --smoke` (corpus from Debian packages ->
+// byte-level BPE -> dense llama -> `moe upcycle` -> top-2 MoE and DS-MoE training -> HF export).
+// Then the app reads what it wrote: the tokenizer agrees with the Python encoder, and the engine's
+// CPU backend reproduces PyTorch's logits for every exported model (native routing and all experts).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTokenizer } from '../../src/engine/tokenizer.ts';
+import { loadCheckpoint } from '../../src/engine/format/index.ts';
+import { dirSource } from '../../src/cli/fsSource.ts';
+import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
+import { scoreTokens } from '../../src/engine/run/index.ts';
+import type { RoutingPlan } from '../../src/engine/types.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MODELS = ['dense-parent', 'moe-top2', 'ds-moe', 'fine-grained'];
+const readJson = (path: string): any => JSON.parse(readFileSync(path, 'utf8'));
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('training/build.py --smoke', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'moe-foundry-test-'));
+    execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'build.py'), '--smoke', '--threads', '1', '--work', dir],
+      { cwd: ROOT, stdio: 'pipe', timeout: 170_000 });
+    return () => rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  it('trains: held-out loss falls in every domain, and the MoE runs start where the parent ended', () => {
+    const evals = (run: string) => readFileSync(join(dir, 'runs', run, 'log.jsonl'), 'utf8').trim().split('\n')
+      .map((line) => JSON.parse(line)).filter((e) => e.eval).map((e) => e.eval.loss as Record<string, number>);
+    const dense = evals('dense');
+    for (const domain of ['english', 'german', 'python', 'arithmetic']) {
+      expect(dense.at(-1)![domain]).toBeLessThan(dense[0][domain] - 0.3);
+    }
+    // Upcycling preserves the function: step 0 of the MoE equals the exported (f16) parent closely.
+    for (const run of ['moe-top2', 'ds-moe', 'fine-grained']) {
+      expect(Math.abs(evals(run)[0].english - dense.at(-1)!.english)).toBeLessThan(0.02);
+    }
+  });
+
+  it('resumes an interrupted run exactly, and its MoE block matches a per-token computation (training/selftest.py)', () => {
+    const out = execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'selftest.py'), dir], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(out).toContain('selftest: ok');
+  });
+
+  it('writes Hugging Face folders: llama parent, mixtral children, DS-MoE without renormalisation', () => {
+    const configs = MODELS.map((m) => readJson(join(dir, 'models', m, 'config.json')));
+    expect(configs.map((c) => c.model_type)).toEqual(['llama', 'mixtral', 'mixtral', 'mixtral']);
+    expect([configs[1].num_local_experts, configs[1].num_experts_per_tok]).toEqual([8, 2]);
+    expect(configs[1].norm_topk_prob).toBeUndefined();
+    expect(configs[2].norm_topk_prob).toBe(false);
+    // Fine-grained: 2 copies x 4 shards of the parent's FFN, top-4 (one whole copy at init).
+    expect([configs[3].num_local_experts, configs[3].num_experts_per_tok]).toEqual([8, 4]);
+    expect(configs[3].intermediate_size * 4).toBe(configs[0].intermediate_size);
+  });
+
+  it('writes a tokenizer the app reads with the same ids as the trainer', () => {
+    const tokDir = join(dir, 'work', 'tokenizer');
+    const tok = loadTokenizer(readJson(join(tokDir, 'tokenizer.json')), readJson(join(tokDir, 'tokenizer_config.json')));
+    const expected = readJson(join(tokDir, 'agreement.json')) as Record<string, { text: string; ids: number[] }>;
+    expect(Object.keys(expected).length).toBe(5);
+    for (const { text, ids } of Object.values(expected)) {
+      expect(tok.encode(text)).toEqual(ids);
+      expect(tok.decode(ids)).toBe(text);
+    }
+  });
+
+  for (const name of MODELS) {
+    it(`${name}: the engine's CPU backend reproduces PyTorch's logits`, async () => {
+      const expected = readJson(join(dir, 'runs', 'expected', `${name}.json`));
+      const checkpoint = await loadCheckpoint(dirSource(join(dir, 'models', name)));
+      const model = await createCpuBackend().load(checkpoint.spec, checkpoint.weights);
+      const modes: [string, RoutingPlan][] = [['native', { mode: { kind: 'native' }, interventions: [] }]];
+      if (expected.dense) modes.push(['dense', { mode: { kind: 'dense' }, interventions: [] }]);
+      for (const [key, plan] of modes) {
+        const result = await scoreTokens(model, expected.tokens, plan);
+        result.logits.forEach((row, t) => {
+          expect(maxAbsDiff(row, expected[key][t]), `${key} logits at position ${t}`).toBeLessThan(2e-3);
+        });
+      }
+      model.dispose();
+    });
+  }
+});

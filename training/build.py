@@ -1,0 +1,275 @@
+"""Rebuild the built-in models from scratch: one command, idempotent, resumable.
+
+    /usr/bin/python3 training/build.py            # full build (about two hours on 2 cores)
+    /usr/bin/python3 training/build.py --smoke    # the whole pipeline, tiny, in a temp folder (< 3 min)
+
+Stages (each skipped when its output exists; training resumes from its last checkpoint):
+    corpus     Debian packages -> <work>/corpus/*.txt, held-out eval texts -> public/eval/
+    tokenizer  byte-level BPE -> <work>/tokenizer/ (+ training/tokenizer/ and its agreement ids)
+    tokens     corpus -> <work>/tokens/<domain>.{train,heldout}.npy
+    dense      train the dense llama parent -> runs/dense, export -> models/dense-parent
+    upcycle    `moe upcycle` (the project's CLI) -> <work>/upcycled (8 experts, top-2)
+    moe-top2   train the upcycled model with top-2 routing + load balancing -> models/moe-top2
+    ds-moe     train the same start DS-MoE style (all experts, MI loss) -> models/ds-moe
+    fine-grained  `moe upcycle --experts 8 --granularity 4 --top-k 4` (2 copies x 4 shards), top-4
+               training + load balancing -> models/fine-grained
+    expected   PyTorch logits of every exported model -> <runs>/expected/ (for the app-side test)
+    samples    a few generations per model and domain -> <out>/samples.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bpe  # noqa: E402
+import corpus  # noqa: E402
+import hf  # noqa: E402
+from model import ModelConfig, Transformer  # noqa: E402
+from train import TrainConfig, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPTS = {"english": "The meaning of life is", "german": "Der Mann sagte:", "python": "def __init__(self",
+           "arithmetic": "12 + 7 ="}
+
+
+@dataclass
+class Plan:
+    """Everything that differs between the full build and --smoke."""
+    max_chars: int
+    vocab_size: int
+    model: ModelConfig
+    dense: TrainConfig
+    moe: TrainConfig
+    dsmoe: TrainConfig
+    fine: TrainConfig
+    experts: int = 8
+    top_k: int = 2
+
+
+def full_plan(threads: int) -> Plan:
+    model = ModelConfig(vocab_size=4096, hidden_size=192, num_hidden_layers=4, num_attention_heads=6,
+                        num_key_value_heads=2, head_dim=32, intermediate_size=512, max_position_embeddings=256)
+    common = dict(batch_size=8, seq_len=256, threads=threads, seed=1234)
+    return Plan(
+        max_chars=3_000_000, vocab_size=4096, model=model,
+        dense=TrainConfig(steps=3500, lr=2e-3, warmup=200, **common),
+        # Llama 3 recipe, scaled down: a much lower LR than pretraining, cosine decay, Switch aux loss 1e-2.
+        moe=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
+        # DS-MoE's alpha is 2e-4..6e-4 over billions of tokens; in 1000 steps that barely sharpens the router
+        # (a 60-step trial at 5e-4: top-2 with raw weights cost ~0.25 nats over dense), so we use the same
+        # coefficient as the Switch loss of the top-2 child, 1e-2.
+        dsmoe=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
+        fine=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
+    )
+
+
+def smoke_plan(threads: int) -> Plan:
+    model = ModelConfig(vocab_size=512, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        num_key_value_heads=1, head_dim=32, intermediate_size=128, max_position_embeddings=64)
+    common = dict(batch_size=8, seq_len=64, threads=threads, seed=1234, log_every=5, eval_every=20,
+                  eval_windows=4, ckpt_every=10)
+    return Plan(
+        max_chars=150_000, vocab_size=512, model=model,
+        dense=TrainConfig(steps=40, lr=3e-3, warmup=5, **common),
+        moe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
+        dsmoe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=5e-4, **common),
+        fine=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
+    )
+
+
+def stage(name: str) -> None:
+    print(f"\n=== {name} ({time.strftime('%H:%M:%S')})", flush=True)
+
+
+def load_tokens(tokens_dir: Path, split: str) -> dict[str, np.ndarray]:
+    return {d: np.load(tokens_dir / f"{d}.{split}.npy") for d in corpus.DOMAINS}
+
+
+def write_agreement(enc: bpe.Encoder, eval_dir: Path, path: Path) -> None:
+    """Expected ids for the app-side test (tests/unit/tokenizer-agreement.test.ts)."""
+    cases = {d: (eval_dir / f"{d}.txt").read_text("utf-8") for d in corpus.DOMAINS}
+    cases["edge-cases"] = ("I'm sure you'LL see: don't   stop!\n\n\tTabs,  double  spaces \u00e9t\u00e9 Stra\u00dfe "
+                           "\u00c4rger \u4e2d\u6587 \U0001F600 1234567 3.14159 x<|endoftext|>y \r\n end  ")
+    path.write_text(json.dumps({k: {"text": v, "ids": enc.encode(v)} for k, v in cases.items()}, ensure_ascii=False))
+
+
+def upcycle(dense_dir: Path, out_dir: Path, experts: int, granularity: int, top_k: int, seed: int) -> None:
+    """The project's own `moe upcycle` makes every MoE start (so the app and the foundry share one recipe)."""
+    cmd = ["node", str(REPO / "bin/moe.mjs"), "upcycle", str(dense_dir), str(out_dir), "--experts", str(experts),
+           "--granularity", str(granularity), "--top-k", str(top_k), "--seed", str(seed)]
+    print("build: " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+@torch.no_grad()
+def check_upcycle_identity(dense_dir: Path, moe_dir: Path, seq: list[int]) -> float:
+    """An upcycled model with renormalised top-k equals its parent at init (REFERENCE §3)."""
+    ids = torch.tensor([seq])
+    a = hf.load_folder(dense_dir)(ids)[0]
+    b = hf.load_folder(moe_dir, "topk")(ids)[0]
+    diff = (a - b).abs().max().item()
+    if diff > 1e-3:
+        raise RuntimeError(f"{moe_dir}: the upcycled model differs from its parent by {diff:.3g} at init")
+    return diff
+
+
+@torch.no_grad()
+def write_expected(folder: Path, tokens: list[int], path: Path) -> None:
+    """PyTorch logits of the exported (f16) folder: native routing, and every expert for MoE models.
+    The app-side smoke test compares the engine's CPU backend against these."""
+    result: dict = {"tokens": tokens}
+    for mode in ("topk", "dense"):
+        model = hf.load_folder(folder, mode).eval()
+        logits = model(torch.tensor([tokens]))[0][0]
+        result["native" if mode == "topk" else "dense"] = [[round(x, 5) for x in row] for row in logits.tolist()]
+        if model.config.num_experts == 0:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+
+
+def samples(models: dict[str, tuple[Path, str]], enc: bpe.Encoder, out: Path, max_new: int) -> None:
+    lines = ["# Samples (temperature 0.8, top-k 40, seed 0)\n"]
+    for name, (folder, mode) in models.items():
+        model = hf.load_folder(folder, mode)
+        model.eval()
+        lines.append(f"\n## {name} ({mode if model.config.num_experts else 'dense llama'})\n")
+        for domain, prompt in PROMPTS.items():
+            g = torch.Generator().manual_seed(0)
+            text = enc.decode(model.generate(enc.encode(prompt), max_new, generator=g))
+            lines.append(f"\n**{domain}** `{prompt}`\n\n```\n{text}\n```\n")
+    out.write_text("".join(lines), "utf-8")
+    print(f"build: samples in {out}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny configuration, few steps, output to a temp folder")
+    ap.add_argument("--out", type=Path, help="where models go (default: public/models, or a temp folder with --smoke)")
+    ap.add_argument("--work", type=Path, help="corpus, tokens, runs (default: training/work + training/runs)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "upcycle", "moe-top2", "ds-moe",
+                                        "fine-grained"],
+                    help="stop after this stage")
+    ap.add_argument("--only", choices=["moe-top2", "ds-moe", "fine-grained"],
+                    help="train just this MoE child (its prerequisites must be built); lets two children "
+                         "train side by side, one per core")
+    args = ap.parse_args()
+
+    plan = smoke_plan(args.threads) if args.smoke else full_plan(args.threads)
+    if args.smoke:
+        root = args.work or Path(tempfile.mkdtemp(prefix="moe-foundry-smoke-"))
+        work, runs = root / "work", root / "runs"
+        out = args.out or root / "models"
+        eval_dir, tok_public = root / "eval", None
+    else:
+        work = args.work or REPO / "training/work"
+        runs = (args.work / "runs") if args.work else REPO / "training/runs"
+        out = args.out or REPO / "public/models"
+        eval_dir, tok_public = REPO / "public/eval", REPO / "training/tokenizer"
+    print(f"build: work={work} runs={runs} out={out}", flush=True)
+    started = time.time()
+
+    def done(name: str) -> bool:
+        return args.until == name
+
+    stage("corpus")
+    corpus_dir = work / "corpus"
+    if not all((corpus_dir / f"{d}.heldout.txt").exists() and (eval_dir / f"{d}.txt").exists() for d in corpus.DOMAINS):
+        corpus.build_corpus(corpus_dir, eval_dir, plan.max_chars, seed=1234)
+    if done("corpus"):
+        return
+
+    stage("tokenizer")
+    tok_dir = work / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        texts = [(corpus_dir / f"{d}.train.txt").read_text("utf-8") for d in corpus.DOMAINS]
+        bpe.Encoder(bpe.train_bpe(texts, plan.vocab_size)).save(tok_dir, plan.model.max_position_embeddings)
+    enc = bpe.Encoder.load(tok_dir)
+    # Always refreshed (cheap), so the committed copy can never drift from the one the models use.
+    agreement_dir = tok_public or tok_dir
+    if tok_public is not None:
+        tok_public.mkdir(parents=True, exist_ok=True)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(tok_dir / name, tok_public / name)
+    write_agreement(enc, eval_dir, agreement_dir / "agreement.json")
+    if done("tokenizer"):
+        return
+
+    stage("tokens")
+    tokens_dir = work / "tokens"
+    tokens_dir.mkdir(parents=True, exist_ok=True)
+    for d in corpus.DOMAINS:
+        for split in ("train", "heldout"):
+            path = tokens_dir / f"{d}.{split}.npy"
+            if not path.exists():
+                ids = np.array(enc.encode((corpus_dir / f"{d}.{split}.txt").read_text("utf-8")), dtype=np.uint16)
+                np.save(path.with_suffix(".tmp.npy"), ids)
+                path.with_suffix(".tmp.npy").rename(path)
+                print(f"tokens: {d}.{split}: {len(ids)} tokens", flush=True)
+    train_data, heldout = load_tokens(tokens_dir, "train"), load_tokens(tokens_dir, "heldout")
+    if done("tokens"):
+        return
+
+    stage("dense")
+    dense_out = out / "dense-parent"
+    model = train(runs / "dense", lambda: Transformer(plan.model), plan.dense, train_data, heldout)
+    if not (dense_out / "model.safetensors").exists():
+        hf.export_folder(model, dense_out, tok_dir)
+    if done("dense"):
+        return
+
+    # (name, upcycled start: experts, granularity, top-k; training mode; plan; renormalise top-k at inference)
+    children = [("moe-top2", (plan.experts, 1, plan.top_k), "topk", plan.moe, True),
+                ("ds-moe", (plan.experts, 1, plan.top_k), "dense", plan.dsmoe, False),
+                ("fine-grained", (plan.experts, 4, 4), "topk", plan.fine, True)]
+    for name, (experts, granularity, top_k), mode, tc, norm in children:
+        if args.only and name != args.only:
+            continue
+        stage(name)
+        up_dir = work / ("upcycled" if granularity == 1 else f"upcycled-g{granularity}")
+        if not (up_dir / "config.json").exists():
+            upcycle(dense_out, up_dir, experts, granularity, top_k, seed=1234)
+        diff = check_upcycle_identity(dense_out, up_dir, heldout["english"][:32].tolist())
+        print(f"build: {up_dir.name} equals its parent at init (max |logit diff| {diff:.2e})", flush=True)
+        if done("upcycle"):
+            return
+        target = out / name
+        model = train(runs / name, lambda: hf.load_folder(up_dir, mode), tc, train_data, heldout)
+        if not (target / "model.safetensors").exists():
+            hf.export_folder(model, target, tok_dir, norm_topk_prob=norm)
+        if done(name):
+            return
+    if args.only:
+        return
+    names = ["dense-parent"] + [c[0] for c in children]
+
+    stage("expected")
+    probe = heldout["english"][:12].tolist() + heldout["arithmetic"][:12].tolist()
+    for name in names:
+        write_expected(out / name, probe, runs / "expected" / f"{name}.json")
+
+    stage("samples")
+    # ds-moe twice: as trained (every expert) and as served natively (top-2, raw probabilities).
+    samples({"dense-parent": (out / "dense-parent", "topk"), "moe-top2": (out / "moe-top2", "topk"),
+             "ds-moe": (out / "ds-moe", "topk"), "ds-moe all experts": (out / "ds-moe", "dense"),
+             "fine-grained": (out / "fine-grained", "topk")}, enc,
+            (runs / "samples.md"), max_new=24 if args.smoke else 60)
+    sizes = {n: (out / n / "model.safetensors").stat().st_size for n in names}
+    print(f"build: finished in {time.time() - started:.0f}s; model sizes {sizes}", flush=True)
+    (runs / "build.json").write_text(json.dumps({"seconds": round(time.time() - started), "sizes": sizes}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Build the training corpus: four clearly different domains from Debian packages.
+
+    english     fortunes                 (English quotations, jokes, anecdotes)
+    german      fortunes-de              (German quotations, poems, anecdotes)
+    python      libpython3.11-stdlib     (Python standard library sources)
+    arithmetic  generated here           (sums, differences, products, counting)
+
+Each domain is a list of documents. A stable hash of each document decides whether it is
+held out; held-out documents never enter the training text. Output, per domain:
+    <out>/<domain>.train.txt     training documents joined by <|endoftext|>
+    <out>/<domain>.heldout.txt   held-out documents joined by <|endoftext|>
+and a few KB of held-out text per domain for the app (public/eval/<domain>.txt).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DOMAINS = ["english", "german", "python", "arithmetic"]
+EOT = "<|endoftext|>"
+APT_PACKAGES = ["fortunes", "fortunes-de", "libpython3.11-stdlib"]
+FORTUNES_EN = Path("/usr/share/games/fortunes")
+FORTUNES_DE = Path("/usr/share/games/fortunes/de")
+PY_STDLIB = Path("/usr/lib/python3.11")
+# Fortune files that are pictures rather than prose.
+SKIP_FORTUNE_FILES = {"ascii-art", "asciiart"}
+
+
+def ensure_packages(packages: list[str]) -> None:
+    """apt-get install whatever is missing (idempotent: no-op when all are installed)."""
+    missing = []
+    for pkg in packages:
+        ok = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        if "install ok installed" not in ok.stdout:
+            missing.append(pkg)
+    if not missing:
+        return
+    print(f"corpus: installing Debian packages {missing}", flush=True)
+    if shutil.which("apt-get") is None:
+        sys.exit(f"corpus: the Debian packages {missing} are missing and apt-get is not available; install them by hand.")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    prefix = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(prefix + ["apt-get", "install", "-y", "--no-install-recommends", *missing], check=True, env=env)
+
+
+def is_held_out(domain: str, doc: str, every: int) -> bool:
+    """Stable choice (same on every machine and run): about 1 in `every` documents."""
+    digest = hashlib.sha1((domain + "\0" + doc).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") % every == 0
+
+
+def clean(text: str) -> str:
+    text = re.sub(r".\x08", "", text)  # overstrike (bold/underline via backspace)
+    text = text.replace("\r", "").replace("\t", "    ")
+    text = "".join(ch for ch in text if ch == "\n" or ch >= " ")
+    return text.strip()
+
+
+def fortune_docs(folder: Path) -> list[str]:
+    docs = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() or path.is_symlink() or path.suffix in (".dat", ".u8") or path.name in SKIP_FORTUNE_FILES:
+            continue
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        for entry in re.split(r"\n%\n", text):
+            entry = clean(entry)
+            if len(entry) >= 20:
+                docs.append(entry)
+    return docs
+
+
+def python_docs(max_chars: int) -> list[str]:
+    """Top-level stdlib modules, cut at blank lines into chunks of about 2 KB."""
+    docs, total = [], 0
+    for path in sorted(PY_STDLIB.glob("*.py")):
+        text = clean(path.read_text("utf-8", errors="replace"))
+        chunk = ""
+        for block in re.split(r"\n\n+", text):
+            chunk = chunk + "\n\n" + block if chunk else block
+            if len(chunk) >= 2000:
+                docs.append(chunk)
+                total += len(chunk)
+                chunk = ""
+        if chunk:
+            docs.append(chunk)
+            total += len(chunk)
+        if total >= max_chars:
+            break
+    return docs
+
+
+def arithmetic_line(rng: random.Random) -> str:
+    kind = rng.randrange(7)
+    a, b = rng.randrange(0, 100), rng.randrange(0, 100)
+    if kind == 0:
+        return f"{a} + {b} = {a + b}"
+    if kind == 1:
+        a, b = max(a, b), min(a, b)
+        return f"{a} - {b} = {a - b}"
+    if kind == 2:
+        a, b = rng.randrange(0, 13), rng.randrange(0, 13)
+        return f"{a} * {b} = {a * b}"
+    if kind == 3:
+        b = rng.randrange(1, 13)
+        q = rng.randrange(0, 13)
+        return f"{b * q} / {b} = {q}"
+    if kind == 4:
+        c = rng.randrange(1, 10)
+        return f"({a} + {b}) * {c} = {(a + b) * c}"
+    if kind == 5:
+        start, step = rng.randrange(0, 200), rng.choice([1, 2, 5, 10])
+        return ", ".join(str(start + i * step) for i in range(rng.randrange(5, 10)))
+    a, b = rng.randrange(100, 1000), rng.randrange(100, 1000)
+    return f"{a} + {b} = {a + b}"
+
+
+def arithmetic_docs(max_chars: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    docs, total = [], 0
+    while total < max_chars:
+        doc = "\n".join(arithmetic_line(rng) for _ in range(rng.randrange(8, 24)))
+        docs.append(doc)
+        total += len(doc)
+    return docs
+
+
+def collect(domain: str, max_chars: int, seed: int) -> list[str]:
+    if domain == "english":
+        docs = fortune_docs(FORTUNES_EN)
+    elif domain == "german":
+        docs = fortune_docs(FORTUNES_DE)
+    elif domain == "python":
+        docs = python_docs(max_chars)
+    elif domain == "arithmetic":
+        docs = arithmetic_docs(max_chars, seed)
+    else:
+        raise ValueError(domain)
+    # Keep the domain within its budget, but sample across all files rather than the first few.
+    random.Random(seed).shuffle(docs)
+    kept, total = [], 0
+    for doc in docs:
+        if total >= max_chars:
+            break
+        kept.append(doc)
+        total += len(doc)
+    return kept
+
+
+def build_corpus(out_dir: Path, eval_dir: Path | None, max_chars: int, seed: int, held_out_every: int = 40,
+                 eval_chars: int = 4000) -> dict[str, dict[str, int]]:
+    ensure_packages(APT_PACKAGES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for domain in DOMAINS:
+        docs = collect(domain, max_chars, seed)
+        train = [d for d in docs if not is_held_out(domain, d, held_out_every)]
+        held = [d for d in docs if is_held_out(domain, d, held_out_every)]
+        (out_dir / f"{domain}.train.txt").write_text(EOT.join(train), "utf-8")
+        (out_dir / f"{domain}.heldout.txt").write_text(EOT.join(held), "utf-8")
+        if eval_dir is not None:
+            eval_dir.mkdir(parents=True, exist_ok=True)
+            sample, size = [], 0
+            for doc in held:
+                if size >= eval_chars:
+                    break
+                sample.append(doc)
+                size += len(doc) + 2
+            (eval_dir / f"{domain}.txt").write_text("\n\n".join(sample) + "\n", "utf-8")
+        stats[domain] = {"train_docs": len(train), "train_chars": sum(map(len, train)),
+                         "heldout_docs": len(held), "heldout_chars": sum(map(len, held))}
+        print(f"corpus: {domain:10s} {stats[domain]}", flush=True)
+    return stats
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--eval-dir", type=Path)
+    ap.add_argument("--max-chars", type=int, default=3_000_000)
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+    build_corpus(a.out, a.eval_dir, a.max_chars, a.seed)
