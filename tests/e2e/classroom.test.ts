@@ -14,7 +14,8 @@ import { parseTraceCsv, traceRows } from '../../src/state/exportTrace.ts';
 import { showToken } from '../../src/viz/palette.ts';
 
 const root = resolve(import.meta.dirname, '../..');
-const shots = resolve(root, 'docs/screenshots');
+// README screenshots: SCREENSHOT_DIR=docs/screenshots npx vitest run --project e2e (default: git-ignored test-results/).
+const shots = resolve(root, process.env.SCREENSHOT_DIR ?? 'test-results/screenshots');
 const fixtures = resolve(root, 'tests/fixtures/models');
 const settings = { prompt: 'The experts', temperature: 0.9, topP: 0.95, seed: 3, maxTokens: 4 };
 const base = `v=1&model=/fixtures/mixtral_f32/&prompt=The+experts&temp=0.9&topp=0.95&seed=3&max=4`;

@@ -12,7 +12,8 @@ import { EngineSession } from '../../src/worker/session.ts';
 import { showToken } from '../../src/viz/palette.ts';
 
 const root = resolve(import.meta.dirname, '../..');
-const shots = resolve(root, 'docs/screenshots');
+// README screenshots: SCREENSHOT_DIR=docs/screenshots npx vitest run --project e2e (default: git-ignored test-results/).
+const shots = resolve(root, process.env.SCREENSHOT_DIR ?? 'test-results/screenshots');
 const fixture = resolve(root, 'tests/fixtures/models/mixtral_f32');
 const MODEL = '/fixtures/mixtral_f32/';
 // Seed 3 does not draw end-of-sequence within 6 tokens for this prompt (the fixture has random weights).
