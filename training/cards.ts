@@ -236,7 +236,7 @@ async function main(): Promise<void> {
     lines.push(`|---|---|${DOMAINS.map(() => '---|').join('')}---|---|---|`);
     const row = (label: string, r: (typeof rows)[number]) => {
       const mean = DOMAINS.reduce((s, d) => s + r.losses[d], 0) / DOMAINS.length;
-      lines.push(`| ${label} | ${r.mode} | ${DOMAINS.map((d) => fmt(r.losses[d])).join(' | ')} | ${fmt(mean)} | ${fmt(r.experts, 2)} | ${(r.active * 100).toFixed(0)}% |`);
+      lines.push(`| ${label} | ${r.mode} | ${DOMAINS.map((d) => fmt(r.losses[d])).join(' | ')} | ${fmt(mean)} | ${r.experts > 0 ? fmt(r.experts, 2) : "— (dense FFN)"} | ${(r.active * 100).toFixed(0)}% |`);
     };
     for (const r of rows) row(entry.id, r);
     if (entry.id !== 'dense-parent') {
