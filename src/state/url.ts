@@ -350,7 +350,10 @@ export function fitToModel(state: ShareState, model: { numExperts: number; numMo
     notices.push(...fitted.notices);
     next.iv = fitted.iv;
   }
-  const E = Math.max(model.numExperts, 1);
+  // A dense model has no router: routing settings do not apply to it, so they are kept as they are
+  // (for the MoE model picked next) and nothing is reported.
+  if (model.numExperts === 0) return { state: next, notices };
+  const E = model.numExperts;
   if (next.k > E) {
     notices.push(`Top-k ${next.k} is more than the model's ${E} experts; it was set to ${E}.`);
     next.k = E;

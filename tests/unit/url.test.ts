@@ -97,6 +97,13 @@ describe('share link schema', () => {
     expect(fitToModel(custom, { numExperts: 8, numMoeLayers: 2 }).notices).toEqual([]);
   });
 
+  it('leaves routing settings alone, without notices, for a dense model (no router to fit)', () => {
+    const linked = { ...custom, k: 2, t: 1.5, gen: 'topk:2' };
+    const { state, notices } = fitToModel(linked, { numExperts: 0, numMoeLayers: 0 });
+    expect(notices).toEqual([]);
+    expect(state).toMatchObject({ k: 2, t: 1.5, gen: 'topk:2' });
+  });
+
   it('writes the routing string the engine parses', () => {
     expect(routingOf({ mode: 'topk', k: 3, t: 1 })).toBe('topk:3');
     expect(routingOf({ mode: 'threshold', k: 3, t: 0.5 })).toBe('threshold:0.5');
