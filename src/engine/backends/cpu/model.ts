@@ -1,7 +1,7 @@
 // The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe decoder in one file,
 // read top to bottom. Every backend must agree with this one.
 
-import { RunError } from '../../run/errors.ts';
+import { checkForwardInput } from '../../run/errors.ts';
 import { interventionsForLayer, routeToken, validateRoutingPlan } from '../../routing/index.ts';
 import type {
   FfnWeights,
@@ -188,18 +188,7 @@ export class CpuModel implements LoadedModel {
     const cache = cacheArg;
     const T = tokens.length;
     const start = cache.length;
-    if (T === 0) throw new RunError('No tokens to run: the input is empty.', 'Give at least one token.');
-    if (start + T > cache.capacity) {
-      throw new RunError(
-        `The sequence would reach ${start + T} tokens, but the KV cache holds only ${cache.capacity}.`,
-        'Use a shorter prompt, fewer new tokens, or a larger cache.',
-      );
-    }
-    for (const id of tokens) {
-      if (!Number.isInteger(id) || id < 0 || id >= V) {
-        throw new RunError(`Token id ${id} is outside this model's vocabulary of ${V} tokens.`, 'Use the tokenizer that came with the model.');
-      }
-    }
+    checkForwardInput(tokens, start, cache.capacity, V);
     validateRoutingPlan(options.routing, spec);
 
     const qWidth = numHeads * headDim;

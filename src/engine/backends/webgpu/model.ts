@@ -1,7 +1,7 @@
 // A model resident on the GPU: weights uploaded once, a forward pass recorded as one command buffer,
 // routing decided on the GPU, and one readback per forward carrying logits and every layer's routing.
 
-import { RunError } from '../../run/errors.ts';
+import { checkForwardInput } from '../../run/errors.ts';
 import { validateRoutingPlan } from '../../routing/index.ts';
 import { toFloat32 } from '../../format/index.ts';
 import { ropeInverseFrequencies } from '../cpu/kernels.ts';
@@ -358,18 +358,7 @@ export class WebGpuModel implements LoadedModel {
     const T = tokens.length;
     const pos0 = cache.length;
     const V = spec.vocabSize;
-    if (T === 0) throw new RunError('No tokens to run: the input is empty.', 'Give at least one token.');
-    if (pos0 + T > cache.capacity) {
-      throw new RunError(
-        `The sequence would reach ${pos0 + T} tokens, but the KV cache holds only ${cache.capacity}.`,
-        'Use a shorter prompt, fewer new tokens, or a larger cache.',
-      );
-    }
-    for (const id of tokens) {
-      if (!Number.isInteger(id) || id < 0 || id >= V) {
-        throw new RunError(`Token id ${id} is outside this model's vocabulary of ${V} tokens.`, 'Use the tokenizer that came with the model.');
-      }
-    }
+    checkForwardInput(tokens, pos0, cache.capacity, V);
     validateRoutingPlan(options.routing, spec);
 
     const { hiddenSize: d, numHeads: nH, numKvHeads: nKv, headDim: hd, rmsNormEps: eps } = spec;
