@@ -5,9 +5,8 @@ import { chooseBackend } from '../engine/backends/select.ts';
 import { loadCheckpoint, urlSource, countParameters } from '../engine/format/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
-import { createRng, generate as generateTokens, klDivergence, logSoftmax, sampleToken, scoreTokens } from '../engine/run/index.ts';
+import { generate as generateTokens, klDivergence, logSoftmax, scoreTokens } from '../engine/run/index.ts';
 import { upcycle } from '../engine/upcycle/index.ts';
-import { routingAt } from '../engine/trace/index.ts';
 import type { Backend, CheckpointSource, LoadedModel, ModelSpec, RoutingPlan } from '../engine/types.ts';
 import type { Checkpoint } from '../engine/format/index.ts';
 import type { TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
@@ -232,77 +231,62 @@ export class EngineSession {
     validateRoutingPlan(plan, model.spec);
     const promptIds = tok.encode(request.prompt);
     if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
-    const maxPositions = model.spec.maxPositions;
-    if (promptIds.length >= maxPositions) {
-      throw userError(`The prompt has ${promptIds.length} tokens, but this model reads at most ${maxPositions}.`, 'Shorten the prompt.');
-    }
-    const capacity = Math.min(promptIds.length + request.sampling.maxTokens, maxPositions);
-    const cache = model.newCache(capacity);
-    try {
-      // Prefill through scoreTokens so the prompt gets its per-token losses and routing too.
-      const prefill = await scoreTokens(model, promptIds, plan, { cache });
-      this.lastScore = null;
-      this.post({
-        type: 'prompt',
-        requestId: request.requestId,
-        tokenIds: promptIds,
-        tokenTexts: promptIds.map((id) => tok.decodeToken(id)),
-        trace: prefill.trace,
-        logProbs: prefill.logProbs,
-        top: prefill.logits.map((row) => topChoices(row, tok)),
-      });
-      // The sampling loop of run/generate(): one rng stream seeded once, one draw per token, so the
-      // same seed and settings give the same tokens here and in `moe generate`.
-      const rng = createRng(request.sampling.seed);
-      const stops = new Set(tok.eosId === undefined ? [] : [tok.eosId]);
-      let logits = prefill.logits[prefill.logits.length - 1];
-      // Every position's next-token logits, so a re-score under another mode can report KL against this run.
-      const tokenIds = [...promptIds];
-      const rows = [...prefill.logits];
-      let count = 0;
-      let stopReason = capacity - promptIds.length < request.sampling.maxTokens ? 'contextFull' : 'maxTokens';
-      const started = performance.now();
-      while (cache.length < capacity) {
-        await yieldToEvents();
-        if (signal.aborted) {
-          stopReason = 'aborted';
-          break;
-        }
-        const id = sampleToken(logits, request.sampling, rng);
-        const position = cache.length;
-        const step = await model.forward([id], cache, { routing: plan, logits: 'last' });
-        count++;
+    this.lastScore = null;
+    // Every position's next-token logits, so a re-score under another mode can report KL against this run.
+    const rows: Float32Array[] = [];
+    let started = 0;
+    // The same generate() as `moe generate`: one rng stream seeded once, one draw per token, so the
+    // same seed and settings give the same tokens in the page and on the command line.
+    const result = await generateTokens(
+      model,
+      promptIds,
+      {
+        ...request.sampling,
+        routing: plan,
+        stopTokens: tok.eosId === undefined ? [] : [tok.eosId],
+        signal,
+        onPrefill: (prefill) => {
+          rows.push(...prefill.logits);
+          this.post({
+            type: 'prompt',
+            requestId: request.requestId,
+            tokenIds: promptIds,
+            tokenTexts: promptIds.map((id) => tok.decodeToken(id)),
+            trace: prefill.trace,
+            logProbs: prefill.logProbs,
+            top: prefill.logits.map((row) => topChoices(row, tok)),
+          });
+          started = performance.now();
+          // Let a cancel or a newer request in before the first token.
+          return yieldToEvents();
+        },
+      },
+      (token) => {
+        rows.push(token.nextLogits);
         this.post({
           type: 'token',
           requestId: request.requestId,
-          id,
-          text: tok.decodeToken(id),
-          position,
-          logProb: logSoftmax(logits)[id],
-          routing: routingAt(step.routing, 0),
-          drawnFrom: topChoices(logits, tok),
+          id: token.id,
+          text: tok.decodeToken(token.id),
+          position: token.position,
+          logProb: logSoftmax(token.logits)[token.id],
+          routing: token.routing,
+          drawnFrom: topChoices(token.logits, tok),
         });
-        logits = step.logits[0];
-        tokenIds.push(id);
-        rows.push(logits);
-        if (stops.has(id)) {
-          stopReason = 'stopToken';
-          break;
-        }
-      }
-      const seconds = (performance.now() - started) / 1000;
-      this.lastScore = { tokenKey: tokenIds.join(','), routing: request.routing, logits: rows };
-      this.post({
-        type: 'generated',
-        requestId: request.requestId,
-        stopReason,
-        count,
-        tokensPerSecond: count > 0 && seconds > 0 ? count / seconds : 0,
-        nextTop: topChoices(logits, tok),
-      });
-    } finally {
-      cache.dispose();
-    }
+        return yieldToEvents();
+      },
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const count = result.generated.length;
+    this.lastScore = { tokenKey: result.tokens.join(','), routing: request.routing, logits: rows };
+    this.post({
+      type: 'generated',
+      requestId: request.requestId,
+      stopReason: result.stopReason,
+      count,
+      tokensPerSecond: count > 0 && seconds > 0 ? count / seconds : 0,
+      nextTop: topChoices(rows[rows.length - 1], tok),
+    });
   }
 
   private async score(request: Extract<WorkerRequest, { type: 'score' }>, signal: AbortSignal): Promise<void> {

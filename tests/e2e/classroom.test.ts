@@ -239,12 +239,14 @@ describe('classroom features in Chromium', () => {
   });
 
   it('the tour says clearly when its built-in models are missing', async () => {
+    const bare = await startServer({ withoutModels: true });
     const page = await browser.newPage();
-    await page.goto(`${server.url}/`);
+    await page.goto(`${bare.url}/`);
     await page.waitForSelector('[data-testid="tour-missing"]');
     expect(await page.textContent('[data-testid="tour-missing"]')).toMatch(/dense-parent, which is not installed/);
     expect(await page.textContent('[data-testid="tour-title"]')).toMatch(/A dense model/);
     await page.close();
+    await bare.close();
   });
 
   it('reloads with the network off once the app has been visited', async () => {

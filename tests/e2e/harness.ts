@@ -23,8 +23,9 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
 };
 
-function resolveFile(urlPath: string): string | null {
+function resolveFile(urlPath: string, withoutModels: boolean): string | null {
   const path = decodeURIComponent(urlPath.split('?')[0]);
+  if (withoutModels && path.startsWith('/models/')) return null;
   const [base, rel] = path.startsWith('/fixtures/') ? [fixturesDir, path.slice('/fixtures/'.length)] : [distDir, path.slice(1)];
   const file = normalize(join(base, rel || 'index.html'));
   if (!file.startsWith(base)) return null; // no escaping the served folders
@@ -33,12 +34,13 @@ function resolveFile(urlPath: string): string | null {
   return null;
 }
 
-export async function startServer(): Promise<{ url: string; close: () => Promise<void> }> {
+/** `withoutModels`: answer 404 for /models/…, as a site with no built-in model installed would. */
+export async function startServer(options: { withoutModels?: boolean } = {}): Promise<{ url: string; close: () => Promise<void> }> {
   if (!existsSync(join(distDir, 'index.html'))) {
     throw new Error('dist/ is missing: run `npx vite build` first (npm test does).');
   }
   const server: Server = createServer((request, response) => {
-    const file = resolveFile(request.url ?? '/');
+    const file = resolveFile(request.url ?? '/', options.withoutModels ?? false);
     if (!file) {
       response.statusCode = 404;
       response.end('not found');

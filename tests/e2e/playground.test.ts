@@ -176,10 +176,11 @@ for (const webgpu of [true, false]) {
 
 describe('first paint without any built-in model', () => {
   it('shows the saved example, marked as such, and says that no model is installed', async () => {
+    const bare = await startServer({ withoutModels: true });
     const browser = await launchBrowser({ webgpu: false });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-      await page.goto(`${server.url}/`);
+      await page.goto(`${bare.url}/`);
       await page.waitForSelector('[data-testid="example-banner"]');
       await page.waitForSelector('[data-testid="no-models"]');
       expect(await page.textContent('[data-testid="example-banner"]')).toMatch(/Precomputed example: a real trace saved from the engine/);
@@ -187,6 +188,7 @@ describe('first paint without any built-in model', () => {
       await page.screenshot({ path: resolve(shots, 'no-model-example.png') });
     } finally {
       await browser.close();
+      await bare.close();
     }
   });
 });

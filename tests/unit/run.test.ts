@@ -16,6 +16,7 @@ import {
   scoreTokens,
   tokenCrossEntropy,
   type GeneratedToken,
+  type ScoreResult,
 } from '../../src/engine/run/index.ts';
 import { randomModel } from './cpuRandomModel.ts';
 
@@ -34,6 +35,12 @@ function frequencies(draw: () => number, n: number, size: number): number[] {
   const counts = new Array(size).fill(0);
   for (let i = 0; i < n; i++) counts[draw()]++;
   return counts.map((c) => c / n);
+}
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }
 
 describe('createRng (xoshiro128** seeded by splitmix32)', () => {
@@ -175,6 +182,27 @@ describe('generate', () => {
     expect(out.trace.positions).toEqual(out.tokens.map((_, i) => i));
     expect(out.trace.layers.map((rows) => rows.map((r) => r.experts))).toEqual(reference.trace.layers.map((rows) => rows.map((r) => r.experts)));
     events.forEach((e) => e.routing.forEach((r, m) => expect(r.experts).toEqual(reference.trace.layers[m][e.position].experts)));
+  });
+
+  it('reports the prompt scoring once, then each token with the logits before and after it', async () => {
+    const m = await model();
+    const prefills: ScoreResult[] = [];
+    const events: GeneratedToken[] = [];
+    const out = await generate(
+      m,
+      PROMPT,
+      { maxTokens: 4, temperature: 1, topP: 1, seed: 5, routing: NATIVE, onPrefill: (p) => void prefills.push(p) },
+      (e) => void events.push(e),
+    );
+    const reference = await scoreTokens(m, out.tokens, NATIVE);
+    expect(prefills).toHaveLength(1);
+    expect(prefills[0].logProbs).toHaveLength(PROMPT.length - 1);
+    prefills[0].logits.forEach((row, t) => expect(maxAbs(row, reference.logits[t])).toBeLessThan(1e-5));
+    events.forEach((e, i) => {
+      expect(maxAbs(e.logits, reference.logits[e.position - 1])).toBeLessThan(1e-5);
+      expect(maxAbs(e.nextLogits, reference.logits[e.position])).toBeLessThan(1e-5);
+      if (i + 1 < events.length) expect(events[i + 1].logits).toBe(e.nextLogits);
+    });
   });
 
   it('a seed reproduces a sampled continuation exactly', async () => {

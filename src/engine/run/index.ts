@@ -179,6 +179,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Generation ends after emitting one of these (it is included in the output). */
   stopTokens?: number[];
   signal?: AbortSignal;
+  /** Called once with the prompt's scoring (every position's logits, losses and routing) before sampling starts. */
+  onPrefill?: (prefill: ScoreResult) => void | Promise<void>;
 }
 
 export interface GeneratedToken {
@@ -187,6 +189,8 @@ export interface GeneratedToken {
   position: number;
   /** The logits the token was sampled from. */
   logits: Float32Array;
+  /** The logits after this token: what the next token will be sampled from. */
+  nextLogits: Float32Array;
   /** How this token was routed at each MoE layer (one entry per trace.moeLayers). */
   routing: TokenRouting[];
 }
@@ -229,9 +233,10 @@ export async function generate(
   const cache = model.newCache(capacity);
   const forwardOptions = { routing: options.routing, logits: 'last' } as const;
   try {
-    const prefill = await model.forward(promptTokens, cache, forwardOptions);
-    const traces = [prefill.routing];
-    let logits = prefill.logits[0];
+    const prefill = await scoreTokens(model, promptTokens, options.routing, { cache });
+    await options.onPrefill?.(prefill);
+    const traces = [prefill.trace];
+    let logits = prefill.logits[prefill.logits.length - 1];
     const generated: number[] = [];
     let stopReason: StopReason = budget < options.maxTokens ? 'contextFull' : 'maxTokens';
     while (generated.length < budget) {
@@ -244,7 +249,7 @@ export async function generate(
       const step = await model.forward([id], cache, forwardOptions);
       traces.push(step.routing);
       generated.push(id);
-      await onToken?.({ id, position, logits, routing: routingAt(step.routing, 0) });
+      await onToken?.({ id, position, logits, nextLogits: step.logits[0], routing: routingAt(step.routing, 0) });
       logits = step.logits[0];
       if (stops.has(id)) {
         stopReason = 'stopToken';
