@@ -19,6 +19,7 @@ import { useShortcuts } from './shortcuts.ts';
 import { HeatmapTable } from '../viz/HeatmapTable.tsx';
 import { loadSavedRun, type SavedRun } from '../state/example.ts';
 import { TokenText } from '../viz/TokenText.tsx';
+import { ErrorBoundary } from './ErrorBoundary.tsx';
 import { PathGrid } from '../viz/PathGrid.tsx';
 import { ProbHeatmap } from '../viz/ProbHeatmap.tsx';
 import { ExpertLoad } from '../viz/ExpertLoad.tsx';
@@ -501,13 +502,19 @@ export function App() {
                 </div>
                 <p className="legend">Colour: first-choice expert at this layer (number below each token); strength: its gate weight. Click a token for details (← → move).</p>
                 <div ref={textRef}>
-                  <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
+                  <ErrorBoundary area="the routed text">
+                    <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
+                  </ErrorBoundary>
                 </div>
                 <p className="strip-title">Loss per token (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
-                <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
+                <ErrorBoundary area="the loss strip">
+                  <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
+                </ErrorBoundary>
               </section>
               <div className="metrics-row">
-                <Metrics />
+                <ErrorBoundary area="the scores">
+                  <Metrics />
+                </ErrorBoundary>
                 {!hidden('export') && <TraceExport />}
               </div>
               {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu'} locked={locked('compare')} />}
@@ -525,6 +532,7 @@ export function App() {
                   {!hidden('export') && <ExportBar target={viewRef} name="view" title={VIEW_LABEL[share.view]} kind="svg" />}
                 </div>
                 <div ref={viewRef} role="tabpanel" aria-label={VIEW_LABEL[share.view]}>
+                  <ErrorBoundary key={share.view} area={`the ${VIEW_LABEL[share.view]} view`}>
                   {share.view === 'paths' && <PathGrid run={run} layer={layer} selected={token} onSelect={(i, m) => setShare({ token: i, layer: m })} />}
                   {share.view === 'probs' && (
                     <>
@@ -545,10 +553,13 @@ export function App() {
                     </>
                   )}
                   {share.view === 'load' && <ExpertLoad run={run} numExperts={numExperts} layer={layer} onSelectLayer={(m) => setShare({ layer: m })} />}
+                  </ErrorBoundary>
                 </div>
                 {share.view === 'probs' && <HeatmapTable run={run} token={token} numExperts={numExperts} iv={share.iv} visible={tableVisible} />}
               </section>
-              <DetailPanel run={run} token={token} numExperts={numExperts} />
+              <ErrorBoundary area="the token details">
+                <DetailPanel run={run} token={token} numExperts={numExperts} />
+              </ErrorBoundary>
             </>
           )}
         </div>

@@ -2,6 +2,8 @@
 // checkpoint (the mixtral_f32 PyTorch fixture) and runs a forward pass — with WebGPU and without.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { launchBrowser, startServer } from './harness.ts';
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -47,3 +49,25 @@ for (const webgpu of [true, false]) {
     });
   });
 }
+
+describe('a view that fails to draw', () => {
+  it('shows a sentence in its place; the rest of the page stays usable', async () => {
+    const bare = await startServer({ withoutModels: true });
+    const browser = await launchBrowser({ webgpu: false });
+    try {
+      const page = await browser.newPage();
+      // A saved example whose routing records lack their experts: drawing it throws inside React.
+      const saved = JSON.parse(readFileSync(join(import.meta.dirname, '../../public/example-trace.json'), 'utf8'));
+      saved.trace.layers = saved.trace.layers.map((rows: unknown[]) => rows.map(() => ({ experts: null, weights: null, probs: [] })));
+      await page.route('**/example-trace.json', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(saved) }));
+      await page.goto(`${bare.url}/`);
+      await page.waitForSelector('[data-testid="render-error"]');
+      expect(await page.textContent('[data-testid="render-error"]')).toMatch(/Something went wrong while drawing/);
+      expect(await page.textContent('h1')).toBe('MoE Playground');
+      expect(await page.isVisible('textarea')).toBe(true);
+    } finally {
+      await browser.close();
+      await bare.close();
+    }
+  });
+});
