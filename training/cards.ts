@@ -146,8 +146,14 @@ function specialisation(traces: Record<string, RoutingTrace[]>, numExperts: numb
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'max-tokens': { type: 'string', default: '512' }, models: { type: 'string', default: 'public/models' } } });
+  const { values } = parseArgs({
+    options: { 'max-tokens': { type: 'string', default: '512' }, models: { type: 'string', default: 'public/models' }, 'index-only': { type: 'boolean', default: false } },
+  });
   const modelsDir = resolve(REPO, values.models!);
+  if (values['index-only']) {
+    await writeIndex(modelsDir);
+    return;
+  }
   const maxTokens = Number(values['max-tokens']);
   const backend = createCpuBackend();
   const parentDir = join(modelsDir, 'dense-parent');
@@ -183,7 +189,6 @@ async function main(): Promise<void> {
   const parentLoss = parentRows[0].losses;
   const initMaxDiff = Math.max(...initRows.flatMap((r) => DOMAINS.map((d) => Math.abs(r.losses[d] - parentLoss[d]))));
 
-  const index: { models: unknown[] } = { models: [] };
   const summaries: Record<string, { rows: Awaited<ReturnType<typeof table>>; ckpt: Checkpoint }> = {};
   for (const entry of MODELS) {
     const folder = join(modelsDir, entry.id);
@@ -195,16 +200,6 @@ async function main(): Promise<void> {
     const ckpt = entry.id === 'dense-parent' ? parent : await loadCheckpoint(dirSource(folder));
     const rows = entry.id === 'dense-parent' ? parentRows : await table(ckpt.spec, ckpt.weights);
     summaries[entry.id] = { rows, ckpt };
-    const params = countParameters(ckpt.spec);
-    index.models.push({
-      id: entry.id,
-      name: entry.name,
-      path: `models/${entry.id}/`,
-      description: entry.training,
-      training: entry.training,
-      parametersTotal: params.total,
-      parametersActive: params.activeFor({ kind: 'native' }),
-    });
   }
 
   for (const entry of MODELS) {
@@ -286,9 +281,29 @@ async function main(): Promise<void> {
       JSON.stringify({ id: entry.id, losses: rows.map((r) => ({ mode: r.mode, losses: r.losses, expertsPerLayer: r.experts, activeShare: r.active })), training: facts }, null, 2) + '\n',
     );
   }
-  // Order for the picker: the MoE children first (the default is the first), the parent last.
-  writeFileSync(join(modelsDir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
-  console.error(`wrote cards and ${join(modelsDir, 'index.json')}`);
+  await writeIndex(modelsDir);
+}
+
+/** The model picker's list. Order: the MoE children first (the default is the first), the parent last. */
+async function writeIndex(modelsDir: string): Promise<void> {
+  const models = [];
+  for (const entry of MODELS) {
+    const folder = join(modelsDir, entry.id);
+    if (!existsSync(join(folder, 'config.json'))) continue;
+    const { spec } = await loadCheckpoint(dirSource(folder));
+    const params = countParameters(spec);
+    models.push({
+      id: entry.id,
+      name: entry.name,
+      path: `models/${entry.id}/`,
+      description: entry.training,
+      training: entry.training,
+      parametersTotal: params.total,
+      parametersActive: params.activeFor({ kind: 'native' }),
+    });
+  }
+  writeFileSync(join(modelsDir, 'index.json'), JSON.stringify({ models }, null, 2) + '\n');
+  console.error(`wrote ${join(modelsDir, 'index.json')} (${models.map((m) => m.id).join(', ')})`);
 }
 
 main().catch((error: unknown) => {
