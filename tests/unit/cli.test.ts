@@ -1,7 +1,7 @@
 // The `moe` command end to end: spawned as a user would run it, on the PyTorch fixture checkpoints.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -97,6 +97,28 @@ describe('moe eval --json', () => {
       out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
     });
   }
+
+  // The command itself, on every architecture and dtype the fixtures cover (one mode each: the
+  // engine's own parity test runs every mode; here we check the CLI's plumbing per architecture).
+  const FIXTURES = join(MIXTRAL, '..');
+  const cases: [string, string][] = readdirSync(FIXTURES)
+    .filter((name) => existsSync(join(FIXTURES, name, 'expected.json')))
+    .map((name, i) => {
+      const routings = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).cases
+        .filter((c) => c.interventions === '')
+        .map((c) => c.routing);
+      return [name, routings[i % routings.length]];
+    });
+  it.each(cases)('%s under %s matches the PyTorch logits', (name, routing) => {
+    const ref = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).cases.find(
+      (c) => c.routing === routing && c.interventions === '',
+    )!;
+    const fixtureTokens = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).tokens;
+    const out = onlyJson<EvalJson>(moe('eval', join(FIXTURES, name), '--tokens', fixtureTokens.join(','), '--routing', routing, '--json'));
+    expect(maxAbsDiff(out.logits, ref.logits)).toBeLessThan(1e-4);
+    expect(out.routing).toHaveLength(ref.routing_trace.length);
+    out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
+  });
 
   it('human output names the loss and the routing', () => {
     const r = moe('eval', MIXTRAL, '--text', 'hello world');
