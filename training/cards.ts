@@ -108,6 +108,20 @@ async function evaluate(model: LoadedModel, texts: DomainText[], mode: string, w
   return { losses, traces };
 }
 
+/** Mean entropy (nats) of the router's probabilities over every token and MoE layer. */
+function meanRouterEntropy(traces: Record<string, RoutingTrace[]>): number {
+  let sum = 0;
+  let cells = 0;
+  for (const list of Object.values(traces))
+    for (const trace of list)
+      for (const layer of trace.layers)
+        for (const token of layer) {
+          for (const p of token.probs) if (p > 0) sum -= p * Math.log(p);
+          cells++;
+        }
+  return cells ? sum / cells : 0;
+}
+
 function meanExpertsPerLayer(traces: Record<string, RoutingTrace[]>): number {
   let chosen = 0;
   let cells = 0;
@@ -245,6 +259,7 @@ async function main(): Promise<void> {
       const byMode = Object.fromEntries(rows.map((r) => [r.mode, r]));
       const mean = (m: string) => DOMAINS.reduce((s, d) => s + byMode[m].losses[d], 0) / DOMAINS.length;
       lines.push('## Dense vs sparse inference', '');
+      lines.push(`Router sharpness: the mean entropy of the router's probabilities is ${fmt(meanRouterEntropy(byMode['native'].traces))} nats (uniform over ${spec.moe.numExperts} experts: ${fmt(Math.log(spec.moe.numExperts))}).`, '');
       lines.push(`Mean loss: dense ${fmt(mean('dense'))}, top-2 ${fmt(mean('topk:2'))} (${fmt(mean('topk:2') - mean('dense'), 3)} vs dense), top-1 ${fmt(mean('topk:1'))} (${fmt(mean('topk:1') - mean('dense'), 3)}), threshold:1.0 ${fmt(mean('threshold:1.0'))} with ${fmt(byMode['threshold:1.0'].experts, 2)} experts/layer.`, '');
       const other = entry.id === 'ds-moe' ? summaries['moe-top2'] : entry.id === 'moe-top2' ? summaries['ds-moe'] : undefined;
       if (other) {
