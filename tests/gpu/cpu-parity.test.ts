@@ -9,6 +9,7 @@ import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { loadCheckpoint } from '../../src/engine/format/index.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/models');
 
@@ -18,12 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => backend?.dispose());
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('WebGPU vs CPU backend on 150 tokens', () => {
   for (const [name, mode] of [['qwen2_moe_f32', 'threshold:1.5'], ['mixtral_bf16', 'native']] as const) {

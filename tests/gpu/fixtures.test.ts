@@ -9,6 +9,7 @@ import { loadCheckpoint } from '../../src/engine/format/index.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import type { LoadedModel, TokenRouting } from '../../src/engine/types.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/models');
 const NAMES = fs.existsSync(FIXTURES) ? fs.readdirSync(FIXTURES).sort() : [];
@@ -36,12 +37,6 @@ beforeAll(async () => {
 });
 afterAll(() => backend?.dispose());
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** Sets equal, or differing only between experts whose probabilities are within PROB_TOL (near-ties). */
 function expectSameRouting(got: TokenRouting, want: { experts: number[]; weights: number[]; probs: number[] }, where: string): void {

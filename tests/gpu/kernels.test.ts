@@ -7,6 +7,7 @@ import * as K from '../../src/engine/backends/webgpu/kernels.ts';
 import { fromFloat32, toFloat32 } from '../../src/engine/format/index.ts';
 import { routeToken } from '../../src/engine/routing/index.ts';
 import type { DType, MoeSpec, RoutingPlan } from '../../src/engine/types.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 let backend: WebGpuBackend;
 beforeAll(async () => {
@@ -37,12 +38,6 @@ async function read(buffer: GPUBuffer, floats: number, rec = new Recorder(backen
   return new Float32Array(bytes);
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const DTYPES: DType[] = ['F32', 'F16', 'BF16'];
 

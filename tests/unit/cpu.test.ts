@@ -7,6 +7,7 @@ import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import { RunError } from '../../src/engine/run/index.ts';
 import type { RoutingPlan, WeightSet } from '../../src/engine/types.ts';
 import { randomModel, type RandomModelOptions } from './cpuRandomModel.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const TOKENS = [5, 17, 42, 3, 60, 9, 33, 1];
 const NATIVE = parseRoutingPlan('native');
@@ -16,12 +17,6 @@ async function load(o: RandomModelOptions): Promise<CpuModel> {
   return createCpuBackend().load(spec, weights);
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const VARIANTS: [string, RandomModelOptions][] = [
   ['llama (dense, tied embeddings)', { numExperts: 0, tieWordEmbeddings: true }],

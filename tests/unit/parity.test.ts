@@ -12,6 +12,7 @@ import { loadCheckpoint } from '../../src/engine/format/index.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import { scoreTokens } from '../../src/engine/run/index.ts';
 import type { RoutingTrace } from '../../src/engine/types.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 interface ExpectedRouting {
   experts: number[];
@@ -35,12 +36,6 @@ const fixtureNames = existsSync(MODELS)
   ? readdirSync(MODELS).filter((n) => existsSync(join(MODELS, n, 'expected.json'))).sort()
   : [];
 
-function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  return worst;
-}
 
 /** Sorted-set equality, allowing a swap only between two experts whose probabilities differ by ≤ 1e-6. */
 function sameChoice(actual: number[], expected: ExpectedRouting): boolean {

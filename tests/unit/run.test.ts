@@ -19,6 +19,7 @@ import {
   type ScoreResult,
 } from '../../src/engine/run/index.ts';
 import { randomModel } from './cpuRandomModel.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const NATIVE = parseRoutingPlan('native');
 const PROMPT = [5, 17, 42, 3];
@@ -37,11 +38,6 @@ function frequencies(draw: () => number, n: number, size: number): number[] {
   return counts.map((c) => c / n);
 }
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('createRng (xoshiro128** seeded by splitmix32)', () => {
   it('matches an independent Python implementation', () => {
@@ -197,10 +193,10 @@ describe('generate', () => {
     const reference = await scoreTokens(m, out.tokens, NATIVE);
     expect(prefills).toHaveLength(1);
     expect(prefills[0].logProbs).toHaveLength(PROMPT.length - 1);
-    prefills[0].logits.forEach((row, t) => expect(maxAbs(row, reference.logits[t])).toBeLessThan(1e-5));
+    prefills[0].logits.forEach((row, t) => expect(maxAbsDiff(row, reference.logits[t])).toBeLessThan(1e-5));
     events.forEach((e, i) => {
-      expect(maxAbs(e.logits, reference.logits[e.position - 1])).toBeLessThan(1e-5);
-      expect(maxAbs(e.nextLogits, reference.logits[e.position])).toBeLessThan(1e-5);
+      expect(maxAbsDiff(e.logits, reference.logits[e.position - 1])).toBeLessThan(1e-5);
+      expect(maxAbsDiff(e.nextLogits, reference.logits[e.position])).toBeLessThan(1e-5);
       if (i + 1 < events.length) expect(events[i + 1].logits).toBe(e.nextLogits);
     });
   });

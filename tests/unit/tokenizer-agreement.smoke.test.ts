@@ -13,16 +13,12 @@ import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { scoreTokens } from '../../src/engine/run/index.ts';
 import type { RoutingPlan } from '../../src/engine/types.ts';
+import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODELS = ['dense-parent', 'moe-top2', 'ds-moe', 'fine-grained'];
 const readJson = (path: string): any => JSON.parse(readFileSync(path, 'utf8'));
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('training/build.py --smoke', () => {
   let dir = '';
