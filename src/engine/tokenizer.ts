@@ -41,6 +41,9 @@ function tokenContent(v: unknown): string | undefined {
 }
 
 export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unknown): TextTokenizer {
+  if (tokenizerJson === undefined) {
+    throw new TokenizerError(FILE, `This model has no ${FILE}, so text cannot be turned into tokens.`, 'Add the tokenizer.json of the model it was made from (a checkpoint without one can still be scored on token ids from the command line).');
+  }
   if (!isObject(tokenizerJson)) {
     throw new TokenizerError(FILE, `${FILE} is not a JSON object.`, 'Use the tokenizer.json exported by Hugging Face tokenizers (the "fast" tokenizer file).');
   }

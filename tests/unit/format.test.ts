@@ -17,6 +17,7 @@ import {
   writeSafetensors,
 } from '../../src/engine/format/index.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
+import { loadTokenizer } from '../../src/engine/tokenizer.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Tiny synthetic checkpoints, written by hand with HF tensor names (the test's own table of truth).
@@ -287,13 +288,19 @@ describe('loadCheckpoint maps every architecture', () => {
 describe('loadCheckpoint reports broken checkpoints', () => {
   const good = () => folder(configFor('mixtral'), makeTensors(hfTable('mixtral')));
 
-  it('config.json or tokenizer.json missing', async () => {
+  it('a checkpoint without tokenizer.json loads (token ids work); the tokenizer says why text cannot', async () => {
+    const noTokenizer = good();
+    noTokenizer.delete('tokenizer.json');
+    const ckpt = await loadCheckpoint(memorySource(noTokenizer, 'test-folder'));
+    expect(ckpt.tokenizerJson).toBeUndefined();
+    expect(() => loadTokenizer(ckpt.tokenizerJson)).toThrow(/has no tokenizer.json/);
+    expect([...exportCheckpoint(ckpt.spec, ckpt.weights, ckpt.tokenizerJson).keys()].sort()).toEqual(['config.json', 'model.safetensors']);
+  });
+
+  it('config.json missing', async () => {
     const noConfig = good();
     noConfig.delete('config.json');
     await expectLoadError(noConfig, 'config.json', /config.json is missing from test-folder/);
-    const noTokenizer = good();
-    noTokenizer.delete('tokenizer.json');
-    await expectLoadError(noTokenizer, 'tokenizer.json', /tokenizer.json is missing from test-folder/);
     const noWeights = good();
     noWeights.delete('model.safetensors');
     await expectLoadError(noWeights, 'model.safetensors', /neither model.safetensors nor model.safetensors.index.json/);

@@ -10,7 +10,8 @@ import { weightsFromTensors } from './weights.ts';
 export interface Checkpoint {
   spec: ModelSpec;
   weights: WeightSet;
-  tokenizerJson: unknown;
+  /** Absent when the folder has no tokenizer.json (token ids still work; text does not). */
+  tokenizerJson?: unknown;
   tokenizerConfigJson?: unknown;
   /** Total size of the files read. */
   bytesOnDisk: number;
@@ -44,7 +45,7 @@ function checkShardName(name: unknown): string {
 }
 
 /** The most common dtype by number of elements: what the spec reports as the storage dtype. */
-function dominantDtype(tensors: Iterable<Tensor>, fallback: DType): DType {
+export function dominantDtype(tensors: Iterable<Tensor>, fallback: DType): DType {
   const count = new Map<DType, number>();
   for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + numelOf(t.shape));
   let best = fallback;
@@ -61,9 +62,12 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
   bytesOnDisk += configBytes.byteLength;
   const spec = specFromConfig(parseJson(configBytes, 'config.json'), 'config.json');
 
-  const tokenizerBytes = await readRequired(source, 'tokenizer.json', 'the vocabulary');
-  bytesOnDisk += tokenizerBytes.byteLength;
-  const tokenizerJson = parseJson(tokenizerBytes, 'tokenizer.json');
+  const tokenizerBytes = await source.readFile('tokenizer.json');
+  let tokenizerJson: unknown;
+  if (tokenizerBytes) {
+    bytesOnDisk += tokenizerBytes.byteLength;
+    tokenizerJson = parseJson(tokenizerBytes, 'tokenizer.json');
+  }
   const tokenizerConfigBytes = await source.readFile('tokenizer_config.json');
   let tokenizerConfigJson: unknown;
   if (tokenizerConfigBytes) {
