@@ -22,20 +22,20 @@ const s = (v: string | boolean | undefined) => (typeof v === 'string' ? v : unde
 
 const COMMANDS: Record<string, CommandDef> = {
   inspect: {
-    usage: 'moe inspect DIR [--json]',
+    usage: 'moe inspect SOURCE [--json] [--offline]',
     positionals: 1,
     options: { json: flag },
     run: ([dir], v) => inspectCommand(dir, v.json === true),
   },
   eval: {
-    usage: 'moe eval DIR --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--json]',
     positionals: 1,
     options: { tokens: str, text: str, routing: str, interventions: str, backend: str, json: flag },
     run: ([dir], v) =>
       evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), json: v.json === true }),
   },
   generate: {
-    usage: 'moe generate DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--json]',
     positionals: 1,
     options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, json: flag },
     run: ([dir], v) =>
@@ -52,7 +52,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   upcycle: {
-    usage: 'moe upcycle DENSE_DIR OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot]',
+    usage: 'moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot]',
     positionals: 2,
     options: { experts: str, granularity: str, 'top-k': str, router: str, 'router-scale': str, seed: str, noise: str, scaling: str },
     run: ([dense, out], v) =>
@@ -68,7 +68,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   bench: {
-    usage: 'moe bench DIR [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode)',
+    usage: 'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode)',
     positionals: 1,
     options: { routing: str, backend: str, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
     run: ([dir], v) =>
@@ -83,7 +83,7 @@ const COMMANDS: Record<string, CommandDef> = {
   },
 };
 
-const GENERAL_USAGE = `usage: moe <${Object.keys(COMMANDS).join('|')}> ... (moe <command> --help for its flags)`;
+const GENERAL_USAGE = `usage: moe <${Object.keys(COMMANDS).join('|')}> ... (moe <command> --help for its flags). SOURCE: a folder, hf:ORG/NAME[@REVISION] (HF_ENDPOINT), an https:// address or a built-in id; --offline uses only the model cache (HF_HUB_CACHE)`;
 
 /** One line on stderr, whatever went wrong; the stack only with --debug. */
 function report(error: unknown, usage: string, debug: boolean): void {
@@ -110,7 +110,9 @@ function report(error: unknown, usage: string, debug: boolean): void {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
+  // --offline works with every command: the ecosystem's HF_HUB_OFFLINE, set for this process.
+  if (argv.includes('--offline')) process.env.HF_HUB_OFFLINE = '1';
+  const args = argv.filter((a) => a !== '--debug' && a !== '--offline');
   const name = args[0];
   const command = name !== undefined ? COMMANDS[name] : undefined;
   if (!command) {

@@ -84,7 +84,7 @@ export async function downloadFiles(source: RemoteSource, preview: CheckpointPre
   const doneBytes = () => [...state.finished.values()].reduce((a, b) => a + b.byteLength, 0);
 
   function report(file: RemoteFile, fileReceived: number, from: DownloadProgress['from']) {
-    const received = doneBytes() + fileReceived;
+    const received = doneBytes() + (state.finished.has(file.name) ? 0 : fileReceived);
     const bytesPerSecond = from === 'network' ? meter(received) : 0;
     options.onProgress?.({
       file: file.name, fileReceived, fileSize: file.size, received, total, bytesPerSecond,

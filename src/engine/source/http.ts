@@ -18,7 +18,7 @@ export interface FileStat {
   commit?: string;
 }
 
-export interface DownloadOptions {
+export interface FileDownloadOptions {
   /** The file's size when known (from stat); the buffer is allocated once at this size. */
   size?: number;
   /** Resume: bytes 0..resume.received of `resume.into` are already here. */
@@ -46,7 +46,7 @@ export interface RemoteSource extends CheckpointSource {
   /** Bytes [start, end) of a file; null when the file is absent. */
   readRange(name: string, start: number, end: number, signal?: AbortSignal): Promise<Uint8Array | null>;
   /** The whole file, streamed into one buffer of its final size; null when absent. */
-  download(name: string, options?: DownloadOptions): Promise<Uint8Array | null>;
+  download(name: string, options?: FileDownloadOptions): Promise<Uint8Array | null>;
 }
 
 export interface HttpSourceOptions {
@@ -188,7 +188,7 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
     return { size, etag, commit };
   }
 
-  async function download(name: string, opts: DownloadOptions = {}): Promise<Uint8Array | null> {
+  async function download(name: string, opts: FileDownloadOptions = {}): Promise<Uint8Array | null> {
     const resumeAt = opts.resume?.received ?? 0;
     const headers: Record<string, string> = resumeAt > 0 ? { Range: `bytes=${resumeAt}-` } : {};
     const response = await request(name, { headers, signal: opts.signal });

@@ -49,7 +49,9 @@ async function statRequired(source: RemoteSource, name: string, signal?: AbortSi
 
 /** Read only what is needed to describe the checkpoint and check that the engine can run it. */
 export async function inspectRemote(source: RemoteSource, signal?: AbortSignal): Promise<CheckpointPreview> {
-  const configBytes = await source.download('config.json', { signal });
+  // The hub answers small files itself, with X-Repo-Commit (large ones redirect to a file host that does not).
+  const configStat = await source.stat('config.json', signal);
+  const configBytes = configStat && (await source.download('config.json', { signal }));
   if (!configBytes) {
     throw new SourceError('not-found', 'config.json', `${source.label} has no config.json: there is no model at this address, or the name or revision is misspelt.`,
       'Check the repository name (ORG/NAME) and the revision; for a web address, give the folder that holds config.json.');
@@ -67,7 +69,7 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
 
   let weightFiles: string[];
   const single = await source.stat(WEIGHTS_FILE, signal);
-  let commit = single?.commit;
+  let commit = configStat?.commit ?? single?.commit;
   if (single) {
     weightFiles = [WEIGHTS_FILE];
   } else {
