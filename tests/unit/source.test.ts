@@ -265,3 +265,49 @@ describe('the CLI cache (Hugging Face layout)', () => {
     }
   });
 });
+
+describe('the moe command with every source form', () => {
+  const run = async (args: string[], env: Record<string, string>) => {
+    const { execFile } = await import('node:child_process');
+    // Asynchronous: the stand-in hub runs in this process and must keep answering.
+    return new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
+      execFile(process.execPath, ['bin/moe.mjs', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
+        done({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+  };
+
+  it('inspect describes a hub model without downloading it; eval downloads, then works offline', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'moe-cli-cache-'));
+    const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '' };
+    try {
+      const inspect = await run(['inspect', 'hf:llm-jp/FS-8x152M', '--json'], env);
+      expect(inspect.stderr).toBe('');
+      const report = JSON.parse(inspect.stdout);
+      expect(report).toMatchObject({ architecture: 'mixtral', layers: 12, experts: 8, topK: 2, dtype: 'BF16' });
+      expect(report.download.files).toBeGreaterThan(3);
+      expect(report.memory.cpu).toBeGreaterThan(report.memory.webgpu);
+      expect(existsSync(join(cache, 'models--llm-jp--FS-8x152M', 'blobs'))).toBe(false);
+
+      const first = await run(['eval', 'hf:test-org/mixtral', '--tokens', '1,2,3', '--json'], env);
+      expect(first.status).toBe(0);
+      expect(first.stderr).toMatch(/download model.safetensors/);
+      hub.faults.down = true;
+      const offline = await run(['eval', 'hf:test-org/mixtral', '--tokens', '1,2,3', '--json', '--offline'], env);
+      hub.faults.down = false;
+      expect(offline.stderr).toBe('');
+      expect(JSON.parse(offline.stdout).logits).toEqual(JSON.parse(first.stdout).logits);
+      // The same numbers as the fixture folder on disk: the download changed nothing.
+      const local = await run(['eval', 'tests/fixtures/models/mixtral_f32', '--tokens', '1,2,3', '--json'], {});
+      expect(JSON.parse(local.stdout).logits).toEqual(JSON.parse(first.stdout).logits);
+
+      const gated = await run(['inspect', 'hf:test-org/gated'], env);
+      expect(gated.status).not.toBe(0);
+      expect(gated.stderr).toMatch(/^moe: .*gated or private.* Hint: /);
+      const missing = await run(['eval', 'hf:test-org/not-here', '--tokens', '1', '--offline'], env);
+      expect(missing.stderr).toMatch(/not in the model cache, and --offline forbids downloading it/);
+    } finally {
+      hub.faults.down = false;
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+});
