@@ -37,7 +37,7 @@ export function openTokenizer(ckpt: Checkpoint): TextTokenizer {
   if (ckpt.tokenizerJson === undefined) {
     throw new CliError('This checkpoint has no tokenizer.json, so text cannot be turned into tokens.', 'Pass token ids with --tokens, or add the tokenizer.json of the model it was made from.');
   }
-  return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson);
+  return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson, ckpt.generationConfigJson);
 }
 
 export function parseBackendKind(value: string | undefined): BackendKind {

@@ -13,6 +13,8 @@ export interface Checkpoint {
   /** Absent when the folder has no tokenizer.json (token ids still work; text does not). */
   tokenizerJson?: unknown;
   tokenizerConfigJson?: unknown;
+  /** generation_config.json when present (eos_token_id for stopping). */
+  generationConfigJson?: unknown;
   /** Total size of the files read. */
   bytesOnDisk: number;
 }
@@ -75,6 +77,13 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
     tokenizerConfigJson = parseJson(tokenizerConfigBytes, 'tokenizer_config.json');
   }
 
+  const generationConfigBytes = await source.readFile('generation_config.json');
+  let generationConfigJson: unknown;
+  if (generationConfigBytes) {
+    bytesOnDisk += generationConfigBytes.byteLength;
+    generationConfigJson = parseJson(generationConfigBytes, 'generation_config.json');
+  }
+
   const tensors = new Map<string, Tensor>();
   const fileOfTensor = new Map<string, string>();
   const indexBytes = await source.readFile(INDEX_FILE);
@@ -123,5 +132,5 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
   const defaultFile = indexBytes ? INDEX_FILE : WEIGHTS_FILE;
   const weights = weightsFromTensors(spec, tensors, (name) => fileOfTensor.get(name) ?? defaultFile);
   spec.dtype = dominantDtype(tensors.values(), spec.dtype);
-  return { spec, weights, tokenizerJson, tokenizerConfigJson, bytesOnDisk };
+  return { spec, weights, tokenizerJson, tokenizerConfigJson, generationConfigJson, bytesOnDisk };
 }
