@@ -38,7 +38,7 @@ describe('loadTokenizer on a byte-level BPE built here', () => {
   });
 
   it('stops on the config EOS and every eos_token_id of generation_config.json, ignoring ids outside the vocabulary', () => {
-    const special = json.added_tokens[0].content as string;
+    const special = (json.added_tokens as Array<{ content: string }>)[0].content;
     const withConfigs = loadTokenizer(json, { eos_token: special }, { eos_token_id: [7, 299, 5000] });
     expect(withConfigs.eosId).toBe(299);
     expect(withConfigs.stopIds.sort((a, b) => a - b)).toEqual([7, 299]);
