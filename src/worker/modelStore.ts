@@ -40,8 +40,18 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
       quota(err, 'the model list');
     }
   }
+  async function list(): Promise<StoredModel[]> {
+    const out: StoredModel[] = [];
+    for (const request of await cache.keys()) {
+      if (!request.url.startsWith(`${HOST}manifest/`)) continue;
+      const r = await cache.match(request);
+      if (r) out.push((await r.json()) as StoredModel);
+    }
+    return out.sort((a, b) => b.lastUsed - a.lastUsed);
+  }
   return {
     manifest: readManifest,
+    list,
     async readFile(source, file) {
       const r = await cache.match(fileKey(source, file));
       if (!r) return null;
@@ -60,15 +70,6 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
       const m = await readManifest(source);
       if (m) await writeManifest({ ...m, lastUsed: Date.now() }).catch(() => {});
     },
-    async list() {
-      const out: StoredModel[] = [];
-      for (const request of await cache.keys()) {
-        if (!request.url.startsWith(`${HOST}manifest/`)) continue;
-        const r = await cache.match(request);
-        if (r) out.push((await r.json()) as StoredModel);
-      }
-      return out.sort((a, b) => b.lastUsed - a.lastUsed);
-    },
     async remove(source) {
       const prefix = `${HOST}file/${encodeURIComponent(source)}/`;
       for (const request of await cache.keys()) {
@@ -77,7 +78,7 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
     },
     async usage() {
       let used = 0;
-      for (const m of await this.list()) used += m.bytes;
+      for (const m of await list()) used += m.bytes;
       const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
       const available = estimate?.quota !== undefined && estimate.usage !== undefined ? estimate.quota - estimate.usage : undefined;
       return { used, available };
