@@ -1,5 +1,5 @@
 // `moe inspect DIR`: what a checkpoint is, without running it.
-import type { ModelSpec, RoutingMode } from '../engine/types.ts';
+import type { Llama3RopeScaling, ModelSpec, RoutingMode } from '../engine/types.ts';
 import { countParameters } from '../engine/format/index.ts';
 import { formatRoutingMode } from '../engine/routing/index.ts';
 import { formatBytes, formatCount, openCheckpoint } from './common.ts';
@@ -33,6 +33,11 @@ export interface InspectReport {
   expertIntermediateSize: number | null;
   sharedExpertIntermediateSize: number | null;
   normTopkProb: boolean | null;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  slidingWindow: number | null;
+  /** granitemoe's multipliers; absent when they are the plain 1, 1/√headDim, 1, 1. */
+  multipliers?: { embedding: number; attention: number; residual: number; logitsDivisor: number };
   parameters: { total: number; nonExpert: number; perExpert: number; active: Record<string, number> };
   bytesOnDisk: number;
   /** Bytes each backend needs (weights as held + files while loading + KV cache at 2048 tokens). */
@@ -63,6 +68,12 @@ export function inspectReport(spec: ModelSpec, bytesOnDisk: number): InspectRepo
     expertIntermediateSize: moe?.expertIntermediateSize ?? null,
     sharedExpertIntermediateSize: moe ? moe.sharedExpertIntermediateSize : null,
     normTopkProb: moe?.normTopkProb ?? null,
+    ropeTheta: spec.ropeTheta,
+    ropeScaling: spec.ropeScaling,
+    slidingWindow: spec.slidingWindow,
+    ...(spec.architecture === 'granitemoe'
+      ? { multipliers: { embedding: spec.embeddingMultiplier, attention: spec.attentionScale, residual: spec.residualMultiplier, logitsDivisor: spec.logitsScaling } }
+      : {}),
     parameters: { total: counts.total, nonExpert: counts.nonExpert, perExpert: counts.perExpert, active },
     bytesOnDisk,
     memory: { cpu: memoryNeeded(spec, weightBytes, 'cpu').total, webgpu: memoryNeeded(spec, weightBytes, 'webgpu').total },
@@ -100,6 +111,14 @@ export async function inspectCommand(dir: string, json: boolean): Promise<void> 
     `  layers         ${r.layers}` + (r.experts !== null ? `, MoE layers: ${r.moeLayers.length === r.layers ? 'all' : r.moeLayers.join(', ') || 'none'}` : ' (dense)'),
     `  hidden         ${r.hiddenSize}, ${r.heads} heads (${r.kvHeads} kv) × ${r.headDim}, vocab ${r.vocabSize}`,
   ];
+  const rope = r.ropeScaling
+    ? `RoPE θ ${r.ropeTheta}, llama3 scaling ×${r.ropeScaling.factor} beyond ${r.ropeScaling.originalMaxPositions} positions`
+    : `RoPE θ ${r.ropeTheta}`;
+  lines.push(`  attention      ${rope}, ${r.slidingWindow === null ? 'full context' : `sliding window ${r.slidingWindow}`}`);
+  if (r.multipliers) {
+    const m = r.multipliers;
+    lines.push(`  multipliers    embedding ×${m.embedding}, scores ×${m.attention}, residual ×${m.residual}, logits ÷${m.logitsDivisor}`);
+  }
   if (r.experts !== null) {
     lines.push(`  experts        ${r.experts} per layer, top-${r.topK} native, ${r.normTopkProb ? 'renormalised' : 'raw'} weights, width ${r.expertIntermediateSize}`);
     if (r.sharedExpertIntermediateSize) lines.push(`  shared expert  width ${r.sharedExpertIntermediateSize}`);

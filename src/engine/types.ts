@@ -1,7 +1,7 @@
 // The engine's shared vocabulary. Plain data only: no DOM, no Node, no React.
 // Every part of the engine (format, upcycle, routing, backends, run) speaks these types.
 
-export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe';
+export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe';
 export type DType = 'F32' | 'F16' | 'BF16';
 
 /** One tensor as stored on disk: raw little-endian bytes (possibly a view into a larger file buffer). */
@@ -66,6 +66,19 @@ export interface MoeSpec {
   moeLayers: boolean[];
 }
 
+/**
+ * Llama 3.1's RoPE frequency scaling (rope_type "llama3"). For inverse frequency f with wavelength λ = 2π/f:
+ * λ > L₀/lowFreqFactor → f/factor; λ < L₀/highFreqFactor → f; in between a linear blend (REFERENCE §7).
+ */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** L₀: the context length the model was pretrained with. */
+  originalMaxPositions: number;
+}
+
 export interface ModelSpec {
   architecture: Architecture;
   vocabSize: number;
@@ -78,7 +91,20 @@ export interface ModelSpec {
   intermediateSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** null: plain RoPE, inv_freq_i = ropeTheta^(-2i/headDim). */
+  ropeScaling: Llama3RopeScaling | null;
   maxPositions: number;
+  /** mistral/mixtral: query i sees keys j with i − slidingWindow < j ≤ i. null: every earlier position. */
+  slidingWindow: number | null;
+  // granitemoe's multipliers; every other architecture has 1, 1/√headDim, 1, 1.
+  /** The token embeddings are multiplied by this before the first layer. */
+  embeddingMultiplier: number;
+  /** Attention scores are q·k times this (1/√headDim unless the config says otherwise). */
+  attentionScale: number;
+  /** Each residual add is x + sublayer(x) · residualMultiplier. */
+  residualMultiplier: number;
+  /** The logits are divided by this. */
+  logitsScaling: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
   qkNorm: 'none' | 'per_head' | 'full';

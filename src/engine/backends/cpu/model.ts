@@ -1,4 +1,4 @@
-// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe decoder in one file,
+// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe / granitemoe decoder in one file,
 // read top to bottom. Every backend must agree with this one.
 
 import { checkForwardInput } from '../../run/errors.ts';
@@ -161,7 +161,7 @@ export class CpuModel implements LoadedModel {
       }
       return layer;
     });
-    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta, spec.ropeScaling);
     this.moeLayerIndex = this.layers.flatMap((layer, l) => (layer.moe ? [l] : []));
   }
 
@@ -194,11 +194,16 @@ export class CpuModel implements LoadedModel {
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const headsPerKv = numHeads / numKvHeads;
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = spec.attentionScale; // 1/√headDim, or granitemoe's attention_multiplier
+    const window = spec.slidingWindow ?? Infinity;
+    const residual = spec.residualMultiplier; // granitemoe scales each sublayer's output before the add
 
     // Token embeddings: x is the residual stream, [T, d].
     const x = new Float32Array(T * d);
     tokens.forEach((id, t) => x.set(this.embed.subarray(id * d, (id + 1) * d), t * d));
+    if (spec.embeddingMultiplier !== 1) {
+      for (let i = 0; i < x.length; i++) x[i] *= spec.embeddingMultiplier;
+    }
 
     const trace: TokenRouting[][] = [];
     for (let l = 0; l < this.layers.length; l++) {
@@ -225,16 +230,18 @@ export class CpuModel implements LoadedModel {
       keys.set(k, start * kvWidth);
       values.set(v, start * kvWidth);
 
-      // Causal grouped-query attention: token t (position start+t) sees positions 0..start+t.
+      // Causal grouped-query attention: token t (position start+t) sees positions first..start+t, where
+      // first is 0, or with a sliding window only the last `window` positions.
       const attn = new Float32Array(T * qWidth);
       const scores = new Float64Array(start + T);
       for (let t = 0; t < T; t++) {
         const visible = start + t + 1;
+        const first = Math.max(0, visible - window);
         for (let hq = 0; hq < numHeads; hq++) {
           const qOff = t * qWidth + hq * headDim;
           const kvOff = Math.floor(hq / headsPerKv) * headDim;
           let max = -Infinity;
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const kOff = j * kvWidth + kvOff;
             let s = 0;
             for (let i = 0; i < headDim; i++) s += q[qOff + i] * keys[kOff + i];
@@ -243,9 +250,9 @@ export class CpuModel implements LoadedModel {
             if (s > max) max = s;
           }
           let sum = 0;
-          for (let j = 0; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          for (let j = first; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
           const out = new Float64Array(headDim);
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const wj = Math.fround(scores[j] / sum);
             const vOff = j * kvWidth + kvOff;
             for (let i = 0; i < headDim; i++) out[i] += wj * values[vOff + i];
@@ -253,15 +260,15 @@ export class CpuModel implements LoadedModel {
           attn.set(out, qOff);
         }
       }
-      addInPlace(x, matmulT(attn, T, layer.o, d, qWidth));
+      addInPlace(x, matmulT(attn, T, layer.o, d, qWidth), residual);
 
       // --- Feed-forward: dense MLP or mixture of experts ----------------------------------------
       const h2 = rmsNorm(x, d, layer.ffnNorm, eps);
       if (layer.mlp) {
-        addInPlace(x, this.ffn(h2, T, layer.mlp));
+        addInPlace(x, this.ffn(h2, T, layer.mlp), residual);
       } else {
         const { y, routing } = this.moeBlock(h2, T, l, layer.moe!, options);
-        addInPlace(x, y);
+        addInPlace(x, y, residual);
         trace.push(routing);
       }
     }
@@ -273,6 +280,9 @@ export class CpuModel implements LoadedModel {
     const rows = T - first;
     const last = rmsNorm(x.subarray(first * d), d, this.finalNorm, eps);
     const logitsFlat = matmulT(last, rows, this.lmHead, V, d);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < logitsFlat.length; i++) logitsFlat[i] /= spec.logitsScaling; // granitemoe
+    }
     const logits = Array.from({ length: rows }, (_, r) => logitsFlat.slice(r * V, (r + 1) * V));
 
     return {

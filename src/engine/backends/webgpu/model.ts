@@ -266,7 +266,7 @@ export class WebGpuModel implements LoadedModel {
     this.embed = this.matrix(w.embed, 'embed');
     this.lmHead = w.lmHead === w.embed ? this.embed : this.matrix(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
-    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta, spec.ropeScaling);
     let nonExpert = bytesOf(w.lmHead) + bytesOf(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
@@ -404,7 +404,7 @@ export class WebGpuModel implements LoadedModel {
     for (let t0 = 0; t0 < T; t0 += C) {
       const tc = Math.min(C, T - t0);
       const pos = pos0 + t0;
-      K.embed(rec, this.embed, ids, t0, tc, d, h);
+      K.embed(rec, this.embed, ids, t0, tc, d, h, spec.embeddingMultiplier);
       let m = 0;
       this.layers.forEach((L, l) => {
         // Attention
@@ -426,6 +426,7 @@ export class WebGpuModel implements LoadedModel {
         K.attention(rec, {
           q, kCache: cache.keys[l], vCache: cache.values[l], scores, out: attnOut,
           tokens: tc, heads: nH, kvHeads: nKv, headDim: hd, pos0: pos, scoreStride: kvLen,
+          scale: spec.attentionScale, window: spec.slidingWindow, outScale: spec.residualMultiplier,
         });
         K.project(rec, { weight: L.o, rows: d, K: qW, tokens: tc, x: attnOut, y: h, accumulate: true }, this.dummy);
 
@@ -434,7 +435,7 @@ export class WebGpuModel implements LoadedModel {
         const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) =>
           K.experts(rec, {
             gate: w.gate, up: w.up, down: w.down, f: w.f, d, tokens: tc, slots,
-            route, recBase, recExperts, x: xn, act, h, indirectArgs,
+            route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
           });
         if (L.mlp) {
           K.fixedRoute(rec, fixedRoute, tc, null, this.dummy);
@@ -475,6 +476,9 @@ export class WebGpuModel implements LoadedModel {
     cache.length = pos0 + T;
 
     const allLogits = new Float32Array(logitBytes);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < allLogits.length; i++) allLogits[i] /= spec.logitsScaling; // granitemoe, once per readback
+    }
     const logitRowsOut = Array.from({ length: logitRows }, (_, r) => allLogits.slice(r * V, (r + 1) * V));
     const words = new Uint32Array(routeBytes ?? new ArrayBuffer(0));
     const floats = new Float32Array(words.buffer);
