@@ -1,13 +1,14 @@
 // safetensors: 8-byte little-endian header length, a JSON header, then raw tensor bytes.
 // Parsing never copies tensor data and never allocates in proportion to what the header claims.
 
-import type { DType, Tensor } from '../types.ts';
+import type { DType, PlainTensor, Tensor } from '../types.ts';
+import { plainTensor } from './quant.ts';
 import { bytesPerElement, SUPPORTED_DTYPES } from './dtype.ts';
 import { CheckpointError, HINT_REDOWNLOAD } from './errors.ts';
 
 export interface SafetensorsFile {
   /** Tensors in header order; each `bytes` is a view into the file buffer. */
-  tensors: Map<string, Tensor>;
+  tensors: Map<string, PlainTensor>;
   /** The optional "__metadata__" string map. */
   metadata: Record<string, string>;
 }
@@ -46,7 +47,7 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
 
   const dataStart = 8 + headerLength;
   const dataLength = size - dataStart;
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, PlainTensor>();
   const ranges: Array<{ name: string; begin: number; end: number }> = [];
   let metadata: Record<string, string> = {};
 
@@ -122,7 +123,9 @@ export function writeSafetensors(
   tensors: Record<string, Tensor> | Map<string, Tensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
+  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].map(
+    ([name, t]): [string, PlainTensor] => [name, plainTensor(t, `writeSafetensors (tensor ${name})`)],
+  );
   const order = entries
     .map((entry, index) => ({ entry, index }))
     .sort((a, b) => bytesPerElement(b.entry[1].dtype) - bytesPerElement(a.entry[1].dtype) || a.index - b.index)

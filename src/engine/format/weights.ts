@@ -1,6 +1,6 @@
 // Hugging Face tensor names <-> the canonical WeightSet, with every shape checked against the spec.
 
-import type { FfnWeights, LayerWeights, ModelSpec, MoeWeights, Tensor, WeightSet } from '../types.ts';
+import type { FfnWeights, LayerWeights, ModelSpec, MoeWeights, PlainTensor, Tensor, WeightSet } from '../types.ts';
 import { bytesPerElement } from './dtype.ts';
 import { CheckpointError, HINT_MISMATCH } from './errors.ts';
 
@@ -17,14 +17,14 @@ function shapeText(shape: readonly number[]): string {
  */
 export function weightsFromTensors(
   spec: ModelSpec,
-  tensors: ReadonlyMap<string, Tensor>,
+  tensors: ReadonlyMap<string, PlainTensor>,
   fileOf: FileOfTensor = () => 'model.safetensors',
 ): WeightSet {
   const d = spec.hiddenSize;
   const qDim = spec.numHeads * spec.headDim;
   const kvDim = spec.numKvHeads * spec.headDim;
 
-  function check(name: string, t: Tensor, shape: number[]): Tensor {
+  function check(name: string, t: PlainTensor, shape: number[]): PlainTensor {
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new CheckpointError(
         fileOf(name),
@@ -34,7 +34,7 @@ export function weightsFromTensors(
     }
     return t;
   }
-  function take(name: string, shape: number[]): Tensor {
+  function take(name: string, shape: number[]): PlainTensor {
     const t = tensors.get(name);
     if (!t) {
       throw new CheckpointError(
@@ -53,7 +53,7 @@ export function weightsFromTensors(
     };
   }
   // Zero-copy view of rows [row0, row0+rows) of matrix `index` inside a stacked [E, R, C] tensor.
-  function slice(t: Tensor, index: number, rowsPerMatrix: number, cols: number, row0: number, rows: number): Tensor {
+  function slice(t: PlainTensor, index: number, rowsPerMatrix: number, cols: number, row0: number, rows: number): PlainTensor {
     const bpe = bytesPerElement(t.dtype);
     const start = (index * rowsPerMatrix + row0) * cols * bpe;
     return { dtype: t.dtype, shape: [rows, cols], bytes: t.bytes.subarray(start, start + rows * cols * bpe) };
