@@ -28,16 +28,16 @@ const COMMANDS: Record<string, CommandDef> = {
     run: ([dir], v) => inspectCommand(dir, v.json === true),
   },
   eval: {
-    usage: 'moe eval DIR --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe eval DIR --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
-    options: { tokens: str, text: str, routing: str, interventions: str, backend: str, json: flag },
+    options: { tokens: str, text: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
-      evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), json: v.json === true }),
+      evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), quantize: s(v.quantize), json: v.json === true }),
   },
   generate: {
-    usage: 'moe generate DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe generate DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
-    options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, json: flag },
+    options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
       generateCommand(dir, {
         prompt: s(v.prompt),
@@ -48,6 +48,7 @@ const COMMANDS: Record<string, CommandDef> = {
         routing: s(v.routing),
         interventions: s(v.interventions),
         backend: s(v.backend),
+        quantize: s(v.quantize),
         json: v.json === true,
       }),
   },

@@ -120,6 +120,14 @@ describe('moe eval --json', () => {
     out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
   });
 
+  it('--quantize q8: logits within 0.1 of the PyTorch f32 reference (measured 0.047 on logits up to 3.4), but not equal', () => {
+    const ref = expected.cases.find((c) => c.routing === 'native' && c.interventions === '')!;
+    const out = onlyJson<EvalJson>(moe('eval', MIXTRAL, '--tokens', expected.tokens.join(','), '--quantize', 'q8', '--json'));
+    const diff = maxAbsDiff(out.logits, ref.logits);
+    expect(diff).toBeLessThan(0.1);
+    expect(diff).toBeGreaterThan(1e-4);
+  });
+
   it('human output names the loss and the routing', () => {
     const r = moe('eval', MIXTRAL, '--text', 'hello world');
     expect(r.status).toBe(0);
@@ -217,6 +225,10 @@ describe('failures', () => {
   it('an unknown flag or command shows the usage', () => {
     expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval DIR/);
     expectOneLineFailure(moe('transmogrify'), /unknown command "transmogrify"\. usage: moe </);
+  });
+  it('an unknown quantization', () => {
+    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--quantize', 'q3'), /Unknown quantization "q3"\. Hint: Use --quantize none, q8/);
+    expectOneLineFailure(moe('generate', MIXTRAL, '--prompt', 'a', '--quantize', 'int8'), /Unknown quantization "int8"/);
   });
   it('a routing mode the model cannot run', () => {
     expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1,2', '--routing', 'topk:9'), /topk:9 .*8/);
