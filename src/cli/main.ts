@@ -6,6 +6,7 @@ import { evalCommand } from './evalCommand.ts';
 import { generateCommand } from './generateCommand.ts';
 import { upcycleCommand } from './upcycleCommand.ts';
 import { benchCommand } from './benchCommand.ts';
+import { quantcostCommand } from './quantcostCommand.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const str = { type: 'string' } as const;
@@ -79,6 +80,20 @@ const COMMANDS: Record<string, CommandDef> = {
         promptTokens: s(v['prompt-tokens']),
         decodeTokens: s(v['decode-tokens']),
         minSeconds: s(v['min-seconds']),
+        json: v.json === true,
+      }),
+  },
+  quantcost: {
+    usage: 'moe quantcost DIR [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
+    positionals: 1,
+    options: { schemes: str, routing: str, texts: str, 'max-tokens': str, backend: str, json: flag },
+    run: ([dir], v) =>
+      quantcostCommand(dir, {
+        schemes: s(v.schemes),
+        routing: s(v.routing),
+        texts: s(v.texts),
+        maxTokens: s(v['max-tokens']),
+        backend: s(v.backend),
         json: v.json === true,
       }),
   },

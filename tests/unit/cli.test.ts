@@ -1,7 +1,7 @@
 // The `moe` command end to end: spawned as a user would run it, on the PyTorch fixture checkpoints.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -212,6 +212,32 @@ describe('moe bench --json', () => {
     expect(active['topk:1']).toBeLessThan(active['topk:2']);
     expect(active['topk:2']).toBeLessThan(active.dense);
     expect(active.native).toBe(active['topk:2']);
+  });
+});
+
+describe('moe quantcost', () => {
+  it('--json: one object with weight bytes per scheme and, per scheme, routing/top-1 shares, KL and Δloss', () => {
+    const text = join(tmpdir(), `quantcost-${process.pid}.txt`);
+    writeFileSync(text, 'hello world, the quick brown fox jumps over the lazy dog again and again');
+    try {
+      const out = onlyJson<{ tokens: number; weightBytes: Record<string, number>; results: { scheme: string; routingUnchanged: number; top1Agreement: number; meanKl: number; deltaLoss: number }[] }>(
+        moe('quantcost', MIXTRAL, '--texts', text, '--json'),
+      );
+      expect(out.results.map((r) => r.scheme)).toEqual(['q8', 'q4']);
+      expect(out.weightBytes.q4).toBeLessThan(out.weightBytes.q8);
+      expect(out.weightBytes.q8).toBeLessThan(out.weightBytes.none);
+      for (const r of out.results) {
+        expect(r.routingUnchanged).toBeGreaterThan(0);
+        expect(r.routingUnchanged).toBeLessThanOrEqual(1);
+        expect(r.meanKl).toBeGreaterThan(0);
+      }
+      expect(out.results[0].meanKl).toBeLessThan(out.results[1].meanKl); // q8 costs less than q4
+    } finally {
+      rmSync(text, { force: true });
+    }
+  });
+  it('refuses "none" as a scheme to compare', () => {
+    expectOneLineFailure(moe('quantcost', MIXTRAL, '--schemes', 'none,q8'), /--schemes lists "none"/);
   });
 });
 
