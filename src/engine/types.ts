@@ -21,9 +21,11 @@ export interface PlainTensor {
 /**
  * A 2-D matrix [rows, cols] (PyTorch Linear layout [out, in]) quantized group-wise along each row:
  * every `groupSize` consecutive values of a row share one f16 scale (and, when `mins` is present, one
- * f16 offset). Value j of row r, with g = r·(cols/groupSize) + ⌊j/groupSize⌋ and n = r·cols + j:
+ * f16 offset). Value j of row r, with n = r·cols + j, group g = ⌊n/G⌋ (G = groupSize) and k = n mod G:
  *   Q8: int8 code c = bytes[n] as two's complement;            value = c · scale[g]
- *   Q4: code c = (bytes[n>>1] >> 4·(n&1)) & 15 (low nibble first);
+ *   Q4: the G codes of group g fill bytes [g·G/2, (g+1)·G/2): byte g·G/2 + (k mod G/2) holds code k in its
+ *       low nibble when k < G/2, in its high nibble otherwise (llama.cpp's Q4_0 order: SIMD unpacks a
+ *       group with one mask and one shift, no shuffles);
  *       without mins: value = (c − 8) · scale[g];  with mins: value = c · scale[g] + min[g]
  * The product is computed in f32 from the f16 scale/min. cols % groupSize === 0 and groupSize is even.
  */

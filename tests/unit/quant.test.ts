@@ -50,7 +50,13 @@ function unpackCodes(t: QuantTensor): Int32Array {
     const c = new Int8Array(t.bytes.buffer, t.bytes.byteOffset, n);
     for (let i = 0; i < n; i++) out[i] = c[i];
   } else {
-    for (let i = 0; i < n; i++) out[i] = (t.bytes[i >> 1] >> ((i & 1) * 4)) & 15;
+    // Group g's codes: byte g·G/2 + k holds code k (low nibble) and code k + G/2 (high nibble).
+    const G = t.groupSize;
+    for (let i = 0; i < n; i++) {
+      const g = Math.floor(i / G);
+      const k = i % G;
+      out[i] = (t.bytes[g * (G / 2) + (k % (G / 2))] >> (k < G / 2 ? 0 : 4)) & 15;
+    }
   }
   return out;
 }

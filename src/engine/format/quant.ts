@@ -101,8 +101,12 @@ export function quantizeValues(values: Float32Array, rows: number, cols: number,
     return { dtype: 'Q8', shape: [rows, cols], bytes, groupSize: G, scales };
   }
   const bytes = new Uint8Array((rows * cols) / 2);
+  const half = G / 2;
+  // Code k of group g: byte g·G/2 + (k mod G/2), low nibble for the first half of the group, high for the second.
   const put = (n: number, code: number) => {
-    bytes[n >> 1] |= code << ((n & 1) * 4);
+    const g = (n / G) | 0;
+    const k = n - g * G;
+    bytes[g * half + (k % half)] |= code << (k < half ? 0 : 4);
   };
   if (o.offsets) {
     const mins = new Uint16Array(groups);
@@ -161,10 +165,11 @@ export function dequantizeRows(t: QuantTensor, row0: number, count: number, out:
     return;
   }
   const b = t.bytes;
+  const half = G / 2;
   for (let i = 0; i < n; i++) {
-    const k = first + i;
-    const g = (k / G) | 0;
-    const code = (b[k >> 1] >> ((k & 1) * 4)) & 15;
+    const g = ((first + i) / G) | 0;
+    const k = first + i - g * G;
+    const code = (b[g * half + (k % half)] >> (k < half ? 0 : 4)) & 15;
     out[i] = t.mins ? code * halfToFloat(t.scales[g]) + halfToFloat(t.mins[g]) : (code - 8) * halfToFloat(t.scales[g]);
   }
 }
