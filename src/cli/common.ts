@@ -1,5 +1,6 @@
 // Shared pieces of the `moe` command: errors, loading a checkpoint folder, picking a backend.
-import type { Backend, BackendKind, ModelSpec, RoutingPlan } from '../engine/types.ts';
+import type { Backend, BackendKind, ModelSpec, QuantScheme, RoutingPlan } from '../engine/types.ts';
+import { parseQuantScheme, quantizeWeights } from '../engine/format/quant.ts';
 import { loadCheckpoint, type Checkpoint } from '../engine/format/index.ts';
 import { createCpuBackend } from '../engine/backends/cpu/index.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
@@ -46,12 +47,26 @@ export function parseBackendKind(value: string | undefined): BackendKind {
   return kind;
 }
 
-export async function createBackend(kind: BackendKind): Promise<Backend> {
-  if (kind === 'cpu') return createCpuBackend();
+/** --quantize none|q8|q4 (absent: none). */
+export function parseQuantize(value: string | undefined): QuantScheme {
+  const scheme = parseQuantScheme(value ?? 'none');
+  if (!scheme) throw new CliError(`Unknown quantization "${value}".`, 'Use --quantize none, q8 (int8, ~1.06 bytes per weight) or q4 (4-bit, ~0.56 bytes per weight).');
+  return scheme;
+}
+
+export async function createBackend(kind: BackendKind, quantize: QuantScheme = 'none'): Promise<Backend> {
+  if (kind === 'cpu') return createCpuBackend({ quantize });
   // Dawn's globals (GPUBufferUsage...) must exist before the backend module is evaluated.
   const gpu = await nodeGpu();
   const { createWebGpuBackend } = await import('../engine/backends/webgpu/index.ts');
-  return createWebGpuBackend(gpu);
+  const backend = await createWebGpuBackend(gpu);
+  if (quantize === 'none') return backend;
+  return {
+    kind: backend.kind,
+    description: `${backend.description}, weights quantized to ${quantize}`,
+    load: (spec, weights) => backend.load(spec, quantizeWeights(weights, quantize)),
+    dispose: () => backend.dispose(),
+  };
 }
 
 export function routingPlan(spec: ModelSpec, mode: string | undefined, interventions: string | undefined): RoutingPlan {

@@ -6,6 +6,7 @@ import { evalCommand } from './evalCommand.ts';
 import { generateCommand } from './generateCommand.ts';
 import { upcycleCommand } from './upcycleCommand.ts';
 import { benchCommand } from './benchCommand.ts';
+import { quantcostCommand } from './quantcostCommand.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const str = { type: 'string' } as const;
@@ -28,16 +29,16 @@ const COMMANDS: Record<string, CommandDef> = {
     run: ([dir], v) => inspectCommand(dir, v.json === true),
   },
   eval: {
-    usage: 'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
-    options: { tokens: str, text: str, routing: str, interventions: str, backend: str, json: flag },
+    options: { tokens: str, text: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
-      evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), json: v.json === true }),
+      evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), quantize: s(v.quantize), json: v.json === true }),
   },
   generate: {
-    usage: 'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--json]',
+    usage: 'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
-    options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, json: flag },
+    options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
       generateCommand(dir, {
         prompt: s(v.prompt),
@@ -48,6 +49,7 @@ const COMMANDS: Record<string, CommandDef> = {
         routing: s(v.routing),
         interventions: s(v.interventions),
         backend: s(v.backend),
+        quantize: s(v.quantize),
         json: v.json === true,
       }),
   },
@@ -78,6 +80,20 @@ const COMMANDS: Record<string, CommandDef> = {
         promptTokens: s(v['prompt-tokens']),
         decodeTokens: s(v['decode-tokens']),
         minSeconds: s(v['min-seconds']),
+        json: v.json === true,
+      }),
+  },
+  quantcost: {
+    usage: 'moe quantcost DIR [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
+    positionals: 1,
+    options: { schemes: str, routing: str, texts: str, 'max-tokens': str, backend: str, json: flag },
+    run: ([dir], v) =>
+      quantcostCommand(dir, {
+        schemes: s(v.schemes),
+        routing: s(v.routing),
+        texts: s(v.texts),
+        maxTokens: s(v['max-tokens']),
+        backend: s(v.backend),
         json: v.json === true,
       }),
   },

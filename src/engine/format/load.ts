@@ -1,6 +1,6 @@
 // Read a Hugging Face checkpoint folder (config.json, tokenizer.json, safetensors) from any source.
 
-import type { CheckpointSource, DType, ModelSpec, Tensor, WeightSet } from '../types.ts';
+import type { CheckpointSource, DType, ModelSpec, PlainTensor, WeightSet } from '../types.ts';
 import { specFromConfig } from './config.ts';
 import { numelOf } from './dtype.ts';
 import { CheckpointError, HINT_REDOWNLOAD } from './errors.ts';
@@ -47,7 +47,7 @@ function checkShardName(name: unknown): string {
 }
 
 /** The most common dtype by number of elements: what the spec reports as the storage dtype. */
-export function dominantDtype(tensors: Iterable<Tensor>, fallback: DType): DType {
+export function dominantDtype(tensors: Iterable<PlainTensor>, fallback: DType): DType {
   const count = new Map<DType, number>();
   for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + numelOf(t.shape));
   let best = fallback;
@@ -84,7 +84,7 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
     generationConfigJson = parseJson(generationConfigBytes, 'generation_config.json');
   }
 
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, PlainTensor>();
   const fileOfTensor = new Map<string, string>();
   const indexBytes = await source.readFile(INDEX_FILE);
   if (indexBytes) {

@@ -1,13 +1,14 @@
 // safetensors: 8-byte little-endian header length, a JSON header, then raw tensor bytes.
 // Parsing never copies tensor data and never allocates in proportion to what the header claims.
 
-import type { DType, Tensor } from '../types.ts';
+import type { DType, PlainTensor, Tensor } from '../types.ts';
+import { plainTensor } from './quant.ts';
 import { bytesPerElement, SUPPORTED_DTYPES } from './dtype.ts';
 import { CheckpointError, HINT_REDOWNLOAD } from './errors.ts';
 
 export interface SafetensorsFile {
   /** Tensors in header order; each `bytes` is a view into the file buffer. */
-  tensors: Map<string, Tensor>;
+  tensors: Map<string, PlainTensor>;
   /** The optional "__metadata__" string map. */
   metadata: Record<string, string>;
 }
@@ -140,7 +141,7 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
   const size = bytes.byteLength;
   const headerLength = readHeaderLength(bytes, size, fileName);
   const { dataStart, entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, 8 + headerLength), size, fileName);
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, PlainTensor>();
   for (const { name, dtype, shape, begin, end } of entries) {
     tensors.set(name, { dtype, shape, bytes: bytes.subarray(dataStart + begin, dataStart + end) });
   }
@@ -156,7 +157,9 @@ export function writeSafetensors(
   tensors: Record<string, Tensor> | Map<string, Tensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
+  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].map(
+    ([name, t]): [string, PlainTensor] => [name, plainTensor(t, `writeSafetensors (tensor ${name})`)],
+  );
   const order = entries
     .map((entry, index) => ({ entry, index }))
     .sort((a, b) => bytesPerElement(b.entry[1].dtype) - bytesPerElement(a.entry[1].dtype) || a.index - b.index)

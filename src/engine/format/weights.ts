@@ -1,7 +1,8 @@
 // Hugging Face tensor names <-> the canonical WeightSet, with every shape checked against the spec.
 
-import type { FfnWeights, LayerWeights, ModelSpec, MoeWeights, Tensor, WeightSet } from '../types.ts';
+import type { FfnWeights, LayerWeights, ModelSpec, MoeWeights, PlainTensor, Tensor, WeightSet } from '../types.ts';
 import { bytesPerElement } from './dtype.ts';
+import { plainTensor } from './quant.ts';
 import { CheckpointError, HINT_MISMATCH } from './errors.ts';
 
 /** Where each tensor came from, for error messages (shard file name). */
@@ -17,14 +18,14 @@ function shapeText(shape: readonly number[]): string {
  */
 export function weightsFromTensors(
   spec: ModelSpec,
-  tensors: ReadonlyMap<string, Tensor>,
+  tensors: ReadonlyMap<string, PlainTensor>,
   fileOf: FileOfTensor = () => 'model.safetensors',
 ): WeightSet {
   const d = spec.hiddenSize;
   const qDim = spec.numHeads * spec.headDim;
   const kvDim = spec.numKvHeads * spec.headDim;
 
-  function check(name: string, t: Tensor, shape: number[]): Tensor {
+  function check(name: string, t: PlainTensor, shape: number[]): PlainTensor {
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new CheckpointError(
         fileOf(name),
@@ -34,7 +35,7 @@ export function weightsFromTensors(
     }
     return t;
   }
-  function take(name: string, shape: number[]): Tensor {
+  function take(name: string, shape: number[]): PlainTensor {
     const t = tensors.get(name);
     if (!t) {
       throw new CheckpointError(
@@ -53,7 +54,7 @@ export function weightsFromTensors(
     };
   }
   // Zero-copy view of rows [row0, row0+rows) of matrix `index` inside a stacked [E, R, C] tensor.
-  function slice(t: Tensor, index: number, rowsPerMatrix: number, cols: number, row0: number, rows: number): Tensor {
+  function slice(t: PlainTensor, index: number, rowsPerMatrix: number, cols: number, row0: number, rows: number): PlainTensor {
     const bpe = bytesPerElement(t.dtype);
     const start = (index * rowsPerMatrix + row0) * cols * bpe;
     return { dtype: t.dtype, shape: [rows, cols], bytes: t.bytes.subarray(start, start + rows * cols * bpe) };
@@ -147,7 +148,8 @@ export function weightsFromTensors(
 }
 
 /** One [count, ...shape] tensor from `count` tensors of one dtype and shape (a copy). */
-function stack(parts: Tensor[]): Tensor {
+function stack(tensors: Tensor[]): PlainTensor {
+  const parts = tensors.map((t) => plainTensor(t, 'writing a fused expert tensor'));
   const each = parts[0].bytes.byteLength;
   if (parts.some((t) => t.dtype !== parts[0].dtype || t.bytes.byteLength !== each)) {
     throw new CheckpointError('model.safetensors', 'experts of one layer differ in dtype or size, so they cannot be written as one fused tensor.', HINT_MISMATCH);
@@ -158,15 +160,17 @@ function stack(parts: Tensor[]): Tensor {
 }
 
 /** GraniteMoe's input_linear for one expert: gate rows then up rows, [2f, d]. */
-function gateUp(ffn: FfnWeights): Tensor {
-  const { dtype } = ffn.gate;
-  if (ffn.up.dtype !== dtype) {
+function gateUp(ffn: FfnWeights): PlainTensor {
+  const gate = plainTensor(ffn.gate, 'writing a fused expert tensor');
+  const up = plainTensor(ffn.up, 'writing a fused expert tensor');
+  const { dtype } = gate;
+  if (up.dtype !== dtype) {
     throw new CheckpointError('model.safetensors', 'an expert stores gate and up weights in different dtypes, so they cannot be fused.', HINT_MISMATCH);
   }
-  const bytes = new Uint8Array(ffn.gate.bytes.byteLength + ffn.up.bytes.byteLength);
-  bytes.set(ffn.gate.bytes, 0);
-  bytes.set(ffn.up.bytes, ffn.gate.bytes.byteLength);
-  return { dtype, shape: [ffn.gate.shape[0] + ffn.up.shape[0], ffn.gate.shape[1]], bytes };
+  const bytes = new Uint8Array(gate.bytes.byteLength + up.bytes.byteLength);
+  bytes.set(gate.bytes, 0);
+  bytes.set(up.bytes, gate.bytes.byteLength);
+  return { dtype, shape: [gate.shape[0] + up.shape[0], gate.shape[1]], bytes };
 }
 
 /**

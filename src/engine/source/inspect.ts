@@ -8,7 +8,7 @@ import { INDEX_FILE, WEIGHTS_FILE, dominantDtype } from '../format/load.ts';
 import { countParameters, type ParameterCount } from '../format/params.ts';
 import { parseSafetensorsHeader, readHeaderLength } from '../format/safetensors.ts';
 import { weightsFromTensors } from '../format/weights.ts';
-import type { ModelSpec, Tensor } from '../types.ts';
+import type { ModelSpec, PlainTensor } from '../types.ts';
 import { SourceError } from './errors.ts';
 import type { FileStat, RemoteSource } from './http.ts';
 
@@ -93,7 +93,7 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
 
   // Headers only: 8 bytes, then the JSON. Shapes are checked against config.json with the loader's
   // own rules, on tensors that have no bytes yet.
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, PlainTensor>();
   const fileOf = new Map<string, string>();
   let weightBytes = 0;
   for (const name of weightFiles) {

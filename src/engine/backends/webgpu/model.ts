@@ -4,6 +4,7 @@
 import { checkForwardInput } from '../../run/errors.ts';
 import { validateRoutingPlan } from '../../routing/index.ts';
 import { toFloat32 } from '../../format/index.ts';
+import { allTensors, isQuantized, plainTensor, QuantizationError } from '../../format/quant.ts';
 import { ropeInverseFrequencies } from '../cpu/kernels.ts';
 import type {
   FfnWeights,
@@ -141,6 +142,8 @@ export class WebGpuModel implements LoadedModel {
   /** Refuses, before allocating anything, a model whose buffers exceed the device's limits. */
   private checkFits(w: WeightSet): void {
     const spec = this.spec;
+    const quantized = allTensors(w).find(isQuantized);
+    if (quantized) throw new QuantizationError(`The WebGPU backend cannot read ${quantized.dtype} weights yet.`);
     const limit = this.ctx.maxBufferBytes;
     const check = (what: string, bytes: number) => {
       if (bytes > limit) {
@@ -231,13 +234,14 @@ export class WebGpuModel implements LoadedModel {
   }
 
   private matrix(t: Tensor, label: string): GpuWeight {
-    return { buffer: this.track(this.ctx.uploadBuffer(t.bytes, label)), dtype: t.dtype };
+    const p = plainTensor(t, 'the WebGPU backend');
+    return { buffer: this.track(this.ctx.uploadBuffer(p.bytes, label)), dtype: p.dtype };
   }
 
   /** Stacks the experts' matrices part by part into three buffers. */
   private stack(experts: FfnWeights[], label: string): GpuFfn {
     const part = (name: 'gate' | 'up' | 'down'): GpuWeight => {
-      const dtype = experts[0][name].dtype;
+      const dtype = plainTensor(experts[0][name], 'the WebGPU backend').dtype;
       if (experts.some((e) => e[name].dtype !== dtype)) {
         throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different dtypes, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
       }
