@@ -6,6 +6,7 @@ import { evalCommand } from './evalCommand.ts';
 import { generateCommand } from './generateCommand.ts';
 import { upcycleCommand } from './upcycleCommand.ts';
 import { benchCommand } from './benchCommand.ts';
+import { analyzeCommand } from './analyzeCommand.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const str = { type: 'string' } as const;
@@ -78,6 +79,34 @@ const COMMANDS: Record<string, CommandDef> = {
         promptTokens: s(v['prompt-tokens']),
         decodeTokens: s(v['decode-tokens']),
         minSeconds: s(v['min-seconds']),
+        json: v.json === true,
+      }),
+  },
+  analyze: {
+    usage:
+      'moe analyze SOURCE [--texts NAME=FILE,...] [--routing MODE] [--interventions L1E3-,...] [--max-tokens N] [--tradeoff MODE,...|none] [--compare-model DIR] [--compare-routing MODE] [--backend cpu|webgpu] [--json]  (defaults: the four public/eval texts, native, 1024 tokens per text, topk:1..E-1 + thresholds + dense)',
+    positionals: 1,
+    options: {
+      texts: str,
+      routing: str,
+      interventions: str,
+      'max-tokens': str,
+      tradeoff: str,
+      'compare-model': str,
+      'compare-routing': str,
+      backend: str,
+      json: flag,
+    },
+    run: ([source], v) =>
+      analyzeCommand(source, {
+        texts: s(v.texts),
+        routing: s(v.routing),
+        interventions: s(v.interventions),
+        maxTokens: s(v['max-tokens']),
+        tradeoff: s(v.tradeoff),
+        compareModel: s(v['compare-model']),
+        compareRouting: s(v['compare-routing']),
+        backend: s(v.backend),
         json: v.json === true,
       }),
   },
