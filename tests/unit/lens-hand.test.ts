@@ -14,6 +14,7 @@ import {
   locality,
   type LogitWindow,
   tableToCsv,
+  vocabTable,
   domainTable,
   tradeoffLens,
   vocabSpecialisation,
@@ -224,6 +225,17 @@ describe('lenses on a hand-made trace', () => {
     expect(lens.top1).toBe(0.5);
     // KL(softmax[1,0,0] ‖ softmax[0,1,0]) = e/(e+2)·1 + 1/(e+2)·(−1) = (e−1)/(e+2); the first position adds 0.
     expect(lens.meanKl).toBeCloseTo((Math.E - 1) / (Math.E + 2) / 2, 12);
+  });
+
+  it('CSV export quotes token texts with commas, quotes and line breaks (RFC 4180) and leaves NaN empty', () => {
+    const lens = vocabSpecialisation([a, b], shape, { top: 1, tokenText: (id) => (id === 7 ? 'x,"y"\n' : `t${id}`) });
+    const csv = tableToCsv(vocabTable(lens));
+    const lines = csv.split('\r\n');
+    expect(lines[0]).toBe('layer,expert,kind,rank,token,text,count,share_of_token');
+    // Layer 1, expert 0: input token 7 twice (2 of its 3 occurrences); its top prediction 7, twice.
+    expect(lines[1]).toBe('1,0,input,1,7,"x,""y""\n",2,0.6666666666666666');
+    expect(lines[2]).toBe('1,0,predicted,1,7,"x,""y""\n",2,');
+    expect(tableToCsv({ columns: ['v'], rows: [[Number.NaN], [null]] })).toBe('v\r\n\r\n\r\n');
   });
 
   it('rejects a window whose trace does not match its tokens or the model', () => {
