@@ -6,11 +6,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchOptionsFromFlags, printBench } from '../src/cli/benchCommand.ts';
-import { openCheckpoint } from '../src/cli/common.ts';
+import { benchOptionsFromFlags, printBench, runBench } from '../src/cli/benchCommand.ts';
+import { isNonNegativeInteger, numberFlag, openCheckpoint } from '../src/cli/common.ts';
+import { benchLenses, formatLensTable } from './lens.ts';
 import { makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--json]';
+const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -22,6 +23,7 @@ async function main(): Promise<number> {
       'decode-tokens': { type: 'string' },
       'min-seconds': { type: 'string' },
       size: { type: 'string' },
+      'lens-tokens': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -53,7 +55,18 @@ async function main(): Promise<number> {
       minSeconds: values['min-seconds'],
       json: values.json === true,
     });
-    await printBench(ckpt, dir === BUILT_IN ? 'public/models/moe-top2' : dir, options, values.json === true);
+    const json = values.json === true;
+    const label = dir === BUILT_IN ? 'public/models/moe-top2' : dir;
+    const lensTokens = numberFlag('lens-tokens', values['lens-tokens'], 256, isNonNegativeInteger, 'a whole number ≥ 0');
+    const report = json ? await runBench(ckpt, label, options) : await printBench(ckpt, label, options, false);
+    // Lens throughput (bench/lens.ts), printed under the speed table with each backend's native prefill alongside.
+    const prefill = Object.fromEntries(report.results.filter((r) => r.routing === 'native').map((r) => [r.backend, r.prefillTokensPerSecond]));
+    const lenses =
+      lensTokens > 0 && ckpt.spec.moe
+        ? await benchLenses(ckpt, { backends: options.backends, tokens: lensTokens, minSeconds: options.minSeconds, prefill })
+        : null;
+    if (json) process.stdout.write(JSON.stringify({ ...report, lenses }) + '\n');
+    else if (lenses) process.stdout.write(`\n${formatLensTable(lenses)}\n`);
     return 0;
   } finally {
     clearInterval(keepAlive);

@@ -7,6 +7,7 @@ import { generateCommand } from './generateCommand.ts';
 import { upcycleCommand } from './upcycleCommand.ts';
 import { benchCommand } from './benchCommand.ts';
 import { quantcostCommand } from './quantcostCommand.ts';
+import { analyzeCommand } from './analyzeCommand.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const str = { type: 'string' } as const;
@@ -84,7 +85,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   quantcost: {
-    usage: 'moe quantcost DIR [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
+    usage: 'moe quantcost SOURCE [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
     positionals: 1,
     options: { schemes: str, routing: str, texts: str, 'max-tokens': str, backend: str, json: flag },
     run: ([dir], v) =>
@@ -93,6 +94,34 @@ const COMMANDS: Record<string, CommandDef> = {
         routing: s(v.routing),
         texts: s(v.texts),
         maxTokens: s(v['max-tokens']),
+        backend: s(v.backend),
+        json: v.json === true,
+      }),
+  },
+  analyze: {
+    usage:
+      'moe analyze SOURCE [--texts NAME=FILE,...] [--routing MODE] [--interventions L1E3-,...] [--max-tokens N] [--tradeoff MODE,...|none] [--compare-model DIR] [--compare-routing MODE] [--backend cpu|webgpu] [--json]  (defaults: the four public/eval texts, native, 1024 tokens per text, topk:1..E-1 + thresholds + dense)',
+    positionals: 1,
+    options: {
+      texts: str,
+      routing: str,
+      interventions: str,
+      'max-tokens': str,
+      tradeoff: str,
+      'compare-model': str,
+      'compare-routing': str,
+      backend: str,
+      json: flag,
+    },
+    run: ([source], v) =>
+      analyzeCommand(source, {
+        texts: s(v.texts),
+        routing: s(v.routing),
+        interventions: s(v.interventions),
+        maxTokens: s(v['max-tokens']),
+        tradeoff: s(v.tradeoff),
+        compareModel: s(v['compare-model']),
+        compareRouting: s(v['compare-routing']),
         backend: s(v.backend),
         json: v.json === true,
       }),
