@@ -188,6 +188,9 @@ export interface Backend {
 export interface CheckpointSource {
   /** Shown in error messages: a folder path, a URL, "dropped files". */
   readonly label: string;
-  /** The whole file, or null when it does not exist. Other failures throw. */
-  readFile(name: string): Promise<Uint8Array | null>;
+  /**
+   * The whole file, or null when it does not exist. Other failures throw. `onProgress` (optional)
+   * hears the bytes received so far and the total when the source knows it.
+   */
+  readFile(name: string, onProgress?: (received: number, total: number | null) => void): Promise<Uint8Array | null>;
 }
