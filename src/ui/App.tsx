@@ -41,9 +41,25 @@ async function fetchBuiltInModels(): Promise<BuiltInModel[]> {
   }
 }
 
-/** Test checkpoints (the e2e harness serves them under /fixtures/) may be named by path. */
+let tourRequest: Promise<Tour | null> | null = null;
+/** The guided tour (public/tour.json), fetched once; null when the site has none. */
+function fetchTour(): Promise<Tour | null> {
+  tourRequest ??= fetch(`${BASE}tour.json`)
+    .then((r) => (r.ok ? (r.json() as Promise<Tour>) : null))
+    .then((t) => (t && Array.isArray(t.steps) && t.steps.length > 0 ? t : null))
+    .catch(() => null);
+  return tourRequest;
+}
+
+/** The page opened with no link and no test model: the tour's first step is the first screen. */
+const FIRST_SCREEN = location.hash === '' && !new URLSearchParams(location.search).has('model');
+
+/**
+ * Test checkpoints may be named by path: the e2e harness serves them under /fixtures/, and the dev
+ * server (`npm start`) serves the repository, so /tests/fixtures/models/NAME/ works there.
+ */
 function isFixturePath(id: string): boolean {
-  return /^\/fixtures\/[A-Za-z0-9._-]+\/?$/.test(id);
+  return /^\/(fixtures|tests\/fixtures\/models)\/[A-Za-z0-9._-]+\/?$/.test(id);
 }
 
 /** The model to open: the link's, else `?model=` (tests), else the first built-in one. */
@@ -105,9 +121,12 @@ export function App() {
     const state = playgroundStore.getState();
     const current = state.run;
     if (!client || !state.model || !current || current.source !== 'engine') return;
+    // While a model loads, the text on screen belongs to the old one: the new model's own run replaces it.
+    if (state.activity === 'loading') return;
     const routing = planOf(state.share);
-    if (routing === current.routing && state.activity !== 'generating') return;
-    if (routing === state.activeRouting && state.activity === 'scoring') return;
+    // A running generation or scoring already works under the routing asked for: leave it alone.
+    if ((state.activity === 'generating' || state.activity === 'scoring') && routing === state.activeRouting) return;
+    if (state.activity === 'idle' && routing === current.routing) return;
     const requestId = client.newRequestId();
     state.begin(requestId, 'scoring', routing);
     client.send({ type: 'score', requestId, tokenIds: current.tokenIds, routing });
@@ -144,14 +163,25 @@ export function App() {
     const preferBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu';
     const unsubscribe = client.subscribe((message: WorkerResponse) => {
       const store = playgroundStore.getState();
+      // Replies to a request a newer one replaced change nothing on the page (the store drops them too).
+      const current = !('requestId' in message) || message.requestId === undefined || message.requestId === store.activeRequest;
       store.receive(message);
+      if (!current && message.type !== 'error') return;
       switch (message.type) {
         case 'backend':
           setStage('looking for a model');
-          void fetchBuiltInModels().then((models) => {
+          void Promise.all([fetchBuiltInModels(), FIRST_SCREEN ? fetchTour() : null]).then(([models, tour]) => {
             const state = playgroundStore.getState();
             state.setBuiltInModels(models);
-            const { model: picked, notice } = chooseModel(models, linkPresent.has('model') ? state.share.model : '');
+            // The first screen is the tour's first step: its settings and model, so nothing loads twice.
+            const first = tour?.steps[0];
+            let requested = linkPresent.has('model') ? state.share.model : '';
+            if (first && missingModels(first, models).length === 0) {
+              const parsed = parseShareFragment(first.link).state;
+              state.setShare({ ...parsed, step: 0 });
+              requested = parsed.model;
+            }
+            const { model: picked, notice } = chooseModel(models, requested);
             if (notice) state.addNotices([notice]);
             if (!picked) {
               setStage('no built-in model is installed');
@@ -177,14 +207,21 @@ export function App() {
           break;
         }
         case 'generated':
-          if (message.requestId === playgroundStore.getState().activeRequest || playgroundStore.getState().activity === 'idle') setStage('ready');
+          setStage(
+            message.stopReason === 'contextFull'
+              ? `ready: stopped at the model’s context of ${playgroundStore.getState().model?.maxPositions ?? '?'} tokens (prompt included), before the maximum tokens asked for`
+              : 'ready',
+          );
           rescoreIfNeeded();
           break;
         case 'scored':
           setStage('ready');
           break;
+        case 'cancelled':
+          setStage('ready (stopped)');
+          break;
         case 'error':
-          setStage('stopped by an error');
+          if (current) setStage('stopped by an error');
           break;
       }
     });
@@ -263,21 +300,15 @@ export function App() {
   );
 
   // The tour, and on the default first screen (no link, no test model) its autoplay.
-  const firstScreen = useRef(location.hash === '' && !new URLSearchParams(location.search).has('model'));
+  const firstScreen = useRef(FIRST_SCREEN);
   const reducedMotion = typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
   useEffect(() => {
-    fetch(`${BASE}tour.json`)
-      .then((r) => (r.ok ? (r.json() as Promise<Tour>) : null))
-      .then((t) => t && Array.isArray(t.steps) && setTour(t))
-      .catch(() => undefined);
+    void fetchTour().then((t) => t && setTour(t));
   }, []);
-  const tourStarted = useRef(false);
+  // A first screen whose tour step cannot run here (its model is not installed) still opens the tour on step 1.
   useEffect(() => {
-    if (!tour || builtInModels === null || tourStarted.current || !firstScreen.current) return;
-    tourStarted.current = true;
-    const state = playgroundStore.getState();
-    if (missingModels(tour.steps[0], builtInModels).length > 0) state.setShare({ step: 0 });
-    else if (state.share.model === tour.steps[0].models[0]) state.setShare({ step: 0 });
+    if (!tour || builtInModels === null || !firstScreen.current || playgroundStore.getState().share.step >= 0) return;
+    if (missingModels(tour.steps[0], builtInModels).length > 0) playgroundStore.getState().setShare({ step: 0 });
   }, [tour, builtInModels]);
 
   // Offline: once the engine has a model, keep the app shell and the models on this device.

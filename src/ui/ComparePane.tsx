@@ -138,6 +138,15 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
     client.send({ type: 'score', requestId, tokenIds: a.tokenIds, routing: share.bRouting, text: sameTokenizer ? undefined : a.tokenTexts.join('') });
   }, [loadedKey, modelKey, textKey, activityA, share.bRouting, sameTokenizer, modelB, paneStore]);
 
+  // Pane B has answered for the text on screen (or cannot): the tour waits for this before moving on,
+  // since on a software GPU adapter pane B can take many seconds.
+  const bText = runB && runB.source === 'engine' ? runB.tokenIds.join(',') : '';
+  const settledB = errorB !== null || (activityB === 'idle' && !loadingB && loadedKey === modelKey && textKey !== '' && (bText === textKey || (!sameTokenizer && bText !== '')));
+  useEffect(() => {
+    playgroundStore.getState().setCompareSettled(settledB);
+  }, [settledB]);
+  useEffect(() => () => playgroundStore.getState().setCompareSettled(false), []);
+
   const setShare = playgroundStore.getState().setShare;
   const layer = share.layer;
   const diffs = runA && runB && runB.source === 'engine' ? routingDifferences(runA, runB, layer) : null;
@@ -146,9 +155,9 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const column = (run: RunState | null, model: ModelStatus | null, routing: string, pane: 'a' | 'b') => {
     const ok = run && run.source === 'engine';
     const loss = ok ? meanLoss(run.logProbs) : NaN;
-    const activeShareValue = ok && model ? activeShare(model, run.trace) : NaN;
+    const activeShareValue = ok && run.modelFacts ? activeShare(run.modelFacts, run.trace) : NaN;
     return {
-      model: model?.id ?? '…',
+      model: ok ? run.modelLabel : model?.id ?? '…',
       routing: ok ? run.routing : routing,
       loss,
       activeShareValue,

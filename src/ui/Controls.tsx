@@ -19,6 +19,8 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
   const activity = usePlayground((s) => s.activity);
   const model = usePlayground((s) => s.model);
   const E = Math.max(model?.numExperts ?? 8, 1);
+  // The prompt's length in tokens as last tokenised (at least 1): what counts against the context.
+  const promptTokens = usePlayground((s) => (s.run?.source === 'engine' ? Math.max(s.run.promptLength, 1) : 1));
   const busy = activity === 'generating' || activity === 'scoring';
   if (['prompt', 'generate', 'share', 'sampling', 'routing'].every((n) => hidden(n as ControlName))) return null;
   return (
@@ -64,8 +66,13 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
         </label>
         <label>
           max tokens
-          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} />
+          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} aria-describedby="context-note" />
         </label>
+        {model && share.maxTokens + promptTokens > model.maxPositions && (
+          <p className="small notice-inline" id="context-note" data-testid="context-note" role="status">
+            This model reads at most {model.maxPositions} tokens, prompt included, so generation stops there, before {share.maxTokens} new tokens (the prompt takes {promptTokens}).
+          </p>
+        )}
       </fieldset>
       )}
       {!hidden('routing') && (

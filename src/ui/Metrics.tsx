@@ -5,13 +5,14 @@ import { formatNumber, formatPercent, formatSigned } from './format.ts';
 
 export function Metrics() {
   const run = usePlayground((s) => s.run);
-  const model = usePlayground((s) => s.model);
   const activity = usePlayground((s) => s.activity);
   if (!run) return null;
   const isExample = run.source === 'example';
   const loss = meanLoss(run.logProbs);
   const previous = run.previousLogProbs ? meanLoss(run.previousLogProbs) : NaN;
-  const share = model && !isExample ? activeShare(model, run.trace) : NaN;
+  // Measured for the model that produced the text on screen, which may not be the one loading now.
+  const facts = isExample ? null : run.modelFacts;
+  const share = facts ? activeShare(facts, run.trace) : NaN;
   return (
     <section className="metrics" data-testid="metrics" aria-live="polite">
       <div>
