@@ -14,6 +14,7 @@ import { HelpSheet } from './HelpSheet.tsx';
 import { TourPanel, missingModels, type Tour } from './Tour.tsx';
 import { ExportBar, TraceExport } from './ExportBar.tsx';
 import { TeacherTools } from './TeacherTools.tsx';
+import { Glossary, TERMS } from './Glossary.tsx';
 import { prepareOffline, type OfflineState } from './offline.ts';
 import { useShortcuts } from './shortcuts.ts';
 import { HeatmapTable } from '../viz/HeatmapTable.tsx';
@@ -84,6 +85,23 @@ function chooseModel(models: BuiltInModel[], requested: string): { model: BuiltI
     };
   }
   return { model: fallback };
+}
+
+/** `?backend=cpu` picks the CPU engine; anything else prefers WebGPU and falls back to the CPU. */
+const PREFER_BACKEND: 'webgpu' | 'cpu' = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu';
+
+/** Reloads the page with the other engine, keeping the experiment in the fragment. */
+function switchBackend(backend: 'webgpu' | 'cpu'): void {
+  const query = new URLSearchParams(location.search);
+  if (backend === 'cpu') query.set('backend', 'cpu');
+  else query.delete('backend');
+  const search = query.toString();
+  location.assign(`${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
+}
+
+/** SwiftShader, llvmpipe, WARP, "software": adapters that run WebGPU on the CPU. */
+function isSoftwareAdapter(description: string): boolean {
+  return /swiftshader|llvmpipe|lavapipe|software|warp|basic render/i.test(description);
 }
 
 function modelUrl(model: BuiltInModel): string {
@@ -160,7 +178,7 @@ export function App() {
 
     const client = new EngineClient();
     clientRef.current = client;
-    const preferBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu';
+    const preferBackend = PREFER_BACKEND;
     const unsubscribe = client.subscribe((message: WorkerResponse) => {
       const store = playgroundStore.getState();
       // Replies to a request a newer one replaced change nothing on the page (the store drops them too).
@@ -261,6 +279,7 @@ export function App() {
   const pickedBuiltIn = builtInModels?.find((m) => m.id === share.model);
   const [helpOpen, setHelpOpen] = useState(false);
   const [tableVisible, setTableVisible] = useState(false);
+  const [plainText, setPlainText] = useState(false);
   const [tour, setTour] = useState<Tour | null>(null);
   const [offline, setOffline] = useState<OfflineState | null>(null);
   const textRef = useRef<HTMLDivElement>(null);
@@ -311,16 +330,22 @@ export function App() {
     if (missingModels(tour.steps[0], builtInModels).length > 0) playgroundStore.getState().setShare({ step: 0 });
   }, [tour, builtInModels]);
 
-  // Offline: once the engine has a model, keep the app shell and the models on this device.
+  // Offline: only when the reader asks (it stores every built-in model on the device), or when an
+  // earlier visit already did (a service worker controls the page), to keep that copy current.
   const offlineStarted = useRef(false);
-  useEffect(() => {
-    if (!model || offlineStarted.current) return;
+  const keepOffline = useCallback(() => {
+    if (offlineStarted.current) return;
     offlineStarted.current = true;
-    const folders = (builtInModels ?? []).map(modelUrl);
+    const folders = (playgroundStore.getState().builtInModels ?? []).map(modelUrl);
     const resolved = resolveModel(playgroundStore.getState().share.model);
     if (resolved && !folders.includes(resolved.url)) folders.push(resolved.url);
     void prepareOffline(folders, setOffline);
-  }, [model, builtInModels, resolveModel]);
+  }, [resolveModel]);
+  useEffect(() => {
+    if (model && typeof navigator !== 'undefined' && navigator.serviceWorker?.controller) keepOffline();
+  }, [model, keepOffline]);
+  // What saving for offline use costs: the built-in models' weights (stored as f16, 2 bytes each).
+  const offlineMegabytes = Math.round((builtInModels ?? []).reduce((sum, m) => sum + (m.parametersTotal ?? 0) * 2, 0) / 1e6);
 
   const onUpcycle = useCallback(
     (recipe: UpcycleRecipe | null) => {
@@ -380,6 +405,16 @@ export function App() {
 
   const className = ['app', share.presenter ? 'presenter' : '', share.embed ? 'embed' : ''].filter(Boolean).join(' ');
   const canUpcycle = model !== null && (model.numExperts === 0 || share.upcycle !== '');
+  // The dense parent among the built-in models: the one whose every parameter is active.
+  const denseParent = builtInModels?.find((m) => m.id === 'dense-parent') ?? builtInModels?.find((m) => m.parametersTotal !== undefined && m.parametersTotal === m.parametersActive) ?? null;
+  const loadParent = denseParent
+    ? () => {
+        playgroundStore.getState().setShare({ upcycle: '', iv: '' });
+        loadModel(denseParent);
+      }
+    : null;
+  // A class link that hides or locks controls is the students' view: no teacher tools to undo the locks.
+  const classLink = share.lock.length > 0 || share.hide.length > 0;
 
   return (
     <main className={className} data-testid="app" data-presenter={share.presenter} data-embed={share.embed}>
@@ -394,6 +429,11 @@ export function App() {
               </button>{' '}
               ·{' '}
               <span data-testid="offline-status" data-state={offline?.kind ?? 'none'}>
+                {offline === null && (
+                  <button type="button" className="link-button" data-testid="offline-keep" onClick={keepOffline} disabled={!model}>
+                    Save for offline use{offlineMegabytes > 0 ? ` (stores about ${offlineMegabytes} MB on this device)` : ''}
+                  </button>
+                )}
                 {offline?.kind === 'ready' && `Works offline: the app and its models are saved on this device (${offline.files} files).`}
                 {offline?.kind === 'preparing' && 'Saving the app and models for offline use…'}
                 {offline?.kind === 'failed' && `Offline use not ready: ${offline.reason}.`}
@@ -407,7 +447,19 @@ export function App() {
               {backend ? (
                 <>
                   <span className={`badge badge-${backend.kind}`}>{backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}</span> {backend.description}
-                  {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
+                  {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}{' '}
+                  <label className="backend-choice small">
+                    <span className="sr-only">Engine to use</span>
+                    <select data-testid="backend-choice" value={PREFER_BACKEND} onChange={(e) => switchBackend(e.target.value === 'cpu' ? 'cpu' : 'webgpu')} aria-label="Engine to use (reloads the page)">
+                      <option value="webgpu">use WebGPU when available</option>
+                      <option value="cpu">use the CPU engine</option>
+                    </select>
+                  </label>
+                  {backend.kind === 'webgpu' && isSoftwareAdapter(backend.description) && (
+                    <span className="fallback" data-testid="software-adapter">
+                      {' '}This WebGPU adapter is a software renderer (no graphics hardware): each generation or routing change can take many seconds. The CPU engine is usually faster here.
+                    </span>
+                  )}
                 </>
               ) : (
                 'starting…'
@@ -477,9 +529,16 @@ export function App() {
           {pickedBuiltIn && (
             <p className="card" data-testid="model-card">
               {pickedBuiltIn.parametersTotal !== undefined && <>{formatCount(pickedBuiltIn.parametersTotal)} parameters{pickedBuiltIn.parametersActive !== undefined && <>, {formatCount(pickedBuiltIn.parametersActive)} active per token</>}. </>}
-              {pickedBuiltIn.training ?? pickedBuiltIn.description}
+              {pickedBuiltIn.training ?? pickedBuiltIn.description}{' '}
+              <a href={`${modelUrl(pickedBuiltIn)}README.md`} target="_blank" rel="noreferrer" data-testid="model-card-link">
+                Model card: how it was trained and what it found, per domain
+              </a>
             </p>
           )}
+          <p className="small about-models" data-testid="about-models">
+            These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not fluent. Their routing is real: the
+            router’s choices, losses and the dense vs sparse trade-off are what a large MoE does, at a scale you can run here.
+          </p>
         </section>
       )}
 
@@ -509,7 +568,9 @@ export function App() {
         <div className="side">
           <Controls onGenerate={generate} onStop={onStop} onShare={onShare} shareMessage={shareMessage} hidden={hidden} locked={locked} />
           {model && !hidden('interventions') && model.numExperts > 0 && <Interventions onRegenerate={generate} disabled={locked('interventions')} />}
-          {canUpcycle && !hidden('upcycle') && !share.embed && <UpcyclePanel parentIsDense={canUpcycle} onUpcycle={onUpcycle} locked={locked('upcycle')} />}
+          {model && !hidden('upcycle') && !share.embed && (
+            <UpcyclePanel parentIsDense={canUpcycle} onUpcycle={onUpcycle} onLoadParent={loadParent} parentName={denseParent?.name ?? null} locked={locked('upcycle')} />
+          )}
         </div>
         <div className="views">
           {run && (
@@ -521,23 +582,40 @@ export function App() {
                   </p>
                 ) : (
                   <p className="run-info" data-testid="run-source" data-source="engine">
-                    {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
+                    {run.modelLabel} · {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
+                  </p>
+                )}
+                <div className="buttons reading-toggle" role="group" aria-label="How to show the text">
+                  <button type="button" className="small-button" aria-pressed={!plainText} data-testid="text-as-tokens" onClick={() => setPlainText(false)}>
+                    Tokens and experts
+                  </button>
+                  <button type="button" className="small-button" aria-pressed={plainText} data-testid="text-as-plain" onClick={() => setPlainText(true)}>
+                    Plain text
+                  </button>
+                </div>
+                {plainText && (
+                  <p className="plain-text" data-testid="plain-text">
+                    <span className="plain-prompt">{run.tokenTexts.slice(0, run.promptLength).join('')}</span>
+                    {run.tokenTexts.slice(run.promptLength).join('')}
                   </p>
                 )}
                 <div className="panel-tools">
                   <label className="layer-scrubber">
-                    MoE layer <strong data-testid="layer-value">L{run.trace.moeLayers[layer]}</strong>
+                    MoE layer <strong data-testid="layer-value">{run.trace.moeLayers.length > 0 ? `L${run.trace.moeLayers[layer]}` : "none (dense model)"}</strong>
                     <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
                   </label>
                   {!hidden('export') && <ExportBar target={textRef} name="text" title="Routed text" kind="token-text" />}
                 </div>
-                <p className="legend">Colour: first-choice expert at this layer (number below each token); strength: its gate weight. Click a token for details (← → move).</p>
-                <div ref={textRef}>
+                <p className="legend" hidden={plainText}>
+                  Colour: first-choice expert at this layer (number below each token); strength: its <span title={TERMS.gateWeight} className="term">gate weight</span> (how much that
+                  expert’s output counts). Click a token for details (← → move).
+                </p>
+                <div ref={textRef} hidden={plainText}>
                   <ErrorBoundary area="the routed text">
                     <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
                   </ErrorBoundary>
                 </div>
-                <p className="strip-title">Loss per token (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
+                <p className="strip-title">Loss per token in nats, −ln p (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
                 <ErrorBoundary area="the loss strip">
                   <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
                 </ErrorBoundary>
@@ -547,8 +625,22 @@ export function App() {
                   <Metrics />
                 </ErrorBoundary>
                 {!hidden('export') && <TraceExport />}
+                {!hidden('compare') && !share.embed && (
+                  <button
+                    type="button"
+                    className="small-button"
+                    data-testid="compare-button"
+                    aria-pressed={share.compare}
+                    aria-keyshortcuts="c"
+                    disabled={locked('compare')}
+                    onClick={() => setShare({ compare: !share.compare })}
+                  >
+                    {share.compare ? 'Close the comparison' : 'Compare with another model or routing'}
+                  </button>
+                )}
               </div>
-              {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu'} locked={locked('compare')} />}
+              <Glossary />
+              {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={PREFER_BACKEND} locked={locked('compare')} />}
               <section className="panel view-panel" aria-label="Routing views">
                 <div className="panel-tools">
                   {!hidden('views') && (
@@ -595,7 +687,7 @@ export function App() {
           )}
         </div>
       </div>
-      {!share.embed && <TeacherTools />}
+      {!share.embed && !classLink && <TeacherTools />}
       <HelpSheet open={helpOpen} onClose={() => setHelpOpen(false)} />
     </main>
   );

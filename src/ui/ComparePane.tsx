@@ -71,6 +71,7 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const share = usePlayground((s) => s.share);
   const runA = usePlayground((s) => s.run);
   const modelA = usePlayground((s) => s.model);
+  const builtInModels = usePlayground((s) => s.builtInModels);
   const activityA = usePlayground((s) => s.activity);
   const paneStore = useMemo(() => createPlaygroundStore(), []);
   const runB = useStore(paneStore, (s) => s.run);
@@ -176,7 +177,15 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
         <legend className="sr-only">Pane B settings</legend>
         <label>
           Pane B model{' '}
-          <input data-testid="compare-model" list="compare-models" value={share.bModel} placeholder={`same as A (${share.model})`} onChange={(e) => setShare({ bModel: e.target.value.trim() })} />
+          <select data-testid="compare-model" value={share.bModel} onChange={(e) => setShare({ bModel: e.target.value })}>
+            <option value="">same as A ({share.model})</option>
+            {(builtInModels ?? []).map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name}
+              </option>
+            ))}
+            {share.bModel !== '' && !(builtInModels ?? []).some((m) => m.id === share.bModel) && <option value={share.bModel}>{share.bModel}</option>}
+          </select>
         </label>
         <label>
           Pane B routing{' '}

@@ -27,8 +27,15 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
     <section className="panel controls" aria-label="Prompt and settings">
       {!hidden('prompt') && (
         <label className="field-prompt">
-          <span>Prompt</span>
-          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
+          <span>
+            Prompt
+            {locked('prompt') && (
+              <span className="locked-note" data-testid="prompt-locked">
+                {' '}🔒 fixed by this lesson’s link
+              </span>
+            )}
+          </span>
+          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} aria-readonly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
         </label>
       )}
       <div className="buttons">
