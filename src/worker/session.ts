@@ -50,12 +50,15 @@ function megabytes(bytes: number): string {
  */
 function downloadProgress(post: Post, requestId: number, from: number, to: number, what: string): LoadOptions {
   let lastShown = -1;
+  let lastFile = '';
   return {
     onProgress: ({ file, received, total }) => {
       const share = total ? Math.min(received / total, 1) : 0;
-      const step = Math.floor(share * 100);
-      if (step === lastShown && received > 0 && received !== total) return;
+      // A percent step, or (size unknown) every half megabyte.
+      const step = total ? Math.floor(share * 100) : Math.floor(received / 500_000);
+      if (file === lastFile && step === lastShown && received !== total) return;
       lastShown = step;
+      lastFile = file;
       const size = total ? `${megabytes(received)} of ${megabytes(total)} MB` : `${megabytes(received)} MB`;
       post({ type: 'progress', requestId, stage: `downloading ${what}: ${file}, ${size}`, fraction: from + (to - from) * share, received, total });
     },

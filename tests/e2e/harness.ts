@@ -48,6 +48,7 @@ export async function startServer(options: { withoutModels?: boolean } = {}): Pr
       return;
     }
     response.setHeader('content-type', MIME[extname(file)] ?? 'application/octet-stream');
+    response.setHeader('content-length', statSync(file).size);
     createReadStream(file).pipe(response);
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
