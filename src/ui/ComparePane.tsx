@@ -103,7 +103,8 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const modelKey = `${bId}|${bRecipe}`;
   useEffect(() => {
     const client = clientRef.current;
-    if (!ready || !client || !bId) return;
+    // Wait for the list of installed models: before it arrives every id would look unknown.
+    if (!ready || !client || !bId || builtInModels === null) return;
     const resolved = resolveModel(bId);
     if (!resolved) {
       paneStore.getState().setError({ message: `The second pane's model ${JSON.stringify(bId)} is not installed on this site.`, hint: 'Pick another model for pane B.' });
@@ -125,7 +126,7 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
       client.send({ type: 'load', requestId, modelId: resolved.id, baseUrl: resolved.url });
     }
     return onLoaded;
-  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore]);
+  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore, builtInModels]);
 
   // Score pane A's text whenever it, pane B's model or pane B's routing changes (and A is not mid-run).
   const textKey = runA && runA.source === 'engine' ? runA.tokenIds.join(',') : '';

@@ -114,6 +114,40 @@ describe('2 · the tour starts by itself and survives a reload', () => {
   });
 });
 
+describe('7 · the tour waits for a slow compare pane', () => {
+  it('does not move on while pane B has not answered, then does', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // A short reading pause, and pane B's copy of the weights held back 6 s (the second request for them),
+    // as a software GPU adapter holds pane B back.
+    await context.route('**/tour.json', async (route) => {
+      const body = JSON.parse((await (await route.fetch()).text()) as string);
+      await route.fulfill({ contentType: 'application/json', body: JSON.stringify({ ...body, dwellSeconds: 1 }) });
+    });
+    let weightRequests = 0;
+    await context.route('**/models/moe-top2/model.safetensors', async (route) => {
+      weightRequests++;
+      if (weightRequests === 2) await new Promise((r) => setTimeout(r, 6_000));
+      await route.continue();
+    });
+    const step = tour.steps.findIndex((st) => st.link.includes('cmp=1'));
+    await page.goto(`${server.url}/?backend=cpu#${tour.steps[step].link}&step=${step}`);
+    await waitIdle(page, 'native', tour.steps[step].models[0]);
+    await page.click('[data-testid="tour-play"]');
+    await page.waitForSelector('[data-testid="tour"][data-playing="true"]');
+    // Pane A is ready long before pane B: the tour waits and says why.
+    expect(await page.$('[data-testid="tour-waiting"]')).not.toBeNull();
+    await page.waitForTimeout(3_000);
+    expect(await page.getAttribute('[data-testid="tour"]', 'data-step')).toBe(String(step));
+    expect(weightRequests).toBe(2);
+    // Once pane B has scored the text, the tour moves on after its pause.
+    await page.waitForSelector(`[data-testid="tour"][data-step="${step + 1}"]`, { timeout: 120_000 });
+    expect(Number.isFinite(await numberAt(page, '[data-testid="compare-b-loss"]')) || (await page.$('[data-testid="compare"]')) === null).toBe(true);
+    await context.close();
+  });
+});
+
 describe('3 · Generate is never lost', () => {
   it('after quick Generate/Stop clicks, the last Generate runs and shows its own text', async () => {
     const page = await open(`/?backend=cpu#${base}`);
