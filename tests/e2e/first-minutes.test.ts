@@ -104,6 +104,7 @@ describe('2 · the tour starts by itself and survives a reload', () => {
     await page.waitForSelector('[data-testid="tour"][data-step="0"][data-playing="true"]');
     expect(await page.textContent('[data-testid="tour-play"]')).toBe('Pause');
     await waitIdle(page, 'native', tour.steps[0].models[0]);
+    await page.screenshot({ path: resolve(shots, 'first-screen-desktop.png') });
     await page.waitForFunction(() => location.hash.includes('step=0'));
     await page.reload();
     await page.waitForSelector('[data-testid="tour"][data-step="0"][data-playing="false"]');
@@ -201,7 +202,7 @@ describe('5 · layout', () => {
     await waitIdle(page, 'native', tour.steps[0].models[0]);
     const top = await page.$eval('[data-testid="token-text"]', (e) => e.getBoundingClientRect().top + window.scrollY);
     expect(top).toBeLessThan(844);
-    await page.screenshot({ path: resolve(shots, 'phone.png') });
+    await page.screenshot({ path: resolve(shots, 'first-screen-phone.png') });
     await page.close();
   });
 });
