@@ -602,7 +602,9 @@ export function App() {
                 <div className="panel-tools">
                   <label className="layer-scrubber">
                     MoE layer <strong data-testid="layer-value">{run.trace.moeLayers.length > 0 ? `L${run.trace.moeLayers[layer]}` : "none (dense model)"}</strong>
-                    <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
+                    {run.trace.moeLayers.length > 0 && (
+                      <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
+                    )}
                   </label>
                   {!hidden('export') && <ExportBar target={textRef} name="text" title="Routed text" kind="token-text" />}
                 </div>

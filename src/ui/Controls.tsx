@@ -83,8 +83,13 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
       </fieldset>
       )}
       {!hidden('routing') && (
-      <fieldset className="routing" disabled={locked('routing')} data-testid="routing-controls">
+      <fieldset className="routing" disabled={locked('routing') || model?.numExperts === 0} data-testid="routing-controls">
         <legend>Routing (applies to the text on screen at once)</legend>
+        {model?.numExperts === 0 && (
+          <p className="small" data-testid="routing-dense-note">
+            This model is dense: every token goes through its one feed-forward block, so there is nothing to route. Upcycle it or pick an MoE model.
+          </p>
+        )}
         <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
           {(
             [
