@@ -22,14 +22,14 @@ const nativeShare = (id: string) => {
 const fixture = '/fixtures/mixtral_f32/';
 const base = `v=1&model=${fixture}&prompt=The+experts&temp=0.9&topp=0.95&seed=3&max=6`;
 
-async function nodeGenerate(seed: number, maxTokens: number): Promise<RunState> {
+async function nodeGenerate(seed: number, maxTokens: number, folder = 'tests/fixtures/models/mixtral_f32', temperature = 0.9): Promise<RunState> {
   const store = createPlaygroundStore();
   const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
-  await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: resolve(root, 'tests/fixtures/models/mixtral_f32') });
+  await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: resolve(root, folder) });
   store.getState().begin(2, 'generating', 'native');
-  await session.handle({ type: 'generate', requestId: 2, prompt: 'The experts', sampling: { temperature: 0.9, topP: 0.95, seed, maxTokens }, routing: 'native' });
+  await session.handle({ type: 'generate', requestId: 2, prompt: 'The experts', sampling: { temperature, topP: 0.95, seed, maxTokens }, routing: 'native' });
   await session.idle();
   return store.getState().run!;
 }
@@ -164,6 +164,52 @@ describe('3 · Generate is never lost', () => {
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n, truth.tokenIds.length, { timeout: 120_000 });
     await waitIdle(page, 'native');
     expect(await tokenTexts(page)).toEqual(truth.tokenTexts.map(showToken));
+    await page.close();
+  });
+});
+
+describe('3 · a late reply to an older Generate does not cancel the newer one', () => {
+  it('the end of generation 1, delivered while generation 2 streams, leaves generation 2 to finish', async () => {
+    // Generation 1's "generated" reply is held back 0.5 s on its way to the page, as a busy page
+    // (a slow GPU adapter) handles a click before the reply already queued: it arrives while
+    // generation 2 runs. The page must drop it, not re-score (which used to cancel generation 2).
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.addInitScript(() => {
+      const Native = window.Worker;
+      class DelayingWorker extends Native {
+        private handler: ((e: MessageEvent) => void) | null = null;
+        override get onmessage() {
+          return this.handler;
+        }
+        override set onmessage(fn: ((e: MessageEvent) => void) | null) {
+          this.handler = fn;
+          super.onmessage = (e: MessageEvent) => {
+            const hold = (window as unknown as { holdGenerated?: number }).holdGenerated;
+            if (e.data?.type === 'generated' && hold) {
+              (window as unknown as { holdGenerated?: number }).holdGenerated = 0;
+              setTimeout(() => fn?.call(this, e), hold);
+            } else fn?.call(this, e);
+          };
+        }
+      }
+      window.Worker = DelayingWorker;
+    });
+    const folder = 'public/models/moe-top2';
+    const [first, second] = await Promise.all([nodeGenerate(1, 120, folder, 1.5), nodeGenerate(2, 120, folder, 1.5)]);
+    // Generation 2 must outlast the hold: 100+ tokens take well over 0.5 s on the CPU engine.
+    expect(second.tokenIds.length - second.promptLength).toBeGreaterThan(100);
+    await page.goto(`${server.url}/?backend=cpu#v=1&model=moe-top2&prompt=The+experts&temp=1.5&topp=0.95&seed=1&max=120`);
+    await waitIdle(page, 'native', 'moe-top2');
+    expect(await tokenTexts(page)).toEqual(first.tokenTexts.map(showToken));
+    await page.evaluate(() => ((window as unknown as { holdGenerated?: number }).holdGenerated = 500));
+    await page.click('[data-testid="generate"]');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n, first.tokenIds.length, { timeout: 60_000, polling: 20 });
+    await page.fill('[data-testid="seed"]', '2');
+    await page.click('[data-testid="generate"]');
+    await page.waitForTimeout(2_000);
+    await waitIdle(page, 'native', 'moe-top2');
+    expect(await tokenTexts(page)).toEqual(second.tokenTexts.map(showToken));
     await page.close();
   });
 });
