@@ -124,7 +124,8 @@ export function App() {
   const generate = useCallback(() => {
     const client = clientRef.current;
     const state = playgroundStore.getState();
-    if (!client || !state.model) return;
+    // While a model loads, its own first run is on the way; a Generate now would run the old model.
+    if (!client || !state.model || state.activity === 'loading') return;
     const routing = planOf(state.share);
     state.setShare({ gen: routing, token: 0 });
     const requestId = client.newRequestId();

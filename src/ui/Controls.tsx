@@ -41,7 +41,7 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
       <div className="buttons">
         {!hidden('generate') && (
           <>
-            <button type="button" className="primary" data-testid="generate" disabled={!model || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
+            <button type="button" className="primary" data-testid="generate" disabled={!model || activity === 'loading' || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
               Generate
             </button>
             <button type="button" data-testid="stop" disabled={!busy} onClick={onStop} aria-keyshortcuts="Escape">
