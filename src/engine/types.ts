@@ -166,6 +166,14 @@ export interface Intervention {
 export interface RoutingPlan {
   mode: RoutingMode;
   interventions: Intervention[];
+  /**
+   * How an ablated expert counts. Default ('excluded', the page's and the CLI's rule): it is never
+   * chosen, computed or counted; when fewer live experts than k remain, the remaining ones are
+   * chosen, and dense runs only the live experts. 'zero-weight': the PyTorch reference's literal
+   * semantics (its p is 0, yet it still fills top-k slots no live expert can take, and dense keeps
+   * it, all with weight 0); the fixtures' parity tests may use it.
+   */
+  ablation?: 'excluded' | 'zero-weight';
 }
 
 /** The router's decision for one token at one MoE layer. */
@@ -238,6 +246,9 @@ export interface Backend {
 export interface CheckpointSource {
   /** Shown in error messages: a folder path, a URL, "dropped files". */
   readonly label: string;
-  /** The whole file, or null when it does not exist. Other failures throw. */
-  readFile(name: string): Promise<Uint8Array | null>;
+  /**
+   * The whole file, or null when it does not exist. Other failures throw. `onProgress` (optional)
+   * hears the bytes received so far and the total when the source knows it.
+   */
+  readFile(name: string, onProgress?: (received: number, total: number | null) => void): Promise<Uint8Array | null>;
 }

@@ -219,6 +219,9 @@ describe('router kernel agrees with routeToken (the routing contract)', () => {
     { name: 'threshold:50 falls back to the argmax', plan: { mode: { kind: 'threshold', t: 50 }, interventions: [] }, renorm: false },
     { name: 'threshold:0.9 with force', plan: { mode: { kind: 'threshold', t: 0.9 }, interventions: [{ layer: 1, expert: 4, action: 'force' }] }, renorm: false },
     { name: 'dense with ablation', plan: { mode: { kind: 'dense' }, interventions: [{ layer: 1, expert: 0, action: 'ablate' }] }, renorm: true },
+    { name: 'dense with ablation, zero-weight (PyTorch literal)', plan: { mode: { kind: 'dense' }, interventions: [{ layer: 1, expert: 0, action: 'ablate' }], ablation: 'zero-weight' }, renorm: true },
+    { name: 'topk:8 with two ablated chooses the six live experts', plan: { mode: { kind: 'topk', k: 8 }, interventions: [{ layer: 1, expert: 3, action: 'ablate' }, { layer: 1, expert: 5, action: 'ablate' }] }, renorm: true },
+    { name: 'topk:8 with two ablated, zero-weight (PyTorch literal)', plan: { mode: { kind: 'topk', k: 8 }, interventions: [{ layer: 1, expert: 3, action: 'ablate' }, { layer: 1, expert: 5, action: 'ablate' }], ablation: 'zero-weight' }, renorm: true },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -234,7 +237,7 @@ describe('router kernel agrees with routeToken (the routing contract)', () => {
       K.route(rec, {
         logits: lb, flags: fb, route: rb, recBase, tokens: T, experts: E, layer,
         mode: m.kind === 'dense' ? 'dense' : m.kind === 'threshold' ? 'threshold' : 'topk',
-        k: m.kind === 'topk' ? m.k : 2, threshold: m.kind === 'threshold' ? m.t : 0, renorm: c.renorm,
+        k: m.kind === 'topk' ? m.k : 2, threshold: m.kind === 'threshold' ? m.t : 0, renorm: c.renorm, ablation: c.plan.ablation,
       });
       const [bytes] = await rec.run([{ buffer: rb, offset: 0, size: (recBase + T * K.routeRecordWords(E)) * 4 }]);
       const words = new Uint32Array(bytes), floats = new Float32Array(bytes);

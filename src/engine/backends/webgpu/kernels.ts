@@ -140,13 +140,15 @@ export interface RouterArgs {
   k: number;
   threshold: number;
   renorm: boolean;
+  /** RoutingPlan.ablation: 'zero-weight' lets ablated experts fill leftover top-k slots and stay in dense (weight 0). */
+  ablation?: 'excluded' | 'zero-weight';
 }
 
 export function route(rec: Recorder, a: RouterArgs): void {
   const p = params([
     a.tokens, a.experts, ROUTE_MODE[a.mode], a.k,
     { f32: a.threshold }, a.renorm ? 1 : 0, a.layer, a.logitsOffset ?? 0,
-    a.recBase, 0, 0, 0,
+    a.recBase, a.ablation === 'zero-weight' ? 1 : 0, 0, 0,
   ]);
   rec.dispatch('router', 'F32', p, [a.logits, a.flags, a.route], [Math.ceil(a.tokens / 64)]);
 }

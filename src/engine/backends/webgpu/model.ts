@@ -449,7 +449,7 @@ export class WebGpuModel implements LoadedModel {
           K.project(rec, { weight: L.router!, rows: E, K: d, tokens: tc, x: xn, y: routerLogits }, this.dummy);
           K.route(rec, {
             logits: routerLogits, flags, route: routeBuf, recBase, tokens: tc, experts: E, layer: l,
-            mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb,
+            mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb, ablation: plan.ablation,
           });
           // Threshold sets vary in size: size the gate/up dispatch on the GPU from the routing just decided.
           ffn(L.experts!, routeBuf, recBase, E, plan.slots[l], plan.mode === 'threshold' ? dispatchArgs : undefined);
@@ -544,7 +544,7 @@ export class WebGpuModel implements LoadedModel {
     const k = m.kind === 'topk' ? m.k : m.kind === 'native' ? (moe?.topK ?? 1) : E;
     // Slots dispatched per token: the most experts any token can get in this layer.
     const slots = forced.map((f) => (mode === 'topk' ? Math.min(E, Math.max(k, f)) : E));
-    return { flags, mode, k, threshold: m.kind === 'threshold' ? m.t : 0, slots };
+    return { flags, mode, k, threshold: m.kind === 'threshold' ? m.t : 0, slots, ablation: plan.ablation };
   }
 
   // -------------------------------------------------------------------------------------------
