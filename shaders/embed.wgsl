@@ -1,5 +1,6 @@
-// Embedding lookup: H[t, i] = E[ids[idOffset + t], i], one thread per output element.
-struct Params { tokens: u32, dim: u32, idOffset: u32, _pad: u32 }
+// Embedding lookup: H[t, i] = E[ids[idOffset + t], i] · scale, one thread per output element
+// (scale is 1, or granitemoe's embedding_multiplier).
+struct Params { tokens: u32, dim: u32, idOffset: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> EMB: array<u32>;
 @group(0) @binding(2) var<storage, read> IDS: array<u32>;
@@ -13,5 +14,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let t = idx / P.dim;
   let i = idx % P.dim;
   let e = IDS[P.idOffset + t] * P.dim + i;
-  H[idx] = weightFromWord(EMB[wordIndex(e)], e);
+  H[idx] = weightFromWord(EMB[wordIndex(e)], e) * P.scale;
 }

@@ -2,7 +2,7 @@
 import type { RoutingTrace } from '../engine/types.ts';
 import { scoreTokens } from '../engine/run/index.ts';
 import { formatRoutingMode } from '../engine/routing/index.ts';
-import { CliError, createBackend, openCheckpoint, openTokenizer, parseBackendKind, parseTokenList, routingPlan } from './common.ts';
+import { CliError, createBackend, openCheckpoint, openTokenizer, parseBackendKind, parseQuantize, parseTokenList, routingPlan } from './common.ts';
 
 export interface EvalFlags {
   tokens?: string;
@@ -10,6 +10,7 @@ export interface EvalFlags {
   routing?: string;
   interventions?: string;
   backend?: string;
+  quantize?: string;
   json: boolean;
 }
 
@@ -39,6 +40,7 @@ export async function evalCommand(dir: string, flags: EvalFlags): Promise<void> 
     throw new CliError('eval needs exactly one of --tokens and --text.', 'Example: moe eval DIR --text "Hello world" or --tokens 1,2,3.', true);
   }
   const backendKind = parseBackendKind(flags.backend);
+  const quantize = parseQuantize(flags.quantize);
   const ckpt = await openCheckpoint(dir);
   const { spec } = ckpt;
   const plan = routingPlan(spec, flags.routing, flags.interventions);
@@ -50,7 +52,7 @@ export async function evalCommand(dir: string, flags: EvalFlags): Promise<void> 
     throw new CliError(`The tokenizer produced token ${outOfVocab}, beyond the model's vocabulary of ${spec.vocabSize}.`, 'The tokenizer.json does not belong to this model.');
   }
 
-  const backend = await createBackend(backendKind);
+  const backend = await createBackend(backendKind, quantize);
   const model = await backend.load(spec, ckpt.weights);
   try {
     const result = await scoreTokens(model, tokens, plan);

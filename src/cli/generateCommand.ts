@@ -1,6 +1,6 @@
 // `moe generate DIR --prompt TEXT`: sample a continuation, streaming text as tokens arrive.
 import { generate } from '../engine/run/index.ts';
-import { CliError, createBackend, isCount, isNonNegativeInteger, numberFlag, openCheckpoint, openTokenizer, parseBackendKind, routingPlan } from './common.ts';
+import { CliError, createBackend, isCount, isNonNegativeInteger, numberFlag, openCheckpoint, openTokenizer, parseBackendKind, parseQuantize, routingPlan } from './common.ts';
 import { routingToJson } from './evalCommand.ts';
 
 export interface GenerateFlags {
@@ -12,6 +12,7 @@ export interface GenerateFlags {
   routing?: string;
   interventions?: string;
   backend?: string;
+  quantize?: string;
   json: boolean;
 }
 
@@ -22,6 +23,7 @@ export async function generateCommand(dir: string, flags: GenerateFlags): Promis
   const topP = numberFlag('top-p', flags.topP, 0.95, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = numberFlag('seed', flags.seed, 0, isNonNegativeInteger, 'a whole number ≥ 0');
   const backendKind = parseBackendKind(flags.backend);
+  const quantize = parseQuantize(flags.quantize);
 
   const ckpt = await openCheckpoint(dir);
   const { spec } = ckpt;
@@ -33,7 +35,7 @@ export async function generateCommand(dir: string, flags: GenerateFlags): Promis
     throw new CliError(`The prompt (${promptTokens.length} tokens) plus --max-tokens ${maxTokens} exceeds the model's ${spec.maxPositions} positions.`, 'Shorten the prompt or lower --max-tokens.');
   }
 
-  const backend = await createBackend(backendKind);
+  const backend = await createBackend(backendKind, quantize);
   const model = await backend.load(spec, ckpt.weights);
   const generated: number[] = [];
   let printed = '';
@@ -41,7 +43,7 @@ export async function generateCommand(dir: string, flags: GenerateFlags): Promis
     const result = await generate(
       model,
       promptTokens,
-      { maxTokens, temperature, topP, seed, routing: plan, stopTokens: tokenizer.eosId !== undefined ? [tokenizer.eosId] : [] },
+      { maxTokens, temperature, topP, seed, routing: plan, stopTokens: tokenizer.stopIds },
       (token) => {
         generated.push(token.id);
         if (flags.json) return;

@@ -1,16 +1,48 @@
 // The engine's shared vocabulary. Plain data only: no DOM, no Node, no React.
 // Every part of the engine (format, upcycle, routing, backends, run) speaks these types.
 
-export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe';
+export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe';
+/** Storage dtypes of checkpoint files (safetensors): one value per element, little-endian. */
 export type DType = 'F32' | 'F16' | 'BF16';
+/** Quantized storage, made on load by src/engine/format/quant.ts (never read from or written to a file here). */
+export type QuantDType = 'Q8' | 'Q4';
+export type TensorDType = DType | QuantDType;
+/** What `--quantize` and the page ask for: keep the weights as stored, or quantize matrices on load. */
+export type QuantScheme = 'none' | 'q8' | 'q4';
 
 /** One tensor as stored on disk: raw little-endian bytes (possibly a view into a larger file buffer). */
-export interface Tensor {
+export interface PlainTensor {
   dtype: DType;
   shape: number[];
   /** Exactly numel * bytesPerElement bytes. May be unaligned: use toFloat32() to read values. */
   bytes: Uint8Array;
 }
+
+/**
+ * A 2-D matrix [rows, cols] (PyTorch Linear layout [out, in]) quantized group-wise along each row:
+ * every `groupSize` consecutive values of a row share one f16 scale (and, when `mins` is present, one
+ * f16 offset). Value j of row r, with n = r·cols + j, group g = ⌊n/G⌋ (G = groupSize) and k = n mod G:
+ *   Q8: int8 code c = bytes[n] as two's complement;            value = c · scale[g]
+ *   Q4: the G codes of group g fill bytes [g·G/2, (g+1)·G/2): byte g·G/2 + (k mod G/2) holds code k in its
+ *       low nibble when k < G/2, in its high nibble otherwise (llama.cpp's Q4_0 order: SIMD unpacks a
+ *       group with one mask and one shift, no shuffles);
+ *       without mins: value = (c − 8) · scale[g];  with mins: value = c · scale[g] + min[g]
+ * The product is computed in f32 from the f16 scale/min. cols % groupSize === 0 and groupSize is even.
+ */
+export interface QuantTensor {
+  dtype: QuantDType;
+  shape: [number, number];
+  /** Packed codes: rows·cols bytes (Q8) or rows·cols/2 bytes (Q4). */
+  bytes: Uint8Array;
+  groupSize: number;
+  /** f16 bits of each group's scale, [rows, cols/groupSize]. */
+  scales: Uint16Array;
+  /** Q4 with offsets only: f16 bits of each group's minimum, [rows, cols/groupSize]. */
+  mins?: Uint16Array;
+}
+
+/** A weight as a backend receives it: as stored in the checkpoint, or quantized on load. */
+export type Tensor = PlainTensor | QuantTensor;
 
 /** A SwiGLU feed-forward block: down(silu(gate(x)) * up(x)). Weights are [out, in] (PyTorch Linear layout). */
 export interface FfnWeights {
@@ -66,6 +98,19 @@ export interface MoeSpec {
   moeLayers: boolean[];
 }
 
+/**
+ * Llama 3.1's RoPE frequency scaling (rope_type "llama3"). For inverse frequency f with wavelength λ = 2π/f:
+ * λ > L₀/lowFreqFactor → f/factor; λ < L₀/highFreqFactor → f; in between a linear blend (REFERENCE §7).
+ */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** L₀: the context length the model was pretrained with. */
+  originalMaxPositions: number;
+}
+
 export interface ModelSpec {
   architecture: Architecture;
   vocabSize: number;
@@ -78,7 +123,20 @@ export interface ModelSpec {
   intermediateSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** null: plain RoPE, inv_freq_i = ropeTheta^(-2i/headDim). */
+  ropeScaling: Llama3RopeScaling | null;
   maxPositions: number;
+  /** mistral/mixtral: query i sees keys j with i − slidingWindow < j ≤ i. null: every earlier position. */
+  slidingWindow: number | null;
+  // granitemoe's multipliers; every other architecture has 1, 1/√headDim, 1, 1.
+  /** The token embeddings are multiplied by this before the first layer. */
+  embeddingMultiplier: number;
+  /** Attention scores are q·k times this (1/√headDim unless the config says otherwise). */
+  attentionScale: number;
+  /** Each residual add is x + sublayer(x) · residualMultiplier. */
+  residualMultiplier: number;
+  /** The logits are divided by this. */
+  logitsScaling: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
   qkNorm: 'none' | 'per_head' | 'full';

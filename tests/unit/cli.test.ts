@@ -1,7 +1,7 @@
 // The `moe` command end to end: spawned as a user would run it, on the PyTorch fixture checkpoints.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -120,6 +120,14 @@ describe('moe eval --json', () => {
     out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
   });
 
+  it('--quantize q8: logits within 0.1 of the PyTorch f32 reference (measured 0.047 on logits up to 3.4), but not equal', () => {
+    const ref = expected.cases.find((c) => c.routing === 'native' && c.interventions === '')!;
+    const out = onlyJson<EvalJson>(moe('eval', MIXTRAL, '--tokens', expected.tokens.join(','), '--quantize', 'q8', '--json'));
+    const diff = maxAbsDiff(out.logits, ref.logits);
+    expect(diff).toBeLessThan(0.1);
+    expect(diff).toBeGreaterThan(1e-4);
+  });
+
   it('human output names the loss and the routing', () => {
     const r = moe('eval', MIXTRAL, '--text', 'hello world');
     expect(r.status).toBe(0);
@@ -177,6 +185,18 @@ describe('moe upcycle', () => {
 });
 
 describe('moe inspect', () => {
+  it('shows RoPE scaling, the sliding window and granitemoe\'s multipliers as config.json gives them', () => {
+    type Report = { ropeScaling: unknown; slidingWindow: number | null; multipliers?: Record<string, number> };
+    const rope = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'llama3_rope'), '--json'));
+    expect(rope.ropeScaling).toEqual({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositions: 256 });
+    expect(rope.multipliers).toBeUndefined();
+    expect(onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'mistral_sliding'), '--json')).slidingWindow).toBe(5);
+    const granite = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32'), '--json'));
+    expect(granite.multipliers).toEqual({ embedding: 12, attention: 0.125, residual: 0.22, logitsDivisor: 6 });
+    expect(granite.slidingWindow).toBeNull();
+    expect(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32')).stdout).toMatch(/multipliers\s+embedding ×12, scores ×0\.125, residual ×0\.22, logits ÷6/);
+  });
+
   it('prints the expert count (text and --json)', () => {
     const text = moe('inspect', MIXTRAL);
     expect(text.status).toBe(0);
@@ -207,6 +227,32 @@ describe('moe bench --json', () => {
   });
 });
 
+describe('moe quantcost', () => {
+  it('--json: one object with weight bytes per scheme and, per scheme, routing/top-1 shares, KL and Δloss', () => {
+    const text = join(tmpdir(), `quantcost-${process.pid}.txt`);
+    writeFileSync(text, 'hello world, the quick brown fox jumps over the lazy dog again and again');
+    try {
+      const out = onlyJson<{ tokens: number; weightBytes: Record<string, number>; results: { scheme: string; routingUnchanged: number; top1Agreement: number; meanKl: number; deltaLoss: number }[] }>(
+        moe('quantcost', MIXTRAL, '--texts', text, '--json'),
+      );
+      expect(out.results.map((r) => r.scheme)).toEqual(['q8', 'q4']);
+      expect(out.weightBytes.q4).toBeLessThan(out.weightBytes.q8);
+      expect(out.weightBytes.q8).toBeLessThan(out.weightBytes.none);
+      for (const r of out.results) {
+        expect(r.routingUnchanged).toBeGreaterThan(0);
+        expect(r.routingUnchanged).toBeLessThanOrEqual(1);
+        expect(r.meanKl).toBeGreaterThan(0);
+      }
+      expect(out.results[0].meanKl).toBeLessThan(out.results[1].meanKl); // q8 costs less than q4
+    } finally {
+      rmSync(text, { force: true });
+    }
+  });
+  it('refuses "none" as a scheme to compare', () => {
+    expectOneLineFailure(moe('quantcost', MIXTRAL, '--schemes', 'none,q8'), /--schemes lists "none"/);
+  });
+});
+
 describe('failures', () => {
   it('a folder without a checkpoint', () => {
     expectOneLineFailure(moe('eval', 'tests/fixtures', '--tokens', '1'), /config\.json/);
@@ -215,8 +261,12 @@ describe('failures', () => {
     expectOneLineFailure(moe('inspect', 'no/such/folder'), /does not exist/);
   });
   it('an unknown flag or command shows the usage', () => {
-    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval DIR/);
+    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval SOURCE/);
     expectOneLineFailure(moe('transmogrify'), /unknown command "transmogrify"\. usage: moe </);
+  });
+  it('an unknown quantization', () => {
+    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--quantize', 'q3'), /Unknown quantization "q3"\. Hint: Use --quantize none, q8/);
+    expectOneLineFailure(moe('generate', MIXTRAL, '--prompt', 'a', '--quantize', 'int8'), /Unknown quantization "int8"/);
   });
   it('a routing mode the model cannot run', () => {
     expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1,2', '--routing', 'topk:9'), /topk:9 .*8/);

@@ -165,6 +165,12 @@ describe('lenses on a hand-made trace', () => {
       qkNorm: 'none',
       dtype: 'F32',
       config: {},
+      ropeScaling: null,
+      slidingWindow: null,
+      embeddingMultiplier: 1,
+      attentionScale: 1 / Math.sqrt(4),
+      residualMultiplier: 1,
+      logitsScaling: 1,
       moe: {
         numExperts: 4,
         topK: 2,

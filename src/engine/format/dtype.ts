@@ -1,7 +1,8 @@
-// Conversions between stored tensor bytes (F32 / F16 / BF16, little-endian) and Float32Array.
+// Conversions between stored tensor bytes (F32 / F16 / BF16, little-endian; Q8 / Q4 via quant.ts) and Float32Array.
 // Assumes a little-endian host, as every browser and Node platform we target is.
 
-import type { DType, Tensor } from '../types.ts';
+import type { DType, PlainTensor, Tensor } from '../types.ts';
+import { dequantize, isQuantized } from './quant.ts';
 
 export const SUPPORTED_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
 
@@ -75,6 +76,7 @@ function halfTable(): Float32Array {
 
 /** The tensor's values as a fresh Float32Array (safe to mutate; works for unaligned byte views). */
 export function toFloat32(t: Tensor): Float32Array {
+  if (isQuantized(t)) return dequantize(t);
   const n = numelOf(t.shape);
   const bpe = bytesPerElement(t.dtype);
   if (t.bytes.byteLength !== n * bpe) {
@@ -95,7 +97,7 @@ export function toFloat32(t: Tensor): Float32Array {
 }
 
 /** Store float values as a tensor of the given dtype (F16/BF16 rounded to nearest even). */
-export function fromFloat32(data: Float32Array, shape: number[], dtype: DType): Tensor {
+export function fromFloat32(data: Float32Array, shape: number[], dtype: DType): PlainTensor {
   const n = numelOf(shape);
   if (data.length !== n) throw new Error(`fromFloat32: ${data.length} values do not fill shape [${shape}]`);
   if (dtype === 'F32') {

@@ -1,6 +1,6 @@
 // Read a Hugging Face checkpoint folder (config.json, tokenizer.json, safetensors) from any source.
 
-import type { CheckpointSource, DType, ModelSpec, Tensor, WeightSet } from '../types.ts';
+import type { CheckpointSource, DType, ModelSpec, PlainTensor, WeightSet } from '../types.ts';
 import { specFromConfig } from './config.ts';
 import { numelOf } from './dtype.ts';
 import { CheckpointError, HINT_REDOWNLOAD } from './errors.ts';
@@ -10,8 +10,11 @@ import { weightsFromTensors } from './weights.ts';
 export interface Checkpoint {
   spec: ModelSpec;
   weights: WeightSet;
-  tokenizerJson: unknown;
+  /** Absent when the folder has no tokenizer.json (token ids still work; text does not). */
+  tokenizerJson?: unknown;
   tokenizerConfigJson?: unknown;
+  /** generation_config.json when present (eos_token_id for stopping). */
+  generationConfigJson?: unknown;
   /** Total size of the files read. */
   bytesOnDisk: number;
 }
@@ -44,7 +47,7 @@ function checkShardName(name: unknown): string {
 }
 
 /** The most common dtype by number of elements: what the spec reports as the storage dtype. */
-function dominantDtype(tensors: Iterable<Tensor>, fallback: DType): DType {
+export function dominantDtype(tensors: Iterable<PlainTensor>, fallback: DType): DType {
   const count = new Map<DType, number>();
   for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + numelOf(t.shape));
   let best = fallback;
@@ -61,9 +64,12 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
   bytesOnDisk += configBytes.byteLength;
   const spec = specFromConfig(parseJson(configBytes, 'config.json'), 'config.json');
 
-  const tokenizerBytes = await readRequired(source, 'tokenizer.json', 'the vocabulary');
-  bytesOnDisk += tokenizerBytes.byteLength;
-  const tokenizerJson = parseJson(tokenizerBytes, 'tokenizer.json');
+  const tokenizerBytes = await source.readFile('tokenizer.json');
+  let tokenizerJson: unknown;
+  if (tokenizerBytes) {
+    bytesOnDisk += tokenizerBytes.byteLength;
+    tokenizerJson = parseJson(tokenizerBytes, 'tokenizer.json');
+  }
   const tokenizerConfigBytes = await source.readFile('tokenizer_config.json');
   let tokenizerConfigJson: unknown;
   if (tokenizerConfigBytes) {
@@ -71,7 +77,14 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
     tokenizerConfigJson = parseJson(tokenizerConfigBytes, 'tokenizer_config.json');
   }
 
-  const tensors = new Map<string, Tensor>();
+  const generationConfigBytes = await source.readFile('generation_config.json');
+  let generationConfigJson: unknown;
+  if (generationConfigBytes) {
+    bytesOnDisk += generationConfigBytes.byteLength;
+    generationConfigJson = parseJson(generationConfigBytes, 'generation_config.json');
+  }
+
+  const tensors = new Map<string, PlainTensor>();
   const fileOfTensor = new Map<string, string>();
   const indexBytes = await source.readFile(INDEX_FILE);
   if (indexBytes) {
@@ -119,5 +132,5 @@ export async function loadCheckpoint(source: CheckpointSource): Promise<Checkpoi
   const defaultFile = indexBytes ? INDEX_FILE : WEIGHTS_FILE;
   const weights = weightsFromTensors(spec, tensors, (name) => fileOfTensor.get(name) ?? defaultFile);
   spec.dtype = dominantDtype(tensors.values(), spec.dtype);
-  return { spec, weights, tokenizerJson, tokenizerConfigJson, bytesOnDisk };
+  return { spec, weights, tokenizerJson, tokenizerConfigJson, generationConfigJson, bytesOnDisk };
 }

@@ -10,6 +10,7 @@
 
 import type { DType, FfnWeights, LayerWeights, ModelSpec, MoeSpec, Tensor, WeightSet } from '../types.ts';
 import { fromFloat32, toFloat32 } from '../format/index.ts';
+import { plainTensor } from '../format/quant.ts';
 import { gaussian } from './random.ts';
 
 export type RouterInit = { kind: 'random'; seed?: number; scale?: number } | { kind: 'zero' };
@@ -65,13 +66,15 @@ function bytesPerElement(dtype: DType): number {
 }
 
 /** Rows [start, start+count) of a 2-D tensor: a view, no copy (rows are contiguous). */
-function sliceRows(t: Tensor, start: number, count: number): Tensor {
+function sliceRows(weight: Tensor, start: number, count: number): Tensor {
+  const t = plainTensor(weight, 'upcycling');
   const rowBytes = t.shape[1] * bytesPerElement(t.dtype);
   return { dtype: t.dtype, shape: [count, t.shape[1]], bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes) };
 }
 
 /** Columns [start, start+count) of a 2-D tensor: a copy (columns are strided). */
-function sliceCols(t: Tensor, start: number, count: number): Tensor {
+function sliceCols(weight: Tensor, start: number, count: number): Tensor {
+  const t = plainTensor(weight, 'upcycling');
   const bpe = bytesPerElement(t.dtype);
   const [rows, cols] = t.shape;
   const out = new Uint8Array(rows * count * bpe);
@@ -83,7 +86,8 @@ function sliceCols(t: Tensor, start: number, count: number): Tensor {
 }
 
 /** Multiplies every element by `factor` (and by 1 + noise·n per element when noise > 0), keeping the dtype. */
-function transform(t: Tensor, factor: number, noise: number, nextGaussian: () => number): Tensor {
+function transform(weight: Tensor, factor: number, noise: number, nextGaussian: () => number): Tensor {
+  const t = plainTensor(weight, 'upcycling');
   if (factor === 1 && noise === 0) return t;
   const values = toFloat32(t);
   const out = new Float32Array(values.length);
@@ -208,7 +212,7 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
       }
     }
     const { mlp: _dense, ...shared } = layer;
-    return { ...shared, moe: { router: fromFloat32(routerValues, [o.experts, d], mlp.gate.dtype), experts } };
+    return { ...shared, moe: { router: fromFloat32(routerValues, [o.experts, d], plainTensor(mlp.gate, 'upcycling').dtype), experts } };
   });
 
   const metadata: UpcyclingMetadata = {
@@ -244,6 +248,8 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
     rope_theta: spec.ropeTheta,
     rms_norm_eps: spec.rmsNormEps,
     max_position_embeddings: spec.maxPositions,
+    // A mistral parent's window may come from MistralConfig's default (4096), which Mixtral's config does not share.
+    sliding_window: spec.slidingWindow,
     tie_word_embeddings: spec.tieWordEmbeddings,
     output_router_logits: false,
     router_aux_loss_coef: spec.config.router_aux_loss_coef ?? 0.02,

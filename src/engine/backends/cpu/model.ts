@@ -1,4 +1,4 @@
-// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe decoder in one file,
+// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe / granitemoe decoder in one file,
 // read top to bottom. Every backend must agree with this one.
 
 import { checkForwardInput } from '../../run/errors.ts';
@@ -15,25 +15,27 @@ import type {
   TokenRouting,
   WeightSet,
 } from '../../types.ts';
-import { addInPlace, applyRope, matmulT, rmsNorm, ropeInverseFrequencies, sigmoid, silu } from './kernels.ts';
+import { addInPlace, applyRope, rmsNorm, ropeInverseFrequencies, sigmoid, silu } from './kernels.ts';
+import { hostMatrix, type HostMatrix } from './matrix.ts';
 import { toFloat32 } from '../../format/index.ts';
 
 // ---------------------------------------------------------------------------------------------
-// Weights as f32, converted once
+// Weights: matrices stay in their stored (or quantized) format and are decoded row by row inside
+// the products (matrix.ts, wasm.ts); only the 1-D vectors (norms, biases: a few KiB) are held as f32.
 
 interface Ffn {
-  gate: Float32Array; // [f, d]
-  up: Float32Array; // [f, d]
-  down: Float32Array; // [d, f]
+  gate: HostMatrix; // [f, d]
+  up: HostMatrix; // [f, d]
+  down: HostMatrix; // [d, f]
   width: number; // f
 }
 
 interface Layer {
   attnNorm: Float32Array;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-  o: Float32Array;
+  q: HostMatrix;
+  k: HostMatrix;
+  v: HostMatrix;
+  o: HostMatrix;
   qBias?: Float32Array;
   kBias?: Float32Array;
   vBias?: Float32Array;
@@ -41,7 +43,15 @@ interface Layer {
   kNorm?: Float32Array;
   ffnNorm: Float32Array;
   mlp?: Ffn;
-  moe?: { router: Float32Array; experts: Ffn[]; sharedExpert?: Ffn; sharedExpertGate?: Float32Array };
+  moe?: { router: HostMatrix; experts: Ffn[]; sharedExpert?: Ffn; sharedExpertGate?: HostMatrix };
+}
+
+/** Bytes held per weight, for memory accounting (tied embeddings appear once). */
+export interface CpuWeightMemory {
+  /** Total bytes of all weights as held. */
+  total: number;
+  /** name → bytes held, e.g. "layers.0.q" → 8192. */
+  perTensor: Map<string, number>;
 }
 
 /** Counters of work done, so tests (and the bench) can see that sparse routing skips experts. */
@@ -89,39 +99,60 @@ function checkShape(t: Tensor, shape: number[], name: string): void {
 export class CpuModel implements LoadedModel {
   readonly backend = 'cpu' as const;
   readonly stats: CpuStats = { expertCalls: 0, expertMacs: 0, tokens: 0 };
-  private readonly embed: Float32Array;
-  private readonly lmHead: Float32Array;
+  private readonly embed: HostMatrix;
+  private readonly lmHead: HostMatrix;
   private readonly finalNorm: Float32Array;
   private readonly layers: Layer[];
   private readonly invFreq: Float32Array;
   private readonly moeLayerIndex: number[];
 
+  /** Bytes each weight holds in this backend (no tensor is held twice, none as a whole-model f32 copy). */
+  readonly memory: CpuWeightMemory = { total: 0, perTensor: new Map() };
+
   constructor(
     readonly spec: ModelSpec,
     weights: WeightSet,
+    makeMatrix: (t: Tensor) => HostMatrix = hostMatrix,
   ) {
     const { hiddenSize: d, vocabSize: V, numHeads, numKvHeads, headDim } = spec;
     if (weights.layers.length !== spec.numLayers) {
       throw new Error(`weights have ${weights.layers.length} layers but the model spec says ${spec.numLayers}`);
     }
-    // Tied embeddings share one Tensor object; convert it only once.
-    const converted = new Map<Tensor, Float32Array>();
+    // Tied embeddings share one Tensor object; hold it only once.
+    const vectors = new Map<Tensor, Float32Array>();
+    const matrices = new Map<Tensor, HostMatrix>();
+    const account = (name: string, bytes: number) => {
+      this.memory.perTensor.set(name, bytes);
+      this.memory.total += bytes;
+    };
     const f32 = (t: Tensor, shape: number[], name: string): Float32Array => {
       checkShape(t, shape, name);
-      let a = converted.get(t);
-      if (!a) converted.set(t, (a = toFloat32(t)));
+      let a = vectors.get(t);
+      if (!a) {
+        vectors.set(t, (a = toFloat32(t)));
+        account(name, a.byteLength);
+      }
       return a;
     };
+    const mat = (t: Tensor, shape: number[], name: string): HostMatrix => {
+      checkShape(t, shape, name);
+      let m = matrices.get(t);
+      if (!m) {
+        matrices.set(t, (m = makeMatrix(t)));
+        account(name, m.bytes);
+      }
+      return m;
+    };
     const ffn = (w: FfnWeights, f: number, name: string): Ffn => ({
-      gate: f32(w.gate, [f, d], `${name}.gate`),
-      up: f32(w.up, [f, d], `${name}.up`),
-      down: f32(w.down, [d, f], `${name}.down`),
+      gate: mat(w.gate, [f, d], `${name}.gate`),
+      up: mat(w.up, [f, d], `${name}.up`),
+      down: mat(w.down, [d, f], `${name}.down`),
       width: f,
     });
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
-    this.embed = f32(weights.embed, [V, d], 'embed');
-    this.lmHead = f32(weights.lmHead, [V, d], 'lmHead');
+    this.embed = mat(weights.embed, [V, d], 'embed');
+    this.lmHead = mat(weights.lmHead, [V, d], 'lmHead');
     this.finalNorm = f32(weights.finalNorm, [d], 'finalNorm');
     this.layers = weights.layers.map((w: LayerWeights, l): Layer => {
       const p = `layers.${l}`;
@@ -129,10 +160,10 @@ export class CpuModel implements LoadedModel {
       const kNormWidth = spec.qkNorm === 'per_head' ? headDim : kvWidth;
       const layer: Layer = {
         attnNorm: f32(w.attnNorm, [d], `${p}.attnNorm`),
-        q: f32(w.q, [qWidth, d], `${p}.q`),
-        k: f32(w.k, [kvWidth, d], `${p}.k`),
-        v: f32(w.v, [kvWidth, d], `${p}.v`),
-        o: f32(w.o, [d, qWidth], `${p}.o`),
+        q: mat(w.q, [qWidth, d], `${p}.q`),
+        k: mat(w.k, [kvWidth, d], `${p}.k`),
+        v: mat(w.v, [kvWidth, d], `${p}.v`),
+        o: mat(w.o, [d, qWidth], `${p}.o`),
         qBias: w.qBias && f32(w.qBias, [qWidth], `${p}.qBias`),
         kBias: w.kBias && f32(w.kBias, [kvWidth], `${p}.kBias`),
         vBias: w.vBias && f32(w.vBias, [kvWidth], `${p}.vBias`),
@@ -148,10 +179,10 @@ export class CpuModel implements LoadedModel {
         if (w.moe.experts.length !== E) throw new Error(`${p} has ${w.moe.experts.length} experts but the model spec says ${E}`);
         const fs = moe.sharedExpertIntermediateSize;
         layer.moe = {
-          router: f32(w.moe.router, [E, d], `${p}.router`),
+          router: mat(w.moe.router, [E, d], `${p}.router`),
           experts: w.moe.experts.map((e, i) => ffn(e, moe.expertIntermediateSize, `${p}.experts.${i}`)),
           sharedExpert: w.moe.sharedExpert && ffn(w.moe.sharedExpert, fs, `${p}.sharedExpert`),
-          sharedExpertGate: w.moe.sharedExpertGate && f32(w.moe.sharedExpertGate, [1, d], `${p}.sharedExpertGate`),
+          sharedExpertGate: w.moe.sharedExpertGate && mat(w.moe.sharedExpertGate, [1, d], `${p}.sharedExpertGate`),
         };
       } else if (w.mlp) {
         if (spec.moe?.moeLayers[l]) throw new Error(`${p} has a dense MLP but the model spec says it is an MoE layer`);
@@ -161,7 +192,7 @@ export class CpuModel implements LoadedModel {
       }
       return layer;
     });
-    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta, spec.ropeScaling);
     this.moeLayerIndex = this.layers.flatMap((layer, l) => (layer.moe ? [l] : []));
   }
 
@@ -194,11 +225,16 @@ export class CpuModel implements LoadedModel {
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const headsPerKv = numHeads / numKvHeads;
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = spec.attentionScale; // 1/√headDim, or granitemoe's attention_multiplier
+    const window = spec.slidingWindow ?? Infinity;
+    const residual = spec.residualMultiplier; // granitemoe scales each sublayer's output before the add
 
     // Token embeddings: x is the residual stream, [T, d].
     const x = new Float32Array(T * d);
-    tokens.forEach((id, t) => x.set(this.embed.subarray(id * d, (id + 1) * d), t * d));
+    tokens.forEach((id, t) => this.embed.decodeRow(id, x.subarray(t * d, (t + 1) * d)));
+    if (spec.embeddingMultiplier !== 1) {
+      for (let i = 0; i < x.length; i++) x[i] *= spec.embeddingMultiplier;
+    }
 
     const trace: TokenRouting[][] = [];
     for (let l = 0; l < this.layers.length; l++) {
@@ -206,9 +242,9 @@ export class CpuModel implements LoadedModel {
 
       // --- Attention -------------------------------------------------------------------------
       const h = rmsNorm(x, d, layer.attnNorm, eps);
-      let q = matmulT(h, T, layer.q, qWidth, d, layer.qBias);
-      let k = matmulT(h, T, layer.k, kvWidth, d, layer.kBias);
-      const v = matmulT(h, T, layer.v, kvWidth, d, layer.vBias);
+      let q = layer.q.matmul(h, T, layer.qBias);
+      let k = layer.k.matmul(h, T, layer.kBias);
+      const v = layer.v.matmul(h, T, layer.vBias);
       if (spec.qkNorm === 'per_head') {
         // qwen3_moe: RMSNorm over each head's headDim values.
         q = rmsNorm(q, headDim, layer.qNorm!, eps);
@@ -225,16 +261,18 @@ export class CpuModel implements LoadedModel {
       keys.set(k, start * kvWidth);
       values.set(v, start * kvWidth);
 
-      // Causal grouped-query attention: token t (position start+t) sees positions 0..start+t.
+      // Causal grouped-query attention: token t (position start+t) sees positions first..start+t, where
+      // first is 0, or with a sliding window only the last `window` positions.
       const attn = new Float32Array(T * qWidth);
       const scores = new Float64Array(start + T);
       for (let t = 0; t < T; t++) {
         const visible = start + t + 1;
+        const first = Math.max(0, visible - window);
         for (let hq = 0; hq < numHeads; hq++) {
           const qOff = t * qWidth + hq * headDim;
           const kvOff = Math.floor(hq / headsPerKv) * headDim;
           let max = -Infinity;
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const kOff = j * kvWidth + kvOff;
             let s = 0;
             for (let i = 0; i < headDim; i++) s += q[qOff + i] * keys[kOff + i];
@@ -243,9 +281,9 @@ export class CpuModel implements LoadedModel {
             if (s > max) max = s;
           }
           let sum = 0;
-          for (let j = 0; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          for (let j = first; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
           const out = new Float64Array(headDim);
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const wj = Math.fround(scores[j] / sum);
             const vOff = j * kvWidth + kvOff;
             for (let i = 0; i < headDim; i++) out[i] += wj * values[vOff + i];
@@ -253,15 +291,15 @@ export class CpuModel implements LoadedModel {
           attn.set(out, qOff);
         }
       }
-      addInPlace(x, matmulT(attn, T, layer.o, d, qWidth));
+      addInPlace(x, layer.o.matmul(attn, T), residual);
 
       // --- Feed-forward: dense MLP or mixture of experts ----------------------------------------
       const h2 = rmsNorm(x, d, layer.ffnNorm, eps);
       if (layer.mlp) {
-        addInPlace(x, this.ffn(h2, T, layer.mlp));
+        addInPlace(x, this.ffn(h2, T, layer.mlp), residual);
       } else {
         const { y, routing } = this.moeBlock(h2, T, l, layer.moe!, options);
-        addInPlace(x, y);
+        addInPlace(x, y, residual);
         trace.push(routing);
       }
     }
@@ -272,7 +310,10 @@ export class CpuModel implements LoadedModel {
     const first = options.logits === 'all' ? 0 : T - 1;
     const rows = T - first;
     const last = rmsNorm(x.subarray(first * d), d, this.finalNorm, eps);
-    const logitsFlat = matmulT(last, rows, this.lmHead, V, d);
+    const logitsFlat = this.lmHead.matmul(last, rows);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < logitsFlat.length; i++) logitsFlat[i] /= spec.logitsScaling; // granitemoe
+    }
     const logits = Array.from({ length: rows }, (_, r) => logitsFlat.slice(r * V, (r + 1) * V));
 
     return {
@@ -283,11 +324,10 @@ export class CpuModel implements LoadedModel {
 
   /** SwiGLU: down(silu(gate(x)) · up(x)) for each of `rows` rows of x. */
   private ffn(x: Float32Array, rows: number, w: Ffn): Float32Array {
-    const d = this.spec.hiddenSize;
-    const gate = matmulT(x, rows, w.gate, w.width, d);
-    const up = matmulT(x, rows, w.up, w.width, d);
+    const gate = w.gate.matmul(x, rows);
+    const up = w.up.matmul(x, rows);
     for (let i = 0; i < gate.length; i++) gate[i] = Math.fround(silu(gate[i])) * up[i];
-    return matmulT(gate, rows, w.down, d, w.width);
+    return w.down.matmul(gate, rows);
   }
 
   /**
@@ -298,7 +338,7 @@ export class CpuModel implements LoadedModel {
     const d = this.spec.hiddenSize;
     const moeSpec = this.spec.moe!;
     const E = moeSpec.numExperts;
-    const routerLogits = matmulT(h, T, moe.router, E, d);
+    const routerLogits = moe.router.matmul(h, T);
     const layerIv = interventionsForLayer(options.routing, layerIndex);
     const routing: TokenRouting[] = [];
     const tokensOf: number[][] = Array.from({ length: E }, () => []);
@@ -331,7 +371,7 @@ export class CpuModel implements LoadedModel {
     if (moe.sharedExpert) {
       // qwen2_moe: an always-on expert, scaled per token by sigmoid(shared_expert_gate · x).
       const shared = this.ffn(h, T, moe.sharedExpert);
-      const gates = moe.sharedExpertGate ? matmulT(h, T, moe.sharedExpertGate, 1, d) : undefined;
+      const gates = moe.sharedExpertGate ? moe.sharedExpertGate.matmul(h, T) : undefined;
       for (let t = 0; t < T; t++) {
         const g = gates ? sigmoid(gates[t]) : 1;
         for (let j = 0; j < d; j++) y[t * d + j] += Math.fround(shared[t * d + j] * g);

@@ -45,9 +45,10 @@ export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kern
   }
 }
 
-export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer): void {
+/** out = table[ids] · scale (scale: granitemoe's embedding_multiplier). */
+export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, scale = 1): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
-  rec.dispatch('embed', table.dtype, params([tokens, dim, idOffset, 0]), [table.buffer, ids, out], [gx, gy]);
+  rec.dispatch('embed', table.dtype, params([tokens, dim, idOffset, { f32: scale }]), [table.buffer, ids, out], [gx, gy]);
 }
 
 export interface RmsNormArgs {
@@ -102,10 +103,20 @@ export interface AttentionArgs {
   headDim: number;
   pos0: number;
   scoreStride: number; // ≥ pos0 + tokens
+  /** Multiplies q·k; default 1/√headDim. */
+  scale?: number;
+  /** Sliding window: a query sees only the last `window` positions, itself included. Default: all. */
+  window?: number | null;
+  /** Multiplies the output (granitemoe's residual_multiplier); default 1. */
+  outScale?: number;
 }
 
 export function attention(rec: Recorder, a: AttentionArgs): void {
-  const p = params([a.tokens, a.heads, a.kvHeads, a.headDim, a.pos0, a.scoreStride, { f32: 1 / Math.sqrt(a.headDim) }, 0]);
+  const p = params([
+    a.tokens, a.heads, a.kvHeads, a.headDim,
+    a.pos0, a.scoreStride, { f32: a.scale ?? 1 / Math.sqrt(a.headDim) }, a.window ?? 0,
+    { f32: a.outScale ?? 1 }, 0, 0, 0,
+  ]);
   rec.dispatch('attention', 'F32', p, [a.q, a.kCache, a.vCache, a.scores, a.out], [a.heads, a.tokens]);
 }
 
@@ -163,6 +174,8 @@ export interface ExpertArgs {
   h: GPUBuffer; // [tokens, d] residual, accumulated into
   xOffset?: number;
   hOffset?: number;
+  /** Multiplies what is added into h (granitemoe's residual_multiplier); default 1. */
+  outScale?: number;
   /**
    * A 16-byte STORAGE | INDIRECT buffer: when given, the gate/up kernel is dispatched for the most slots any
    * token actually uses (read from the routing records on the GPU) rather than for `slots`.
@@ -182,7 +195,7 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   } else {
     rec.dispatch('expertGateUp', a.gate.dtype, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0]);
+  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, { f32: a.outScale ?? 1 }]);
   const [dx, dz] = splitGroups(a.d);
   rec.dispatch('expertDown', a.down.dtype, dn, [a.down.buffer, a.act, a.route, a.h], [dx, a.tokens, dz]);
 }

@@ -4,6 +4,7 @@
 import { checkForwardInput } from '../../run/errors.ts';
 import { validateRoutingPlan } from '../../routing/index.ts';
 import { toFloat32 } from '../../format/index.ts';
+import { allTensors, isQuantized, plainTensor, QuantizationError } from '../../format/quant.ts';
 import { ropeInverseFrequencies } from '../cpu/kernels.ts';
 import type {
   FfnWeights,
@@ -141,6 +142,8 @@ export class WebGpuModel implements LoadedModel {
   /** Refuses, before allocating anything, a model whose buffers exceed the device's limits. */
   private checkFits(w: WeightSet): void {
     const spec = this.spec;
+    const quantized = allTensors(w).find(isQuantized);
+    if (quantized) throw new QuantizationError(`The WebGPU backend cannot read ${quantized.dtype} weights yet.`);
     const limit = this.ctx.maxBufferBytes;
     const check = (what: string, bytes: number) => {
       if (bytes > limit) {
@@ -231,13 +234,14 @@ export class WebGpuModel implements LoadedModel {
   }
 
   private matrix(t: Tensor, label: string): GpuWeight {
-    return { buffer: this.track(this.ctx.uploadBuffer(t.bytes, label)), dtype: t.dtype };
+    const p = plainTensor(t, 'the WebGPU backend');
+    return { buffer: this.track(this.ctx.uploadBuffer(p.bytes, label)), dtype: p.dtype };
   }
 
   /** Stacks the experts' matrices part by part into three buffers. */
   private stack(experts: FfnWeights[], label: string): GpuFfn {
     const part = (name: 'gate' | 'up' | 'down'): GpuWeight => {
-      const dtype = experts[0][name].dtype;
+      const dtype = plainTensor(experts[0][name], 'the WebGPU backend').dtype;
       if (experts.some((e) => e[name].dtype !== dtype)) {
         throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different dtypes, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
       }
@@ -266,7 +270,7 @@ export class WebGpuModel implements LoadedModel {
     this.embed = this.matrix(w.embed, 'embed');
     this.lmHead = w.lmHead === w.embed ? this.embed : this.matrix(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
-    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta, spec.ropeScaling);
     let nonExpert = bytesOf(w.lmHead) + bytesOf(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
@@ -404,7 +408,7 @@ export class WebGpuModel implements LoadedModel {
     for (let t0 = 0; t0 < T; t0 += C) {
       const tc = Math.min(C, T - t0);
       const pos = pos0 + t0;
-      K.embed(rec, this.embed, ids, t0, tc, d, h);
+      K.embed(rec, this.embed, ids, t0, tc, d, h, spec.embeddingMultiplier);
       let m = 0;
       this.layers.forEach((L, l) => {
         // Attention
@@ -426,6 +430,7 @@ export class WebGpuModel implements LoadedModel {
         K.attention(rec, {
           q, kCache: cache.keys[l], vCache: cache.values[l], scores, out: attnOut,
           tokens: tc, heads: nH, kvHeads: nKv, headDim: hd, pos0: pos, scoreStride: kvLen,
+          scale: spec.attentionScale, window: spec.slidingWindow, outScale: spec.residualMultiplier,
         });
         K.project(rec, { weight: L.o, rows: d, K: qW, tokens: tc, x: attnOut, y: h, accumulate: true }, this.dummy);
 
@@ -434,7 +439,7 @@ export class WebGpuModel implements LoadedModel {
         const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) =>
           K.experts(rec, {
             gate: w.gate, up: w.up, down: w.down, f: w.f, d, tokens: tc, slots,
-            route, recBase, recExperts, x: xn, act, h, indirectArgs,
+            route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
           });
         if (L.mlp) {
           K.fixedRoute(rec, fixedRoute, tc, null, this.dummy);
@@ -475,6 +480,9 @@ export class WebGpuModel implements LoadedModel {
     cache.length = pos0 + T;
 
     const allLogits = new Float32Array(logitBytes);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < allLogits.length; i++) allLogits[i] /= spec.logitsScaling; // granitemoe, once per readback
+    }
     const logitRowsOut = Array.from({ length: logitRows }, (_, r) => allLogits.slice(r * V, (r + 1) * V));
     const words = new Uint32Array(routeBytes ?? new ArrayBuffer(0));
     const floats = new Float32Array(words.buffer);

@@ -1,0 +1,107 @@
+// What quantization costs, measured on text: the same token windows through a reference model (weights
+// as stored) and a quantized one, compared position by position. Works with any two LoadedModels
+// (CPU or WebGPU); plain data in, plain data out, so the page, the model cards and `moe quantcost` share it.
+
+import { scoreTokens } from '../run/index.ts';
+import type { LoadedModel, QuantScheme, RoutingPlan } from '../types.ts';
+
+export interface QuantCost {
+  scheme: QuantScheme;
+  /** Positions whose next-token distributions were compared (every scored position). */
+  positions: number;
+  /** (token, MoE layer) pairs compared; 0 for a model without MoE layers. */
+  routingDecisions: number;
+  /** Share of those whose chosen expert set is exactly the reference's (order ignored); NaN without MoE layers. */
+  routingUnchanged: number;
+  /** Share of positions whose most likely next token is the reference's. */
+  top1Agreement: number;
+  /** Mean KL(reference ‖ quantized) of the next-token distributions, nats. */
+  meanKl: number;
+  /** Mean next-token loss (nats) of the reference and of the quantized model over the same targets. */
+  referenceLoss: number;
+  quantizedLoss: number;
+  /** quantizedLoss − referenceLoss. */
+  deltaLoss: number;
+}
+
+/** Splits a long token sequence into windows of at most `size` tokens (the last one shorter; single tokens dropped). */
+export function tokenWindows(tokens: readonly number[], size: number): number[][] {
+  const out: number[][] = [];
+  for (let start = 0; start < tokens.length; start += size) {
+    const w = tokens.slice(start, start + size);
+    if (w.length >= 2) out.push(w);
+  }
+  return out;
+}
+
+function logSoftmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
+  return out;
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** Runs every window through both models under `plan` and compares them. */
+export async function quantizationCost(
+  reference: LoadedModel,
+  quantized: LoadedModel,
+  scheme: QuantScheme,
+  windows: readonly number[][],
+  plan: RoutingPlan,
+): Promise<QuantCost> {
+  let positions = 0, decisions = 0, unchanged = 0, agree = 0, kl = 0, refLoss = 0, qLoss = 0, targets = 0;
+  for (const tokens of windows) {
+    const a = await scoreTokens(reference, tokens, plan);
+    const b = await scoreTokens(quantized, tokens, plan);
+    for (let t = 0; t < tokens.length; t++) {
+      const la = logSoftmax(a.logits[t]);
+      const lb = logSoftmax(b.logits[t]);
+      let k = 0;
+      for (let i = 0; i < la.length; i++) k += Math.exp(la[i]) * (la[i] - lb[i]);
+      kl += k;
+      if (argmax(la) === argmax(lb)) agree++;
+      positions++;
+      if (t + 1 < tokens.length) {
+        refLoss -= la[tokens[t + 1]];
+        qLoss -= lb[tokens[t + 1]];
+        targets++;
+      }
+    }
+    a.trace.layers.forEach((layer, m) =>
+      layer.forEach((r, t) => {
+        const other = b.trace.layers[m][t].experts;
+        decisions++;
+        if (r.experts.length === other.length && r.experts.every((e) => other.includes(e))) unchanged++;
+      }),
+    );
+  }
+  return {
+    scheme,
+    positions,
+    routingDecisions: decisions,
+    routingUnchanged: decisions > 0 ? unchanged / decisions : NaN,
+    top1Agreement: agree / positions,
+    meanKl: kl / positions,
+    referenceLoss: refLoss / targets,
+    quantizedLoss: qLoss / targets,
+    deltaLoss: (qLoss - refLoss) / targets,
+  };
+}
+
+/** One sentence for a badge or a card: "q4: 96% of routing decisions unchanged, top-1 token 91% the same, Δloss +0.031 nats". */
+export function describeQuantCost(c: QuantCost, where = 'on the eval texts'): string {
+  const pct = (x: number) => `${(100 * x).toFixed(x > 0.995 && x < 1 ? 1 : 0)}%`;
+  const routing = Number.isNaN(c.routingUnchanged) ? '' : `${pct(c.routingUnchanged)} of routing decisions unchanged, `;
+  const sign = c.deltaLoss >= 0 ? '+' : '−';
+  return `${c.scheme}: ${routing}top-1 token the same at ${pct(c.top1Agreement)} of positions, Δloss ${sign}${Math.abs(c.deltaLoss).toFixed(3)} nats ${where}`;
+}
