@@ -11,6 +11,7 @@ import type { Backend, CheckpointSource, LoadedModel, ModelSpec, RoutingPlan } f
 import type { Checkpoint } from '../engine/format/index.ts';
 import type { LoadOptions } from '../engine/format/load.ts';
 import type { TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
+import { LensJobs } from './lensJobs.ts';
 
 type Post = (message: WorkerResponse) => void;
 
@@ -79,6 +80,11 @@ export class EngineSession {
   /** The generation or scoring that runs now; a newer one aborts it and waits for it to finish. */
   private current: { abort: AbortController; done: Promise<void> } | null = null;
 
+  /** The Lenses view's jobs: their own models on this session's backend, once `init` has chosen it. */
+  private backendChosen: (backend: Backend) => void = () => undefined;
+  private readonly backendReady = new Promise<Backend>((resolve) => (this.backendChosen = resolve));
+  private readonly lenses = new LensJobs((m) => this.post(m), () => this.backendReady, (baseUrl) => this.sourceFor(baseUrl));
+
   /** `sourceFor` turns a load request's baseUrl into files (fetch in the browser; a folder in tests). */
   constructor(
     private readonly post: Post,
@@ -99,11 +105,17 @@ export class EngineSession {
     while (this.current) await this.current.done;
   }
 
+  /** Resolves when no lens job runs. */
+  lensesIdle(): Promise<void> {
+    return this.lenses.idle();
+  }
+
   private async dispatch(request: WorkerRequest): Promise<void> {
     switch (request.type) {
       case 'init': {
         const choice = await chooseBackend(request.preferBackend);
         this.backend = choice.backend;
+        this.backendChosen(choice.backend);
         this.post({
           type: 'backend',
           status: { kind: this.backend.kind, description: this.backend.description, fallbackReason: choice.fallbackReason },
@@ -122,6 +134,10 @@ export class EngineSession {
         return;
       case 'cancel':
         this.current?.abort.abort();
+        return;
+      case 'lens':
+      case 'lensCancel':
+        this.lenses.handle(request);
         return;
     }
   }
