@@ -2,6 +2,7 @@
 // Every key is whitelisted, typed (zod) and clamped; a bad, oversized or stale value falls back
 // to its default and leaves a notice the page shows. Nothing here touches the DOM.
 import { z } from 'zod';
+import { isLensKey } from './lenses.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -258,7 +259,8 @@ export function parseShareFragment(fragment: string): ParsedShare {
   }
   const known = new Set<string>(['v', ...Object.values(KEYS)]);
   for (const key of new Set(params.keys())) {
-    if (!known.has(key)) notices.push(`The link parameter ${quote(key)} is unknown and was ignored.`);
+    // The Lenses view reads its own keys (src/state/lenses.ts).
+    if (!known.has(key) && !isLensKey(key)) notices.push(`The link parameter ${quote(key)} is unknown and was ignored.`);
   }
   for (const field of Object.keys(KEYS) as (keyof ShareState)[]) {
     const value = params.get(KEYS[field]);
