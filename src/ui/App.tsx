@@ -25,6 +25,7 @@ import { PathGrid } from '../viz/PathGrid.tsx';
 import { ProbHeatmap } from '../viz/ProbHeatmap.tsx';
 import { ExpertLoad } from '../viz/ExpertLoad.tsx';
 import { LossStrip } from '../viz/LossStrip.tsx';
+import { LensesPanel } from './LensesPanel.tsx';
 import type { WorkerResponse } from '../worker/protocol.ts';
 
 const BASE = import.meta.env.BASE_URL;
@@ -295,6 +296,8 @@ export function App() {
     if (isFixturePath(id)) return { id, url: id.endsWith('/') ? id : `${id}/` };
     return null;
   }, []);
+
+  const getClient = useCallback(() => clientRef.current, []);
 
   /** Makes a tour step's link the state of the page; loads its model when it changes. */
   const applyTourStep = useCallback(
@@ -690,6 +693,11 @@ export function App() {
           )}
         </div>
       </div>
+      {!share.embed && (
+        <ErrorBoundary area="the Lenses view">
+          <LensesPanel client={getClient} resolveModel={resolveModel} />
+        </ErrorBoundary>
+      )}
       {!share.embed && !classLink && <TeacherTools />}
       <HelpSheet open={helpOpen} onClose={() => setHelpOpen(false)} />
     </main>
