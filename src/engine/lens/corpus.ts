@@ -181,7 +181,9 @@ export async function analyzeCorpus(
   const plans = planWindows(texts, window, options.maxTokens);
   const names = texts.map((t) => t.name);
   const counts = countParameters(model.spec);
-  const sweep = (options.tradeoffModes ?? defaultTradeoffModes(model.spec)).filter(
+  // One list: the sweep below is told apart from the reused point by identity.
+  const requested = options.tradeoffModes ?? defaultTradeoffModes(model.spec);
+  const sweep = requested.filter(
     (mode) => options.plan.interventions.length > 0 || modeKey(mode, model) !== modeKey(options.plan.mode, model),
   );
   const analysed = plans.reduce((a, p) => a + p.tokens, 0);
@@ -202,7 +204,6 @@ export async function analyzeCorpus(
   const point = main.result();
 
   const points: TradeoffPoint[] = [];
-  const requested = options.tradeoffModes ?? defaultTradeoffModes(model.spec);
   for (const mode of requested) {
     if (!sweep.includes(mode)) {
       points.push({ ...point, mode: formatRoutingMode(mode) });
