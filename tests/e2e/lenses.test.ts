@@ -253,6 +253,25 @@ describe('the Lenses view', () => {
     await page.close();
   });
 
+  it('runs on WebGPU too (SwiftShader): the same texts, losses within the f32 tolerance of the CPU run', async () => {
+    const gpu = await launchBrowser({ webgpu: true });
+    try {
+      const page = await gpu.newPage({ viewport: { width: 1280, height: 900 } });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${server.url}/#${LINK.replace('&lenscmp=1', '&lenscmp=0')}`);
+      await waitResults(page);
+      expect(await page.textContent('[data-testid="backend"]')).toMatch(/WebGPU/);
+      const rows = parseCsv((await downloadText(page, 'lens-tradeoff-csv')).bytes.toString('utf8')).slice(1);
+      const want = tradeoffTable(truth.a.tradeoff, A).rows;
+      expect(rows.map((r) => r[1])).toEqual(want.map((r) => r[1]));
+      rows.forEach((r, i) => expect(Math.abs(Number(r[5]) - (want[i][5] as number))).toBeLessThan(1e-3));
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await gpu.close();
+    }
+  });
+
   it('a link with bad lens values falls back with a visible notice; a dense model gets a sentence', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server.url}/?backend=cpu#v=1&model=${A}&lens=nonsense&lensmodel=/fixtures/llama_f32/&lensmode=topk:0&lenstexts=english,klingon&lensmax=2&lenssweep=0`);
