@@ -25,7 +25,7 @@ import { PathGrid } from '../viz/PathGrid.tsx';
 import { ProbHeatmap } from '../viz/ProbHeatmap.tsx';
 import { ExpertLoad } from '../viz/ExpertLoad.tsx';
 import { LossStrip } from '../viz/LossStrip.tsx';
-import { LensesPanel } from './LensesPanel.tsx';
+import { LensesPanel, lensFragmentSuffix } from './LensesPanel.tsx';
 import type { WorkerResponse } from '../worker/protocol.ts';
 
 const BASE = import.meta.env.BASE_URL;
@@ -260,12 +260,12 @@ export function App() {
 
   // The whole experiment lives in the fragment, so the address bar is always a share link.
   useEffect(() => {
-    const timer = setTimeout(() => history.replaceState(null, '', `${location.pathname}${location.search}#${formatShareFragment(share)}`), 150);
+    const timer = setTimeout(() => history.replaceState(null, '', `${location.pathname}${location.search}#${formatShareFragment(share)}${lensFragmentSuffix()}`), 150);
     return () => clearTimeout(timer);
   }, [share]);
 
   const onShare = useCallback(() => {
-    const url = `${location.origin}${location.pathname}${location.search}#${formatShareFragment(playgroundStore.getState().share)}`;
+    const url = `${location.origin}${location.pathname}${location.search}#${formatShareFragment(playgroundStore.getState().share)}${lensFragmentSuffix()}`;
     history.replaceState(null, '', url);
     navigator.clipboard?.writeText(url).then(
       () => setShareMessage('Link copied.'),

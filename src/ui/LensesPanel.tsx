@@ -7,6 +7,7 @@ import {
   BUILT_IN_TEXTS,
   createLensStore,
   formatLensParams,
+  isLensKey,
   isRouting,
   jobTexts,
   LENS_LIMITS,
@@ -46,6 +47,25 @@ const BASE = import.meta.env.BASE_URL;
 const fromLink = parseLensFragment(typeof location === 'undefined' ? '' : location.hash);
 export const lensStore = createLensStore({ open: fromLink.present, settings: fromLink.settings, pendingRun: fromLink.present });
 playgroundStore.getState().addNotices(fromLink.notices);
+
+/** The lens keys the address bar carries: the last result's settings while the view is open, so a reload reruns it. */
+export function lensFragmentSuffix(): string {
+  const { open, resultSettings, settings } = lensStore.getState();
+  if (!open || !resultSettings) return '';
+  return `&${formatLensParams(linkSettings(resultSettings, settings.focus || 'domain')).params}`;
+}
+
+function writeAddress(): void {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const key of [...params.keys()]) if (isLensKey(key)) params.delete(key);
+  history.replaceState(null, '', `${location.pathname}${location.search}#${params.toString()}${lensFragmentSuffix()}`);
+}
+
+if (typeof window !== 'undefined') {
+  lensStore.subscribe((next, prev) => {
+    if (next.open !== prev.open || next.resultSettings !== prev.resultSettings) writeAddress();
+  });
+}
 
 function useLenses<T>(selector: (s: LensesState) => T): T {
   return useStore(lensStore, selector);
@@ -126,6 +146,8 @@ export function LensesPanel({ client, resolveModel }: Props) {
   // A link that names a lens runs it once the page knows its models and the engine is up.
   useEffect(() => {
     if (!open || !pendingRun || builtInModels === null || !backend) return;
+    // Without a lens model, the link means the page's model: wait until the page has chosen it.
+    if (!lensStore.getState().settings.model && !pageModel) return;
     lensStore.getState().setPendingRun(false);
     void runLenses(client(), resolveModel);
   }, [open, pendingRun, builtInModels, backend, pageModel, client, resolveModel]);

@@ -249,6 +249,13 @@ describe('the Lenses view', () => {
     // Their link carries the texts.
     await page.click('[data-testid="lens-domain-link"]');
     expect(await page.inputValue('[data-testid="lens-link-domain"]')).toContain('lenstext=recipes%3DMix+the+flour');
+    // The address bar carries the lens too: a reload reruns it on the same texts.
+    await page.waitForFunction(() => location.hash.includes('lenstext=recipes'));
+    const summary = await page.textContent('[data-testid="lens-summary"]');
+    await page.reload();
+    await waitResults(page);
+    expect(await page.textContent('[data-testid="lens-summary"]')).toBe(summary);
+    expect(await page.inputValue('[data-testid="lens-pasted-name-0"]')).toBe('my notes');
 
     await page.close();
   });
