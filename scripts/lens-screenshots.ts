@@ -11,7 +11,8 @@ import { LENS_NAMES } from '../src/state/lenses.ts';
 const root = resolve(import.meta.dirname, '..');
 const out = resolve(root, process.env.SCREENSHOT_DIR ?? 'docs/screenshots');
 const webgpu = process.env.LENS_WEBGPU === '1';
-const link = 'v=1&model=moe-top2&lens=domain&lensmodel=moe-top2&lenscmp=1&lensbmodel=ds-moe&lensbmode=native&lenslayer=1';
+const link =
+  'v=1&model=moe-top2&lens=domain&lensmodel=moe-top2&lenscmp=1&lensbmodel=ds-moe&lensbmode=native&lenslayer=1';
 
 mkdirSync(out, { recursive: true });
 const server = await startServer();
@@ -35,7 +36,9 @@ try {
     const card = await page.$(`[data-testid="lens-card-${name}"]`);
     if (!card) throw new Error(`no ${name} card`);
     await card.screenshot({ path: resolve(out, `lens-${name}.png`) });
-    console.log(`lens-${name}.png: ${(await page.textContent(`[data-testid="lens-card-${name}"] figcaption`))?.slice(0, 300)}`);
+    console.log(
+      `lens-${name}.png: ${(await page.textContent(`[data-testid="lens-card-${name}"] figcaption`))?.slice(0, 300)}`,
+    );
   }
 } finally {
   await browser.close();

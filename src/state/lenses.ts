@@ -126,7 +126,10 @@ const LABEL: Record<keyof typeof KEYS, string> = {
 };
 
 const IV = 'L\\d{1,3}E\\d{1,3}[+-]';
-const ROUTING = new RegExp(`^(native|dense|topk:[1-9]\\d{0,2}|threshold:\\d{1,3}(\\.\\d{1,4})?)(\\|${IV}(,${IV}){0,63})?$`, 'i');
+const ROUTING = new RegExp(
+  `^(native|dense|topk:[1-9]\\d{0,2}|threshold:\\d{1,3}(\\.\\d{1,4})?)(\\|${IV}(,${IV}){0,63})?$`,
+  'i',
+);
 const routing = z
   .string()
   .trim()
@@ -140,7 +143,11 @@ const modelId = z
   .max(200, 'too long')
   .regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has')
   .refine((s) => !s.includes('..'), 'climbs out of the site');
-const integer = z.string().trim().regex(/^-?\d+$/, 'not a whole number').transform(Number);
+const integer = z
+  .string()
+  .trim()
+  .regex(/^-?\d+$/, 'not a whole number')
+  .transform(Number);
 const flag = z.enum(['0', '1']).transform((v) => v === '1');
 const textName = z
   .string()
@@ -198,7 +205,11 @@ export function parseLensFragment(fragment: string): ParsedLensLink {
     if (result.success) apply(result.data);
     else refuse(field, value, result.error.issues[0]?.message ?? 'invalid');
   };
-  read('focus', z.enum(['', ...LENS_NAMES], { message: `not one of ${LENS_NAMES.join(', ')}` }), (v) => (settings.focus = v));
+  read(
+    'focus',
+    z.enum(['', ...LENS_NAMES], { message: `not one of ${LENS_NAMES.join(', ')}` }),
+    (v) => (settings.focus = v),
+  );
   read('model', modelId, (v) => (settings.model = v));
   read('routing', routing, (v) => (settings.routing = v));
   read('compare', flag, (v) => (settings.compare = v));
@@ -215,7 +226,10 @@ export function parseLensFragment(fragment: string): ParsedLensLink {
   }
   const names = params.get(KEYS.builtin);
   if (names !== null) {
-    const list = names.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const list = names
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
     const unknown = list.filter((n) => !(BUILT_IN_TEXTS as readonly string[]).includes(n));
     const known = [...new Set(list.filter((n) => (BUILT_IN_TEXTS as readonly string[]).includes(n)))];
     if (unknown.length > 0)
@@ -287,14 +301,17 @@ export function formatLensParams(settings: LensSettings): LensLink {
     if (settings.builtin.join(',') !== d.builtin.join(',')) params.set(KEYS.builtin, settings.builtin.join(','));
   } else {
     const chars = settings.pasted.reduce((a, t) => a + t.text.length, 0);
-    const encoded = new URLSearchParams(settings.pasted.map((t) => [KEYS.pasted, `${t.name}=${t.text}`])).toString().length;
+    const encoded = new URLSearchParams(settings.pasted.map((t) => [KEYS.pasted, `${t.name}=${t.text}`])).toString()
+      .length;
     const badName = settings.pasted.find((t) => !textName.safeParse(t.name).success);
-    if (settings.pasted.length > LENS_LIMITS.texts) problem = `A link holds at most ${LENS_LIMITS.texts} texts; this set has ${settings.pasted.length}.`;
+    if (settings.pasted.length > LENS_LIMITS.texts)
+      problem = `A link holds at most ${LENS_LIMITS.texts} texts; this set has ${settings.pasted.length}.`;
     else if (chars > LENS_LIMITS.linkTextChars)
       problem = `The pasted texts are ${chars} characters long; a link holds at most ${LENS_LIMITS.linkTextChars}.`;
     else if (encoded > LENS_LIMITS.linkEncodedChars)
       problem = `The pasted texts take ${encoded} characters once encoded for a link; it holds at most ${LENS_LIMITS.linkEncodedChars}.`;
-    else if (badName) problem = `The text name ${quote(badName.name)} cannot go into a link (letters, digits, space, _ . - only).`;
+    else if (badName)
+      problem = `The text name ${quote(badName.name)} cannot go into a link (letters, digits, space, _ . - only).`;
     if (problem) problem += ' The link opens the view with the built-in texts instead; share the texts as files.';
     else for (const t of settings.pasted) params.append(KEYS.pasted, `${t.name}=${t.text}`);
   }
@@ -313,19 +330,30 @@ export function jobTexts(
   builtIn: Record<string, string>,
 ): { texts: { name: string; text: string }[] } | { problem: string; hint: string } {
   if (settings.source === 'builtin') {
-    if (settings.builtin.length === 0) return { problem: 'No text is selected.', hint: 'Tick at least one of the built-in texts.' };
+    if (settings.builtin.length === 0)
+      return { problem: 'No text is selected.', hint: 'Tick at least one of the built-in texts.' };
     const missing = settings.builtin.find((n) => builtIn[n] === undefined);
-    if (missing) return { problem: `The built-in text "${missing}" could not be read from this site.`, hint: 'Reload the page, or paste your own texts.' };
+    if (missing)
+      return {
+        problem: `The built-in text "${missing}" could not be read from this site.`,
+        hint: 'Reload the page, or paste your own texts.',
+      };
     return { texts: settings.builtin.map((name) => ({ name, text: builtIn[name] })) };
   }
-  if (settings.pasted.length === 0) return { problem: 'There is no text to analyse.', hint: 'Paste a text or drop text files (each file is one domain).' };
+  if (settings.pasted.length === 0)
+    return {
+      problem: 'There is no text to analyse.',
+      hint: 'Paste a text or drop text files (each file is one domain).',
+    };
   const empty = settings.pasted.find((t) => t.text.trim() === '');
-  if (empty) return { problem: `The text "${empty.name}" is empty.`, hint: 'Type or paste some text into it, or remove it.' };
+  if (empty)
+    return { problem: `The text "${empty.name}" is empty.`, hint: 'Type or paste some text into it, or remove it.' };
   const names = new Set<string>();
   for (const t of settings.pasted) {
     const name = t.name.trim();
     if (name === '') return { problem: 'A text has no name.', hint: 'Give every text (domain) a name.' };
-    if (names.has(name)) return { problem: `Two texts are both called "${name}".`, hint: 'Give every text (domain) its own name.' };
+    if (names.has(name))
+      return { problem: `Two texts are both called "${name}".`, hint: 'Give every text (domain) its own name.' };
     names.add(name);
   }
   return { texts: settings.pasted.map((t) => ({ name: t.name.trim(), text: t.text })) };
@@ -367,7 +395,10 @@ export function lensTable(name: LensName, result: LensJobResult): LensTable | nu
   const all = sides(result);
   if (all.length === 1) return tableOf(all[0]);
   const tables = all.map(tableOf);
-  return { columns: ['run', ...tables[0].columns], rows: all.flatMap((s, i) => tables[i].rows.map((r) => [s.label, ...r])) };
+  return {
+    columns: ['run', ...tables[0].columns],
+    rows: all.flatMap((s, i) => tables[i].rows.map((r) => [s.label, ...r])),
+  };
 }
 
 /** The curves of the trade-off plot: one per model that was swept (another mode of one model lies on its curve). */
@@ -386,7 +417,9 @@ export function lensSentence(name: LensName, result: LensJobResult): string {
   }
   const key = name === 'domain' ? 'domain' : name;
   const all = sides(result);
-  return all.map((s) => (all.length > 1 ? `${s.label}: ${s.analysis[key].sentence}` : s.analysis[key].sentence)).join(' ');
+  return all
+    .map((s) => (all.length > 1 ? `${s.label}: ${s.analysis[key].sentence}` : s.analysis[key].sentence))
+    .join(' ');
 }
 
 export function lensCsv(name: LensName, result: LensJobResult): string | null {
@@ -400,12 +433,21 @@ export function lensJson(name: LensName, result: LensJobResult): string | null {
   if (!table) return null;
   const out: Record<string, unknown> = {
     lens: name,
-    runs: (name === 'tradeoff' ? tradeoffCurves(result).map((c) => c.label) : sides(result).map((s) => s.label)),
-    texts: result.a.analysis.texts.map((t) => ({ name: t.name, tokens: t.tokens, totalTokens: t.totalTokens, windows: t.windows.length })),
+    runs: name === 'tradeoff' ? tradeoffCurves(result).map((c) => c.label) : sides(result).map((s) => s.label),
+    texts: result.a.analysis.texts.map((t) => ({
+      name: t.name,
+      tokens: t.tokens,
+      totalTokens: t.totalTokens,
+      windows: t.windows.length,
+    })),
     sentence: lensSentence(name, result),
     rows: tableToObjects(table),
   };
-  if (name === 'vocab') out.concentration = sides(result).map((s) => ({ run: s.label, rows: tableToObjects(concentrationTable(s.analysis.vocab)) }));
+  if (name === 'vocab')
+    out.concentration = sides(result).map((s) => ({
+      run: s.label,
+      rows: tableToObjects(concentrationTable(s.analysis.vocab)),
+    }));
   return JSON.stringify(out, null, 1);
 }
 

@@ -45,7 +45,11 @@ const BASE = import.meta.env.BASE_URL;
 
 // The link is read once, when the page opens (the page rewrites its address afterwards).
 const fromLink = parseLensFragment(typeof location === 'undefined' ? '' : location.hash);
-export const lensStore = createLensStore({ open: fromLink.present, settings: fromLink.settings, pendingRun: fromLink.present });
+export const lensStore = createLensStore({
+  open: fromLink.present,
+  settings: fromLink.settings,
+  pendingRun: fromLink.present,
+});
 playgroundStore.getState().addNotices(fromLink.notices);
 
 /** The lens keys the address bar carries: the last result's settings while the view is open, so a reload reruns it. */
@@ -77,7 +81,8 @@ function listen(client: EngineClient): void {
   if (subscribed.has(client)) return;
   subscribed.add(client);
   client.subscribe((message: WorkerResponse) => {
-    if (message.type === 'lensProgress' || message.type === 'lensDone' || message.type === 'lensFailed') lensStore.getState().receive(message);
+    if (message.type === 'lensProgress' || message.type === 'lensDone' || message.type === 'lensFailed')
+      lensStore.getState().receive(message);
   });
 }
 
@@ -115,12 +120,28 @@ async function runLenses(client: EngineClient | null, resolveModel: ResolveModel
   const pageModel = playgroundStore.getState().share.model;
   const modelId = s.model || pageModel;
   const a = resolveModel(modelId);
-  if (!a) return fail(modelId ? `The model ${JSON.stringify(modelId)} is not one of the built-in models.` : 'No model is chosen yet.', 'Pick a model in the Lenses view.');
-  if (!isRouting(s.routing)) return fail(`The routing ${JSON.stringify(s.routing)} is not a routing mode.`, 'Write native, dense, topk:K or threshold:T (interventions after |, e.g. topk:2|L1E3-).');
+  if (!a)
+    return fail(
+      modelId ? `The model ${JSON.stringify(modelId)} is not one of the built-in models.` : 'No model is chosen yet.',
+      'Pick a model in the Lenses view.',
+    );
+  if (!isRouting(s.routing))
+    return fail(
+      `The routing ${JSON.stringify(s.routing)} is not a routing mode.`,
+      'Write native, dense, topk:K or threshold:T (interventions after |, e.g. topk:2|L1E3-).',
+    );
   const compareId = s.compareModel || a.id;
   const b = s.compare ? resolveModel(compareId) : null;
-  if (s.compare && !b) return fail(`The second model ${JSON.stringify(compareId)} is not one of the built-in models.`, 'Pick another model to compare with.');
-  if (s.compare && !isRouting(s.compareRouting)) return fail(`The second routing ${JSON.stringify(s.compareRouting)} is not a routing mode.`, 'Write native, dense, topk:K or threshold:T.');
+  if (s.compare && !b)
+    return fail(
+      `The second model ${JSON.stringify(compareId)} is not one of the built-in models.`,
+      'Pick another model to compare with.',
+    );
+  if (s.compare && !isRouting(s.compareRouting))
+    return fail(
+      `The second routing ${JSON.stringify(s.compareRouting)} is not a routing mode.`,
+      'Write native, dense, topk:K or threshold:T.',
+    );
   const texts = jobTexts(s, s.source === 'builtin' ? await fetchBuiltInTexts() : {});
   if ('problem' in texts) return fail(texts.problem, texts.hint);
   listen(client);
@@ -156,14 +177,20 @@ export function LensesPanel({ client, resolveModel }: Props) {
     <section className="panel lenses-panel" aria-label="Lenses" data-testid="lenses">
       <div className="lenses-head">
         <h2>Lenses: routing over many texts</h2>
-        <button type="button" className="small-button" data-testid="lenses-toggle" aria-expanded={open} onClick={() => lensStore.getState().setOpen(!open)}>
+        <button
+          type="button"
+          className="small-button"
+          data-testid="lenses-toggle"
+          aria-expanded={open}
+          onClick={() => lensStore.getState().setOpen(!open)}
+        >
           {open ? 'Close the Lenses view' : 'Open the Lenses view'}
         </button>
       </div>
       {!open ? (
         <p className="small">
-          Do experts specialise by domain or by token? Which fire together? Does a token keep its expert? What does each step of sparsity cost? Run a model over a set of
-          texts and measure it (docs/lenses.md).
+          Do experts specialise by domain or by token? Which fire together? Does a token keep its expert? What does each
+          step of sparsity cost? Run a model over a set of texts and measure it (docs/lenses.md).
         </p>
       ) : (
         <>
@@ -175,7 +202,10 @@ export function LensesPanel({ client, resolveModel }: Props) {
   );
 }
 
-function modelOptions(builtIns: { id: string; name: string }[] | null, extra: string[]): { id: string; name: string }[] {
+function modelOptions(
+  builtIns: { id: string; name: string }[] | null,
+  extra: string[],
+): { id: string; name: string }[] {
   const list = [...(builtIns ?? [])];
   for (const id of extra) if (id && !list.some((m) => m.id === id)) list.push({ id, name: id });
   return list;
@@ -229,23 +259,43 @@ function LensForm({ client, resolveModel }: Props) {
         </label>{' '}
         <label>
           routing{' '}
-          <input data-testid="lens-routing" size={14} value={settings.routing} list="lens-modes" onChange={(e) => set({ routing: e.target.value })} aria-describedby="lens-routing-help" />
+          <input
+            data-testid="lens-routing"
+            size={14}
+            value={settings.routing}
+            list="lens-modes"
+            onChange={(e) => set({ routing: e.target.value })}
+            aria-describedby="lens-routing-help"
+          />
         </label>
         <datalist id="lens-modes">
           {['native', 'topk:1', 'topk:2', 'threshold:1', 'dense'].map((m) => (
             <option key={m} value={m} />
           ))}
         </datalist>
-        <span id="lens-routing-help" className="small"> (native, topk:K, threshold:T, dense; interventions after |)</span>
+        <span id="lens-routing-help" className="small">
+          {' '}
+          (native, topk:K, threshold:T, dense; interventions after |)
+        </span>
         <br />
         <label className="check">
-          <input type="checkbox" data-testid="lens-compare" checked={settings.compare} onChange={(e) => set({ compare: e.target.checked })} /> compare with a second run
+          <input
+            type="checkbox"
+            data-testid="lens-compare"
+            checked={settings.compare}
+            onChange={(e) => set({ compare: e.target.checked })}
+          />{' '}
+          compare with a second run
         </label>{' '}
         {settings.compare && (
           <>
             <label>
               model{' '}
-              <select data-testid="lens-compare-model" value={settings.compareModel || modelId} onChange={(e) => set({ compareModel: e.target.value })}>
+              <select
+                data-testid="lens-compare-model"
+                value={settings.compareModel || modelId}
+                onChange={(e) => set({ compareModel: e.target.value })}
+              >
                 {models.map((m) => (
                   <option key={m.id} value={m.id}>
                     {m.name}
@@ -254,7 +304,14 @@ function LensForm({ client, resolveModel }: Props) {
               </select>
             </label>{' '}
             <label>
-              routing <input data-testid="lens-compare-routing" size={14} value={settings.compareRouting} list="lens-modes" onChange={(e) => set({ compareRouting: e.target.value })} />
+              routing{' '}
+              <input
+                data-testid="lens-compare-routing"
+                size={14}
+                value={settings.compareRouting}
+                list="lens-modes"
+                onChange={(e) => set({ compareRouting: e.target.value })}
+              />
             </label>
           </>
         )}
@@ -262,10 +319,29 @@ function LensForm({ client, resolveModel }: Props) {
       <fieldset>
         <legend>Texts (each one domain)</legend>
         <label className="check">
-          <input type="radio" name="lens-source" data-testid="lens-source-builtin" checked={settings.source === 'builtin'} onChange={() => set({ source: 'builtin' })} /> built-in
+          <input
+            type="radio"
+            name="lens-source"
+            data-testid="lens-source-builtin"
+            checked={settings.source === 'builtin'}
+            onChange={() => set({ source: 'builtin' })}
+          />{' '}
+          built-in
         </label>{' '}
         <label className="check">
-          <input type="radio" name="lens-source" data-testid="lens-source-pasted" checked={settings.source === 'pasted'} onChange={() => set({ source: 'pasted', pasted: settings.pasted.length > 0 ? settings.pasted : [{ name: 'text-1', text: '' }] })} /> your own
+          <input
+            type="radio"
+            name="lens-source"
+            data-testid="lens-source-pasted"
+            checked={settings.source === 'pasted'}
+            onChange={() =>
+              set({
+                source: 'pasted',
+                pasted: settings.pasted.length > 0 ? settings.pasted : [{ name: 'text-1', text: '' }],
+              })
+            }
+          />{' '}
+          your own
         </label>
         {settings.source === 'builtin' ? (
           <span className="lens-builtins">
@@ -275,15 +351,22 @@ function LensForm({ client, resolveModel }: Props) {
                   type="checkbox"
                   data-testid={`lens-text-${name}`}
                   checked={settings.builtin.includes(name)}
-                  onChange={(e) => set({ builtin: BUILT_IN_TEXTS.filter((n) => (n === name ? e.target.checked : settings.builtin.includes(n))) })}
+                  onChange={(e) =>
+                    set({
+                      builtin: BUILT_IN_TEXTS.filter((n) =>
+                        n === name ? e.target.checked : settings.builtin.includes(n),
+                      ),
+                    })
+                  }
                 />{' '}
                 {name}
               </label>
             ))}
           </span>
         ) : (
-          <div
+          <fieldset
             className="lens-pasted"
+            aria-label="Your texts; drop text files here"
             data-testid="lens-drop"
             onDragOver={(e) => e.preventDefault()}
             onDrop={(e) => {
@@ -293,20 +376,51 @@ function LensForm({ client, resolveModel }: Props) {
           >
             {settings.pasted.map((t, i) => (
               <div key={i} className="lens-pasted-text">
-                <input data-testid={`lens-pasted-name-${i}`} aria-label={`Name of text ${i + 1}`} value={t.name} size={16} onChange={(e) => updateText(i, { name: e.target.value })} />
-                <button type="button" className="small-button" onClick={() => set({ pasted: settings.pasted.filter((_, j) => j !== i) })} aria-label={`Remove text ${t.name}`}>
+                <input
+                  data-testid={`lens-pasted-name-${i}`}
+                  aria-label={`Name of text ${i + 1}`}
+                  value={t.name}
+                  size={16}
+                  onChange={(e) => updateText(i, { name: e.target.value })}
+                />
+                <button
+                  type="button"
+                  className="small-button"
+                  onClick={() => set({ pasted: settings.pasted.filter((_, j) => j !== i) })}
+                  aria-label={`Remove text ${t.name}`}
+                >
                   remove
                 </button>
-                <textarea data-testid={`lens-pasted-${i}`} aria-label={`Text ${t.name}`} rows={3} value={t.text} onChange={(e) => updateText(i, { text: e.target.value })} />
+                <textarea
+                  data-testid={`lens-pasted-${i}`}
+                  aria-label={`Text ${t.name}`}
+                  rows={3}
+                  value={t.text}
+                  onChange={(e) => updateText(i, { text: e.target.value })}
+                />
               </div>
             ))}
-            <button type="button" className="small-button" data-testid="lens-add-text" onClick={() => set({ pasted: [...settings.pasted, { name: `text-${settings.pasted.length + 1}`, text: '' }] })}>
+            <button
+              type="button"
+              className="small-button"
+              data-testid="lens-add-text"
+              onClick={() =>
+                set({ pasted: [...settings.pasted, { name: `text-${settings.pasted.length + 1}`, text: '' }] })
+              }
+            >
               add a text
             </button>{' '}
             <label className="small">
-              or drop text files here, or pick them: <input type="file" multiple accept=".txt,.md,.py,.js,.ts,.json,.csv,text/*" data-testid="lens-files" onChange={(e) => e.target.files && void addFiles(e.target.files)} />
+              or drop text files here, or pick them:{' '}
+              <input
+                type="file"
+                multiple
+                accept=".txt,.md,.py,.js,.ts,.json,.csv,text/*"
+                data-testid="lens-files"
+                onChange={(e) => e.target.files && void addFiles(e.target.files)}
+              />
             </label>
-          </div>
+          </fieldset>
         )}
         <br />
         <label>
@@ -319,12 +433,19 @@ function LensForm({ client, resolveModel }: Props) {
             value={settings.maxTokens}
             onChange={(e) => {
               const v = Math.round(Number(e.target.value));
-              if (Number.isFinite(v)) set({ maxTokens: Math.min(LENS_LIMITS.maxTokens[1], Math.max(LENS_LIMITS.maxTokens[0], v)) });
+              if (Number.isFinite(v))
+                set({ maxTokens: Math.min(LENS_LIMITS.maxTokens[1], Math.max(LENS_LIMITS.maxTokens[0], v)) });
             }}
           />
         </label>{' '}
         <label className="check">
-          <input type="checkbox" data-testid="lens-sweep" checked={settings.tradeoff} onChange={(e) => set({ tradeoff: e.target.checked })} /> sparsity trade-off (re-runs the texts under top-k 1…E−1, six thresholds and dense)
+          <input
+            type="checkbox"
+            data-testid="lens-sweep"
+            checked={settings.tradeoff}
+            onChange={(e) => set({ tradeoff: e.target.checked })}
+          />{' '}
+          sparsity trade-off (re-runs the texts under top-k 1…E−1, six thresholds and dense)
         </label>
       </fieldset>
       <div className="lens-run">
@@ -333,7 +454,11 @@ function LensForm({ client, resolveModel }: Props) {
         </button>{' '}
         {job && (
           <>
-            <button type="button" data-testid="lens-cancel" onClick={() => client()?.send({ type: 'lensCancel', requestId: job.requestId })}>
+            <button
+              type="button"
+              data-testid="lens-cancel"
+              onClick={() => client()?.send({ type: 'lensCancel', requestId: job.requestId })}
+            >
               Cancel
             </button>{' '}
             <progress max={1} value={job.fraction} data-testid="lens-progress" aria-label="lens progress">
@@ -393,45 +518,82 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
   }, [focus, name]);
   const svg = () => cardSvg(ref.current, `${title}: ${lensSentence(name, result)}`);
   return (
-    <section className={`lens-card${focus === name ? ' lens-focus' : ''}`} data-testid={`lens-card-${name}`} aria-label={title}>
+    <section
+      className={`lens-card${focus === name ? ' lens-focus' : ''}`}
+      data-testid={`lens-card-${name}`}
+      aria-label={title}
+    >
       <div className="lens-card-head">
         <h3>{title}</h3>
         <span className="export-bar">
-          <button type="button" className="small-button" data-testid={`lens-${name}-svg`} aria-label={`Export ${title} as SVG`} onClick={() => {
-            const text = svg();
-            if (text) download(`${stem(result, name)}.svg`, text, 'image/svg+xml');
-          }}>
+          <button
+            type="button"
+            className="small-button"
+            data-testid={`lens-${name}-svg`}
+            aria-label={`Export ${title} as SVG`}
+            onClick={() => {
+              const text = svg();
+              if (text) download(`${stem(result, name)}.svg`, text, 'image/svg+xml');
+            }}
+          >
             SVG
           </button>
-          <button type="button" className="small-button" data-testid={`lens-${name}-png`} aria-label={`Export ${title} as PNG at twice the size`} onClick={() => {
-            const text = svg();
-            if (!text) return;
-            svgToPng(text, 2).then(
-              (png) => download(`${stem(result, name)}@2x.png`, png, 'image/png'),
-              (error: unknown) => setProblem(`The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`),
-            );
-          }}>
+          <button
+            type="button"
+            className="small-button"
+            data-testid={`lens-${name}-png`}
+            aria-label={`Export ${title} as PNG at twice the size`}
+            onClick={() => {
+              const text = svg();
+              if (!text) return;
+              svgToPng(text, 2).then(
+                (png) => download(`${stem(result, name)}@2x.png`, png, 'image/png'),
+                (error: unknown) =>
+                  setProblem(
+                    `The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`,
+                  ),
+              );
+            }}
+          >
             PNG
           </button>
-          <button type="button" className="small-button" data-testid={`lens-${name}-csv`} aria-label={`Export ${title} as CSV`} onClick={() => {
-            const csv = lensCsv(name, result);
-            if (csv) download(`${stem(result, name)}.csv`, csv, 'text/csv');
-          }}>
+          <button
+            type="button"
+            className="small-button"
+            data-testid={`lens-${name}-csv`}
+            aria-label={`Export ${title} as CSV`}
+            onClick={() => {
+              const csv = lensCsv(name, result);
+              if (csv) download(`${stem(result, name)}.csv`, csv, 'text/csv');
+            }}
+          >
             CSV
           </button>
-          <button type="button" className="small-button" data-testid={`lens-${name}-json`} aria-label={`Export ${title} as JSON`} onClick={() => {
-            const json = lensJson(name, result);
-            if (json) download(`${stem(result, name)}.json`, json, 'application/json');
-          }}>
+          <button
+            type="button"
+            className="small-button"
+            data-testid={`lens-${name}-json`}
+            aria-label={`Export ${title} as JSON`}
+            onClick={() => {
+              const json = lensJson(name, result);
+              if (json) download(`${stem(result, name)}.json`, json, 'application/json');
+            }}
+          >
             JSON
           </button>
-          <button type="button" className="small-button" data-testid={`lens-${name}-link`} aria-label={`Share a link to ${title}`} onClick={() => {
-            if (!resultSettings) return;
-            const lens = formatLensParams(linkSettings(resultSettings, name));
-            const url = `${location.origin}${location.pathname}${location.search}#${formatShareFragment(playgroundStore.getState().share)}&${lens.params}`;
-            setLink({ url, problem: lens.problem });
-            void navigator.clipboard?.writeText(url).catch(() => undefined);
-          }}>
+          <button
+            type="button"
+            className="small-button"
+            data-testid={`lens-${name}-link`}
+            aria-label={`Share a link to ${title}`}
+            onClick={() => {
+              if (!resultSettings) return;
+              const lens = formatLensParams(linkSettings(resultSettings, name));
+              const url = `${location.origin}${location.pathname}${location.search}#${formatShareFragment(playgroundStore.getState().share)}&${lens.params}`;
+              setLink({ url, problem: lens.problem });
+              void navigator.clipboard?.writeText(url).catch(() => undefined);
+            }}
+          >
             link
           </button>
         </span>
@@ -440,9 +602,20 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
         <p className="small lens-link">
           <label>
             Link to this lens (copied):{' '}
-            <input readOnly data-testid={`lens-link-${name}`} value={link.url} size={60} onFocus={(e) => e.target.select()} />
+            <input
+              readOnly
+              data-testid={`lens-link-${name}`}
+              value={link.url}
+              size={60}
+              onFocus={(e) => e.target.select()}
+            />
           </label>
-          {link.problem && <span className="problem" data-testid={`lens-link-problem-${name}`}> {link.problem}</span>}
+          {link.problem && (
+            <span className="problem" data-testid={`lens-link-problem-${name}`}>
+              {' '}
+              {link.problem}
+            </span>
+          )}
         </p>
       )}
       {problem && <p className="problem small">{problem}</p>}
@@ -481,15 +654,33 @@ function LensResults() {
     <div className="lens-results" data-testid="lens-results">
       <p className="small" data-testid="lens-summary">
         {result.a.label}
-        {result.b && <> and {result.b.label}</>} over {texts.map((t) => `${t.name} (${t.tokens} tokens${t.windows.length > 1 ? ` in ${t.windows.length} windows` : ''})`).join(', ')}.
+        {result.b && <> and {result.b.label}</>} over{' '}
+        {texts
+          .map((t) => `${t.name} (${t.tokens} tokens${t.windows.length > 1 ? ` in ${t.windows.length} windows` : ''})`)
+          .join(', ')}
+        .
       </p>
       <div className="panel-tools">
         <label>
           MoE layer <strong data-testid="lens-layer-value">L{moeLayers[layerIndex]}</strong>{' '}
-          <input type="range" data-testid="lens-layer" min={0} max={moeLayers.length - 1} step={1} value={layerIndex} onChange={(e) => lensStore.getState().setSettings({ layer: Number(e.target.value) })} />
+          <input
+            type="range"
+            data-testid="lens-layer"
+            min={0}
+            max={moeLayers.length - 1}
+            step={1}
+            value={layerIndex}
+            onChange={(e) => lensStore.getState().setSettings({ layer: Number(e.target.value) })}
+          />
         </label>{' '}
         <label className="check small">
-          <input type="checkbox" data-testid="lens-tables" checked={showTables} onChange={(e) => setShowTables(e.target.checked)} /> show the numbers as tables
+          <input
+            type="checkbox"
+            data-testid="lens-tables"
+            checked={showTables}
+            onChange={(e) => setShowTables(e.target.checked)}
+          />{' '}
+          show the numbers as tables
         </label>
       </div>
       {LENS_NAMES.map((name) => {
@@ -497,13 +688,21 @@ function LensResults() {
           case 'domain':
             return (
               <LensCard key={name} name={name} result={result}>
-                <BySide result={result} render={(s) => <DomainShares lens={s.analysis.domain} layerIndex={layerIndex} showTable={showTables} />} />
+                <BySide
+                  result={result}
+                  render={(s) => (
+                    <DomainShares lens={s.analysis.domain} layerIndex={layerIndex} showTable={showTables} />
+                  )}
+                />
               </LensCard>
             );
           case 'vocab':
             return (
               <LensCard key={name} name={name} result={result}>
-                <BySide result={result} render={(s) => <VocabLists lens={s.analysis.vocab} layerIndex={layerIndex} showTable={showTables} />} />
+                <BySide
+                  result={result}
+                  render={(s) => <VocabLists lens={s.analysis.vocab} layerIndex={layerIndex} showTable={showTables} />}
+                />
               </LensCard>
             );
           case 'coactivation':
@@ -513,8 +712,17 @@ function LensResults() {
                   result={result}
                   render={(s) => (
                     <>
-                      {singleExpert(s) && <p className="small notice-box">Under {s.routing} a token has about {s.analysis.point.expertsPerLayer.toFixed(2)} experts per layer: co-activation needs top-k ≥ 2.</p>}
-                      <CoactivationHeatmap lens={s.analysis.coactivation} layerIndex={layerIndex} showTable={showTables} />
+                      {singleExpert(s) && (
+                        <p className="small notice-box">
+                          Under {s.routing} a token has about {s.analysis.point.expertsPerLayer.toFixed(2)} experts per
+                          layer: co-activation needs top-k ≥ 2.
+                        </p>
+                      )}
+                      <CoactivationHeatmap
+                        lens={s.analysis.coactivation}
+                        layerIndex={layerIndex}
+                        showTable={showTables}
+                      />
                     </>
                   )}
                 />
@@ -523,7 +731,10 @@ function LensResults() {
           case 'locality':
             return (
               <LensCard key={name} name={name} result={result}>
-                <BySide result={result} render={(s) => <LocalityBars lens={s.analysis.locality} showTable={showTables} />} />
+                <BySide
+                  result={result}
+                  render={(s) => <LocalityBars lens={s.analysis.locality} showTable={showTables} />}
+                />
               </LensCard>
             );
           case 'load':
@@ -549,7 +760,8 @@ function LensResults() {
               </LensCard>
             ) : (
               <p key={name} className="small" data-testid="lens-no-agreement">
-                Agreement needs two runs on the same text: tick “compare with a second run” (another model, or another routing mode of this one).
+                Agreement needs two runs on the same text: tick “compare with a second run” (another model, or another
+                routing mode of this one).
               </p>
             );
         }

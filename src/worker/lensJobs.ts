@@ -123,7 +123,11 @@ export class LensJobs {
         this.post({
           type: 'lensFailed',
           requestId: request.requestId,
-          message: cancelled ? 'The analysis was cancelled; nothing was measured.' : error instanceof Error ? error.message : String(error),
+          message: cancelled
+            ? 'The analysis was cancelled; nothing was measured.'
+            : error instanceof Error
+              ? error.message
+              : String(error),
           hint: cancelled ? 'Press Run to start it again.' : typeof hint === 'string' ? hint : undefined,
           cancelled,
         });
@@ -159,7 +163,10 @@ export class LensJobs {
     while (this.cache.size > CACHE_SIZE) {
       const [oldest, old] = this.cache.entries().next().value as [string, Promise<Loaded>];
       this.cache.delete(oldest);
-      void old.then((l) => l.model.dispose(), () => undefined);
+      void old.then(
+        (l) => l.model.dispose(),
+        () => undefined,
+      );
     }
     return loading;
   }
@@ -170,12 +177,21 @@ export class LensJobs {
     const report = (text: string, within = 0) =>
       this.post({ type: 'lensProgress', requestId, stage: text, fraction: Math.min((stage + within) / stages, 1) });
     const onProgress = (label: string) => async (p: LensProgress) => {
-      const what = p.phase === 'tradeoff' ? `trade-off sweep, ${p.mode}` : p.phase === 'agreement' ? 'agreement' : `routing ${p.mode}`;
-      report(`${label}: ${what}, ${p.tokensDone} of ${p.tokensTotal} tokens`, p.tokensTotal > 0 ? p.tokensDone / p.tokensTotal : 0);
+      const what =
+        p.phase === 'tradeoff'
+          ? `trade-off sweep, ${p.mode}`
+          : p.phase === 'agreement'
+            ? 'agreement'
+            : `routing ${p.mode}`;
+      report(
+        `${label}: ${what}, ${p.tokensDone} of ${p.tokensTotal} tokens`,
+        p.tokensTotal > 0 ? p.tokensDone / p.tokensTotal : 0,
+      );
       // Let a cancel (or a newer job) in between two windows.
       await yieldToEvents();
     };
-    if (job.texts.length === 0) throw new LensError('There are no texts to analyse.', 'Pick a built-in text or paste one.');
+    if (job.texts.length === 0)
+      throw new LensError('There are no texts to analyse.', 'Pick a built-in text or paste one.');
     const empty = job.texts.find((t) => t.text.trim() === '');
     if (empty) throw new LensError(`The text "${empty.name}" is empty.`, 'Remove it or give it some content.');
 

@@ -50,27 +50,43 @@ async function nodeTruth(): Promise<Truth> {
   const load = async (id: string) => {
     const ckpt = await loadCheckpoint(dirSource(resolve(root, 'tests/fixtures/models', id.split('/')[2])));
     const backend = createCpuBackend();
-    return { model: await backend.load(ckpt.spec, ckpt.weights), tokenizer: loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson) };
+    return {
+      model: await backend.load(ckpt.spec, ckpt.weights),
+      tokenizer: loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson),
+    };
   };
   const a = await load(A);
   const b = await load(B);
-  const texts: LensText[] = TEXTS.map((name) => ({ name, tokens: a.tokenizer.encode(readFileSync(resolve(root, 'public/eval', `${name}.txt`), 'utf8')) }));
+  const texts: LensText[] = TEXTS.map((name) => ({
+    name,
+    tokens: a.tokenizer.encode(readFileSync(resolve(root, 'public/eval', `${name}.txt`), 'utf8')),
+  }));
   const plan = parseRoutingPlan('native', '');
   const run = (m: typeof a, sweep: boolean) =>
-    analyzeCorpus(m.model, texts, { plan, maxTokens: MAX_TOKENS, tradeoffModes: sweep ? undefined : [], vocab: { tokenText: (id) => m.tokenizer.decodeToken(id) } });
+    analyzeCorpus(m.model, texts, {
+      plan,
+      maxTokens: MAX_TOKENS,
+      tradeoffModes: sweep ? undefined : [],
+      vocab: { tokenText: (id) => m.tokenizer.decodeToken(id) },
+    });
   return {
     a: await run(a, true),
     b: await run(b, true),
-    agreement: await compareRuns({ model: a.model, plan, label: 'a' }, { model: b.model, plan, label: 'b' }, texts, { maxTokens: MAX_TOKENS }),
+    agreement: await compareRuns({ model: a.model, plan, label: 'a' }, { model: b.model, plan, label: 'b' }, texts, {
+      maxTokens: MAX_TOKENS,
+    }),
   };
 }
 
 /** The rows of the table twin inside `scope` (formatted as on screen). */
 async function screenTable(page: Page, scope: string): Promise<string[][]> {
-  return page.$$eval(`${scope} [data-testid="lens-table"] tbody tr`, (rows) => rows.map((r) => Array.from(r.children, (c) => c.textContent ?? '')));
+  return page.$$eval(`${scope} [data-testid="lens-table"] tbody tr`, (rows) =>
+    rows.map((r) => Array.from(r.children, (c) => c.textContent ?? '')),
+  );
 }
 
-const formatted = (table: LensTable, where?: (row: Cell[]) => boolean) => table.rows.filter((r) => !where || where(r)).map((r) => r.map(formatCell));
+const formatted = (table: LensTable, where?: (row: Cell[]) => boolean) =>
+  table.rows.filter((r) => !where || where(r)).map((r) => r.map(formatCell));
 
 /** RFC 4180 lines without quoted line breaks (the exports here have none inside fields). */
 function parseCsv(text: string): string[][] {
@@ -84,12 +100,16 @@ function parseCsv(text: string): string[][] {
       for (let i = 0; i < line.length; i++) {
         const c = line[i];
         if (quoted) {
-          if (c === '"' && line[i + 1] === '"') (field += '"'), i++;
-          else if (c === '"') quoted = false;
+          if (c === '"' && line[i + 1] === '"') {
+            field += '"';
+            i++;
+          } else if (c === '"') quoted = false;
           else field += c;
         } else if (c === '"') quoted = true;
-        else if (c === ',') out.push(field), (field = '');
-        else field += c;
+        else if (c === ',') {
+          out.push(field);
+          field = '';
+        } else field += c;
       }
       out.push(field);
       return out;
@@ -104,21 +124,27 @@ function expectRowsEqual(csv: string[][], table: LensTable, prefix: Cell[] = [])
     expect(row.length).toBe(want.length);
     row.forEach((cell, j) => {
       const w = want[j];
-      if (typeof w === 'number' && Number.isFinite(w)) expect(Math.abs(Number(cell) - w)).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(w)));
+      if (typeof w === 'number' && Number.isFinite(w))
+        expect(Math.abs(Number(cell) - w)).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(w)));
       else expect(cell).toBe(w === null || typeof w === 'number' ? '' : w);
     });
   });
 }
 
 async function downloadText(page: Page, testid: string): Promise<{ name: string; bytes: Buffer }> {
-  const [download] = (await Promise.all([page.waitForEvent('download'), page.click(`[data-testid="${testid}"]`)])) as [Download, unknown];
+  const [download] = (await Promise.all([page.waitForEvent('download'), page.click(`[data-testid="${testid}"]`)])) as [
+    Download,
+    unknown,
+  ];
   const path = await download.path();
   return { name: download.suggestedFilename(), bytes: readFileSync(path!) };
 }
 
 async function waitResults(page: Page): Promise<void> {
   await page.waitForSelector('[data-testid="lens-results"]', { timeout: 240_000 });
-  await page.waitForFunction(() => !document.querySelector('[data-testid="lens-progress"]'), undefined, { timeout: 240_000 });
+  await page.waitForFunction(() => !document.querySelector('[data-testid="lens-progress"]'), undefined, {
+    timeout: 240_000,
+  });
 }
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -148,7 +174,10 @@ describe('the Lenses view', () => {
     expect(await page.textContent('[data-testid="lens-layer-value"]')).toBe(`L${layer}`);
 
     // Numbers on screen (the table twins) equal the Node run, for both runs.
-    for (const [side, analysis] of [['a', truth.a], ['b', truth.b]] as const) {
+    for (const [side, analysis] of [
+      ['a', truth.a],
+      ['b', truth.b],
+    ] as const) {
       const scope = `[data-testid="lens-card-domain"] [data-testid="lens-run-${side}"]`;
       expect(await screenTable(page, scope)).toEqual(formatted(domainTable(analysis.domain), (r) => r[0] === layer));
       expect(await page.textContent(`${scope} figcaption`)).toContain(analysis.domain.sentence);
@@ -157,11 +186,17 @@ describe('the Lenses view', () => {
       const load = `[data-testid="lens-card-load"] [data-testid="lens-run-${side}"]`;
       expect(await screenTable(page, load)).toEqual(formatted(loadTable(analysis.load)));
       const co = `[data-testid="lens-card-coactivation"] [data-testid="lens-run-${side}"]`;
-      expect(await screenTable(page, co)).toEqual(formatted(coactivationTable(analysis.coactivation), (r) => r[0] === layer));
+      expect(await screenTable(page, co)).toEqual(
+        formatted(coactivationTable(analysis.coactivation), (r) => r[0] === layer),
+      );
     }
-    expect(await screenTable(page, '[data-testid="lens-card-agreement"]')).toEqual(formatted(agreementTable(truth.agreement)));
+    expect(await screenTable(page, '[data-testid="lens-card-agreement"]')).toEqual(
+      formatted(agreementTable(truth.agreement)),
+    );
     const tradeoffRows = [...tradeoffTable(truth.a.tradeoff, A).rows, ...tradeoffTable(truth.b.tradeoff, B).rows];
-    expect(await screenTable(page, '[data-testid="lens-card-tradeoff"]')).toEqual(tradeoffRows.map((r) => r.map(formatCell)));
+    expect(await screenTable(page, '[data-testid="lens-card-tradeoff"]')).toEqual(
+      tradeoffRows.map((r) => r.map(formatCell)),
+    );
     // Dense is on both curves, marked.
     expect(tradeoffRows.filter((r) => r[1] === 'dense').length).toBe(2);
 
@@ -178,15 +213,27 @@ describe('the Lenses view', () => {
     expectRowsEqual(agreementCsv.slice(1), agreementTable(truth.agreement));
     const tradeoffCsv = parseCsv((await downloadText(page, 'lens-tradeoff-csv')).bytes.toString('utf8'));
     expectRowsEqual(tradeoffCsv.slice(1), { columns: [], rows: tradeoffRows });
-    const json = JSON.parse((await downloadText(page, 'lens-vocab-json')).bytes.toString('utf8')) as { lens: string; sentence: string; rows: Record<string, Cell>[] };
+    const json = JSON.parse((await downloadText(page, 'lens-vocab-json')).bytes.toString('utf8')) as {
+      lens: string;
+      sentence: string;
+      rows: Record<string, Cell>[];
+    };
     expect(json.lens).toBe('vocab');
     expect(json.sentence).toContain(truth.a.vocab.sentence);
     const vocabRows = vocabTable(truth.a.vocab);
-    expect(json.rows.slice(0, vocabRows.rows.length)).toEqual(vocabRows.rows.map((r) => Object.fromEntries([['run', `${A} (native)`], ...vocabRows.columns.map((c, i) => [c, r[i]])])));
+    expect(json.rows.slice(0, vocabRows.rows.length)).toEqual(
+      vocabRows.rows.map((r) =>
+        Object.fromEntries([['run', `${A} (native)`], ...vocabRows.columns.map((c, i) => [c, r[i]])]),
+      ),
+    );
     const svg = (await downloadText(page, 'lens-coactivation-svg')).bytes.toString('utf8');
     const parsed = await page.evaluate((text) => {
       const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
-      return { error: doc.querySelector('parsererror')?.textContent ?? null, root: doc.documentElement.nodeName, svgs: doc.querySelectorAll('svg').length };
+      return {
+        error: doc.querySelector('parsererror')?.textContent ?? null,
+        root: doc.documentElement.nodeName,
+        svgs: doc.querySelectorAll('svg').length,
+      };
     }, svg);
     expect(parsed).toEqual({ error: null, root: 'svg', svgs: 3 }); // one per run, inside one
     const png = (await downloadText(page, 'lens-load-png')).bytes;
@@ -201,8 +248,12 @@ describe('the Lenses view', () => {
     const restored = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await restored.goto(link);
     await waitResults(restored);
-    expect(await screenTable(restored, '[data-testid="lens-card-locality"] [data-testid="lens-run-b"]')).toEqual(formatted(localityTable(truth.b.locality)));
-    expect(await screenTable(restored, '[data-testid="lens-card-domain"] [data-testid="lens-run-a"]')).toEqual(formatted(domainTable(truth.a.domain), (r) => r[0] === layer));
+    expect(await screenTable(restored, '[data-testid="lens-card-locality"] [data-testid="lens-run-b"]')).toEqual(
+      formatted(localityTable(truth.b.locality)),
+    );
+    expect(await screenTable(restored, '[data-testid="lens-card-domain"] [data-testid="lens-run-a"]')).toEqual(
+      formatted(domainTable(truth.a.domain), (r) => r[0] === layer),
+    );
     expect(await restored.getAttribute('[data-testid="lens-card-locality"]', 'class')).toContain('lens-focus');
     await restored.close();
     expect(pageErrors).toEqual([]);
@@ -238,14 +289,20 @@ describe('the Lenses view', () => {
     expect(await page.textContent('[data-testid="lens-problem"]')).toMatch(/"my notes" is empty/);
     expect(await page.inputValue('[data-testid="lens-pasted-name-0"]')).toBe('my notes');
     // A dropped file becomes a domain named after it; with a pasted one, the two run.
-    await page.setInputFiles('[data-testid="lens-files"]', { name: 'recipes.txt', mimeType: 'text/plain', buffer: Buffer.from('Mix the flour and the water, then bake the bread for an hour.') });
+    await page.setInputFiles('[data-testid="lens-files"]', {
+      name: 'recipes.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('Mix the flour and the water, then bake the bread for an hour.'),
+    });
     expect(await page.inputValue('[data-testid="lens-pasted-name-1"]')).toBe('recipes');
     await page.selectOption('[data-testid="lens-model"]', A);
     await page.fill('[data-testid="lens-pasted-0"]', 'The experts of a mixture route every token to two of eight.');
     await page.uncheck('[data-testid="lens-sweep"]');
     await page.click('[data-testid="lens-run"]');
     await waitResults(page);
-    expect(await page.textContent('[data-testid="lens-summary"]')).toMatch(/my notes \(\d+ tokens\), recipes \(\d+ tokens\)/);
+    expect(await page.textContent('[data-testid="lens-summary"]')).toMatch(
+      /my notes \(\d+ tokens\), recipes \(\d+ tokens\)/,
+    );
     // Their link carries the texts.
     await page.click('[data-testid="lens-domain-link"]');
     expect(await page.inputValue('[data-testid="lens-link-domain"]')).toContain('lenstext=recipes%3DMix+the+flour');
@@ -281,7 +338,9 @@ describe('the Lenses view', () => {
 
   it('a link with bad lens values falls back with a visible notice; a dense model gets a sentence', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server.url}/?backend=cpu#v=1&model=${A}&lens=nonsense&lensmodel=/fixtures/llama_f32/&lensmode=topk:0&lenstexts=english,klingon&lensmax=2&lenssweep=0`);
+    await page.goto(
+      `${server.url}/?backend=cpu#v=1&model=${A}&lens=nonsense&lensmodel=/fixtures/llama_f32/&lensmode=topk:0&lenstexts=english,klingon&lensmax=2&lenssweep=0`,
+    );
     await page.waitForSelector('[data-testid="notices"]');
     const notices = await page.textContent('[data-testid="notices"]');
     expect(notices).toMatch(/lens "nonsense" was refused/);

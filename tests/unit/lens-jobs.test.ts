@@ -17,7 +17,8 @@ import { EngineSession } from '../../src/worker/session.ts';
 const models = join(import.meta.dirname, '..', 'fixtures', 'models');
 const A = join(models, 'mixtral_f32');
 const B = join(models, 'mixtral_f16');
-const eval_ = (name: string) => readFileSync(join(import.meta.dirname, '..', '..', 'public', 'eval', `${name}.txt`), 'utf8');
+const eval_ = (name: string) =>
+  readFileSync(join(import.meta.dirname, '..', '..', 'public', 'eval', `${name}.txt`), 'utf8');
 
 async function session(onMessage?: (m: WorkerResponse, s: EngineSession) => void) {
   const messages: WorkerResponse[] = [];
@@ -46,7 +47,11 @@ const job = (patch: Partial<LensJobSpec> = {}): LensJobSpec => ({
 describe('lens jobs in the engine session', () => {
   it('gives the lenses of both runs and their agreement, as the engine computes them on the same tokens', async () => {
     const { s, messages } = await session();
-    await s.handle({ type: 'lens', requestId: 5, job: job({ b: { model: { id: 'b', baseUrl: B }, routing: 'topk:1' }, tradeoff: true }) });
+    await s.handle({
+      type: 'lens',
+      requestId: 5,
+      job: job({ b: { model: { id: 'b', baseUrl: B }, routing: 'topk:1' }, tradeoff: true }),
+    });
     await s.lensesIdle();
     const done = messages.find((m) => m.type === 'lensDone');
     if (done?.type !== 'lensDone') throw new Error(`no result: ${JSON.stringify(messages.at(-1))}`);
@@ -56,18 +61,34 @@ describe('lens jobs in the engine session', () => {
 
     const load = async (dir: string) => {
       const ckpt = await loadCheckpoint(dirSource(dir));
-      return { model: await createCpuBackend().load(ckpt.spec, ckpt.weights), tok: loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson) };
+      return {
+        model: await createCpuBackend().load(ckpt.spec, ckpt.weights),
+        tok: loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson),
+      };
     };
     const a = await load(A);
     const b = await load(B);
     const texts = ['english', 'python'].map((name) => ({ name, tokens: a.tok.encode(eval_(name)) }));
     const native = parseRoutingPlan('native', '');
     const top1 = parseRoutingPlan('topk:1', '');
-    const wantA = await analyzeCorpus(a.model, texts, { plan: native, maxTokens: 24, vocab: { tokenText: (id) => a.tok.decodeToken(id) } });
-    const wantB = await analyzeCorpus(b.model, texts, { plan: top1, maxTokens: 24, vocab: { tokenText: (id) => b.tok.decodeToken(id) } });
+    const wantA = await analyzeCorpus(a.model, texts, {
+      plan: native,
+      maxTokens: 24,
+      vocab: { tokenText: (id) => a.tok.decodeToken(id) },
+    });
+    const wantB = await analyzeCorpus(b.model, texts, {
+      plan: top1,
+      maxTokens: 24,
+      vocab: { tokenText: (id) => b.tok.decodeToken(id) },
+    });
     expect(done.result.a.analysis).toEqual(wantA);
     expect(done.result.b?.analysis).toEqual(wantB);
-    const agreement = await compareRuns({ model: a.model, plan: native, label: 'a (native)' }, { model: b.model, plan: top1, label: 'b (topk:1)' }, texts, { maxTokens: 24 });
+    const agreement = await compareRuns(
+      { model: a.model, plan: native, label: 'a (native)' },
+      { model: b.model, plan: top1, label: 'b (topk:1)' },
+      texts,
+      { maxTokens: 24 },
+    );
     expect(done.result.agreement).toEqual({ ...agreement, a: 'a (native)', b: 'b (topk:1)' });
     expect(done.result.tokens).toEqual({ english: texts[0].tokens.length, python: texts[1].tokens.length });
   });
@@ -84,9 +105,17 @@ describe('lens jobs in the engine session', () => {
     await s.handle({ type: 'load', requestId: 1, modelId: 'page', baseUrl: A });
     await s.handle({ type: 'lens', requestId: 2, job: job({ maxTokens: 256, tradeoff: true }) });
     await s.lensesIdle();
-    expect(messages.filter((m) => m.type === 'lensProgress' && m.requestId === 2 && m.stage.includes('tokens'))).toHaveLength(1);
+    expect(
+      messages.filter((m) => m.type === 'lensProgress' && m.requestId === 2 && m.stage.includes('tokens')),
+    ).toHaveLength(1);
     expect(messages.filter((m) => m.type === 'lensFailed')).toEqual([
-      { type: 'lensFailed', requestId: 2, message: 'The analysis was cancelled; nothing was measured.', hint: 'Press Run to start it again.', cancelled: true },
+      {
+        type: 'lensFailed',
+        requestId: 2,
+        message: 'The analysis was cancelled; nothing was measured.',
+        hint: 'Press Run to start it again.',
+        cancelled: true,
+      },
     ]);
     expect(messages.some((m) => m.type === 'lensDone')).toBe(false);
 
@@ -96,7 +125,13 @@ describe('lens jobs in the engine session', () => {
     expect(messages.find((m) => m.type === 'lensFailed' && m.requestId === 3)).toMatchObject({ cancelled: true });
     expect(messages.find((m) => m.type === 'lensDone')).toMatchObject({ requestId: 4 });
     // The page's model still generates.
-    await s.handle({ type: 'generate', requestId: 9, prompt: 'The experts', sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 2 }, routing: 'native' });
+    await s.handle({
+      type: 'generate',
+      requestId: 9,
+      prompt: 'The experts',
+      sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 2 },
+      routing: 'native',
+    });
     await s.idle();
     expect(messages.find((m) => m.type === 'generated')).toMatchObject({ requestId: 9 });
   });
@@ -109,7 +144,9 @@ describe('lens jobs in the engine session', () => {
       const m = messages.find((x) => x.type === 'lensFailed' && x.requestId === requestId);
       return m?.type === 'lensFailed' ? `${m.message} ${m.hint}` : 'no failure';
     };
-    expect(await failure(1, job({ a: { model: { id: 'llama', baseUrl: join(models, 'llama_f32') }, routing: 'native' } }))).toMatch(/dense: it has no router.*upcycle/);
+    expect(
+      await failure(1, job({ a: { model: { id: 'llama', baseUrl: join(models, 'llama_f32') }, routing: 'native' } })),
+    ).toMatch(/dense: it has no router.*upcycle/);
     expect(await failure(2, job({ texts: [{ name: 'blank', text: '  ' }] }))).toMatch(/The text "blank" is empty/);
     expect(await failure(3, job({ texts: [] }))).toMatch(/no texts/);
     expect(await failure(4, job({ a: { model: { id: 'a', baseUrl: A }, routing: 'topk:9' } }))).toMatch(/9/);

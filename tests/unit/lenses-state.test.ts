@@ -6,7 +6,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { loadCheckpoint } from '../../src/engine/format/index.ts';
-import { analyzeCorpus, defaultTradeoffModes, domainTable, tableToCsv, tradeoffTable } from '../../src/engine/lens/index.ts';
+import {
+  analyzeCorpus,
+  defaultTradeoffModes,
+  domainTable,
+  tableToCsv,
+  tradeoffTable,
+} from '../../src/engine/lens/index.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import {
   createLensStore,
@@ -64,11 +70,20 @@ describe('lens link', () => {
 
   it('leaves out pasted texts past the limits and says why', () => {
     const long = 'x'.repeat(LENS_LIMITS.linkTextChars + 1);
-    const out = formatLensParams({ ...DEFAULT_LENS_SETTINGS, source: 'pasted', pasted: [{ name: 'big', text: long }], focus: 'domain' });
+    const out = formatLensParams({
+      ...DEFAULT_LENS_SETTINGS,
+      source: 'pasted',
+      pasted: [{ name: 'big', text: long }],
+      focus: 'domain',
+    });
     expect(out.params).not.toContain('lenstext=');
     expect(out.problem).toMatch(/4001 characters long; a link holds at most 4000.*built-in texts instead/);
     // Encoded size counts too: 3000 characters that each take 9 bytes encoded.
-    const wide = formatLensParams({ ...DEFAULT_LENS_SETTINGS, source: 'pasted', pasted: [{ name: 'wide', text: '漢'.repeat(3000) }] });
+    const wide = formatLensParams({
+      ...DEFAULT_LENS_SETTINGS,
+      source: 'pasted',
+      pasted: [{ name: 'wide', text: '漢'.repeat(3000) }],
+    });
     expect(wide.problem).toMatch(/once encoded/);
     // A hand-made link past the limit keeps the texts that fit, and says which were refused.
     const params = new URLSearchParams({ v: '1', lens: 'domain' });
@@ -76,14 +91,23 @@ describe('lens link', () => {
     params.append('lenstext', `b=${'z'.repeat(1500)}`);
     const parsed = parseLensFragment(params.toString());
     expect(parsed.settings.pasted.map((t) => t.name)).toEqual(['a']);
-    expect(parsed.notices).toEqual([expect.stringMatching(/lens pasted text "b=z+…" was refused \(more than 4000 characters/)]);
+    expect(parsed.notices).toEqual([
+      expect.stringMatching(/lens pasted text "b=z+…" was refused \(more than 4000 characters/),
+    ]);
   });
 
   it('refuses bad values with a notice each and keeps the defaults', () => {
     const parsed = parseLensFragment(
       'v=1&lens=heatmap&lensmodel=../../etc&lensmode=topk:0&lensbmode=sparse&lenscmp=yes&lenstexts=english,klingon&lensmax=99999&lenslayer=-1&lenssweep=2&lenstext=noname&lenstext=a%3D1&lenstext=a%3D2',
     );
-    expect(parsed.settings).toEqual({ ...DEFAULT_LENS_SETTINGS, builtin: ['english'], maxTokens: 4096, layer: 0, source: 'pasted', pasted: [{ name: 'a', text: '1' }] });
+    expect(parsed.settings).toEqual({
+      ...DEFAULT_LENS_SETTINGS,
+      builtin: ['english'],
+      maxTokens: 4096,
+      layer: 0,
+      source: 'pasted',
+      pasted: [{ name: 'a', text: '1' }],
+    });
     const n = parsed.notices.join('\n');
     expect(n).toMatch(/lens "heatmap" was refused \(not one of domain, vocab/);
     expect(n).toMatch(/lens model "..\/..\/etc" was refused \(climbs out of the site\)/);
@@ -111,7 +135,13 @@ describe('lens link', () => {
 
   it('names the models a result ran with, the lens in focus', () => {
     const ran = { ...DEFAULT_LENS_SETTINGS, compare: true, ranModel: 'moe-top2', ranCompareModel: 'ds-moe' };
-    expect(linkSettings(ran, 'tradeoff')).toEqual({ ...DEFAULT_LENS_SETTINGS, compare: true, model: 'moe-top2', compareModel: 'ds-moe', focus: 'tradeoff' });
+    expect(linkSettings(ran, 'tradeoff')).toEqual({
+      ...DEFAULT_LENS_SETTINGS,
+      compare: true,
+      model: 'moe-top2',
+      compareModel: 'ds-moe',
+      focus: 'tradeoff',
+    });
     expect(linkSettings({ ...ran, compare: false }, 'load').compareModel).toBe('');
   });
 });
@@ -119,8 +149,15 @@ describe('lens link', () => {
 describe('job texts', () => {
   const builtIn = { english: 'Hello there.', python: 'print(1)' };
   it('takes the built-in texts by name, or the pasted ones trimmed of their name spaces', () => {
-    expect(jobTexts({ ...DEFAULT_LENS_SETTINGS, builtin: ['python', 'english'] }, builtIn)).toEqual({ texts: [{ name: 'python', text: 'print(1)' }, { name: 'english', text: 'Hello there.' }] });
-    expect(jobTexts({ ...DEFAULT_LENS_SETTINGS, source: 'pasted', pasted: [{ name: ' a ', text: 'x' }] }, {})).toEqual({ texts: [{ name: 'a', text: 'x' }] });
+    expect(jobTexts({ ...DEFAULT_LENS_SETTINGS, builtin: ['python', 'english'] }, builtIn)).toEqual({
+      texts: [
+        { name: 'python', text: 'print(1)' },
+        { name: 'english', text: 'Hello there.' },
+      ],
+    });
+    expect(jobTexts({ ...DEFAULT_LENS_SETTINGS, source: 'pasted', pasted: [{ name: ' a ', text: 'x' }] }, {})).toEqual({
+      texts: [{ name: 'a', text: 'x' }],
+    });
   });
   it('says why a set cannot run', () => {
     const problem = (s: Partial<LensSettings>) => {
@@ -132,7 +169,15 @@ describe('job texts', () => {
     expect(problem({ source: 'pasted', pasted: [] })).toBe('There is no text to analyse.');
     expect(problem({ source: 'pasted', pasted: [{ name: 'n', text: '  \n' }] })).toBe('The text "n" is empty.');
     expect(problem({ source: 'pasted', pasted: [{ name: ' ', text: 'x' }] })).toBe('A text has no name.');
-    expect(problem({ source: 'pasted', pasted: [{ name: 'a', text: 'x' }, { name: 'a ', text: 'y' }] })).toBe('Two texts are both called "a".');
+    expect(
+      problem({
+        source: 'pasted',
+        pasted: [
+          { name: 'a', text: 'x' },
+          { name: 'a ', text: 'y' },
+        ],
+      }),
+    ).toBe('Two texts are both called "a".');
   });
   it('names a dropped file after itself', () => {
     expect(textNameOf('recipes.txt')).toBe('recipes');
@@ -154,7 +199,10 @@ describe('export rows and the job store', () => {
       { name: 'two', tokens: [100, 101, 102, 5, 6, 200, 201, 9] },
     ];
     const plan = parseRoutingPlan('native', '');
-    const a = await analyzeCorpus(await load('mixtral_f32'), texts, { plan, tradeoffModes: [{ kind: 'topk', k: 1 }, { kind: 'dense' }] });
+    const a = await analyzeCorpus(await load('mixtral_f32'), texts, {
+      plan,
+      tradeoffModes: [{ kind: 'topk', k: 1 }, { kind: 'dense' }],
+    });
     const b = await analyzeCorpus(await load('mixtral_f16'), texts, { plan, tradeoffModes: [{ kind: 'dense' }] });
     result = {
       a: { label: 'A (native)', modelId: 'A', routing: 'native', analysis: a },
@@ -169,9 +217,16 @@ describe('export rows and the job store', () => {
     const a = domainTable(result.a.analysis.domain);
     const b = domainTable(result.b!.analysis.domain);
     expect(table.columns).toEqual(['run', ...a.columns]);
-    expect(table.rows).toEqual([...a.rows.map((r) => ['A (native)', ...r]), ...b.rows.map((r) => ['B (native)', ...r])]);
+    expect(table.rows).toEqual([
+      ...a.rows.map((r) => ['A (native)', ...r]),
+      ...b.rows.map((r) => ['B (native)', ...r]),
+    ]);
     expect(lensCsv('domain', result)).toBe(tableToCsv(table));
-    const json = JSON.parse(lensJson('domain', result)!) as { rows: unknown[]; runs: string[]; texts: { name: string }[] };
+    const json = JSON.parse(lensJson('domain', result)!) as {
+      rows: unknown[];
+      runs: string[];
+      texts: { name: string }[];
+    };
     expect(json.rows).toHaveLength(table.rows.length);
     expect(json.runs).toEqual(['A (native)', 'B (native)']);
     expect(json.texts.map((t) => t.name)).toEqual(['one', 'two']);
@@ -179,9 +234,14 @@ describe('export rows and the job store', () => {
 
   it('draws one trade-off curve per model, labelled with the model', () => {
     const table = lensTable('tradeoff', result)!;
-    expect(table.rows).toEqual([...tradeoffTable(result.a.analysis.tradeoff, 'A').rows, ...tradeoffTable(result.b!.analysis.tradeoff, 'B').rows]);
+    expect(table.rows).toEqual([
+      ...tradeoffTable(result.a.analysis.tradeoff, 'A').rows,
+      ...tradeoffTable(result.b!.analysis.tradeoff, 'B').rows,
+    ]);
     expect(table.rows.filter((r) => r[1] === 'dense').map((r) => r[0])).toEqual(['A', 'B']);
-    expect(lensSentence('tradeoff', result)).toBe(`A: ${result.a.analysis.tradeoff.sentence} B: ${result.b!.analysis.tradeoff.sentence}`);
+    expect(lensSentence('tradeoff', result)).toBe(
+      `A: ${result.a.analysis.tradeoff.sentence} B: ${result.b!.analysis.tradeoff.sentence}`,
+    );
     expect(lensTable('agreement', result)).toBeNull();
   });
 
@@ -202,7 +262,12 @@ describe('export rows and the job store', () => {
 
   it('takes progress and results of its own job only; a failure keeps the result on screen', () => {
     const store = createLensStore({ settings: { ...DEFAULT_LENS_SETTINGS, layer: 9 } });
-    const spec = { a: { model: { id: 'A', baseUrl: '/a/' }, routing: 'native' }, texts: [], maxTokens: 8, tradeoff: false };
+    const spec = {
+      a: { model: { id: 'A', baseUrl: '/a/' }, routing: 'native' },
+      texts: [],
+      maxTokens: 8,
+      tradeoff: false,
+    };
     store.getState().begin(7, spec, { model: 'A', compareModel: '' });
     store.getState().receive({ type: 'lensProgress', requestId: 6, stage: 'old', fraction: 0.9 });
     expect(store.getState().job).toEqual({ requestId: 7, stage: 'starting', fraction: 0 });
@@ -215,8 +280,17 @@ describe('export rows and the job store', () => {
     // The layer is clamped to the model's MoE layers.
     expect(store.getState().settings.layer).toBe(result.a.analysis.moeLayers.length - 1);
     store.getState().begin(8, spec, { model: 'A', compareModel: '' });
-    store.getState().receive({ type: 'lensFailed', requestId: 8, message: 'The analysis was cancelled; nothing was measured.', cancelled: true });
-    expect(store.getState().problem).toEqual({ message: 'The analysis was cancelled; nothing was measured.', hint: undefined, cancelled: true });
+    store.getState().receive({
+      type: 'lensFailed',
+      requestId: 8,
+      message: 'The analysis was cancelled; nothing was measured.',
+      cancelled: true,
+    });
+    expect(store.getState().problem).toEqual({
+      message: 'The analysis was cancelled; nothing was measured.',
+      hint: undefined,
+      cancelled: true,
+    });
     expect(store.getState().result).toBe(result);
   });
 });
