@@ -6,11 +6,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchOptionsFromFlags, printBench } from '../src/cli/benchCommand.ts';
+import { benchOptionsFromFlags, printBench, torchAvailable } from '../src/cli/benchCommand.ts';
 import { openCheckpoint } from '../src/cli/common.ts';
 import { makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--json]';
+const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -22,6 +22,8 @@ async function main(): Promise<number> {
       'decode-tokens': { type: 'string' },
       'min-seconds': { type: 'string' },
       size: { type: 'string' },
+      quantize: { type: 'string' },
+      'no-torch': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -51,8 +53,14 @@ async function main(): Promise<number> {
       promptTokens: values['prompt-tokens'],
       decodeTokens: values['decode-tokens'],
       minSeconds: values['min-seconds'],
+      quantize: values.quantize,
       json: values.json === true,
     });
+    // The PyTorch eager loop on the same weights, in the same run, unless switched off or unavailable.
+    if (!values['no-torch']) {
+      if (torchAvailable()) options.torchModelDir = dir;
+      else if (!values.json) process.stderr.write('PyTorch (/usr/bin/python3 with torch) not found: no PyTorch baseline in this run\n');
+    }
     await printBench(ckpt, dir === BUILT_IN ? 'public/models/moe-top2' : dir, options, values.json === true);
     return 0;
   } finally {

@@ -1,12 +1,15 @@
 // `moe bench DIR`: prefill and decode speed per routing mode and backend, measured side by side in one
 // process, next to what the active-parameter counts say the sparse/dense speed-up should be.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
-import type { Backend, BackendKind, LoadedModel, ModelSpec, RoutingMode, RoutingPlan } from '../engine/types.ts';
+import type { Backend, BackendKind, LoadedModel, ModelSpec, QuantScheme, RoutingMode, RoutingPlan } from '../engine/types.ts';
+import { QuantizationError } from '../engine/format/quant.ts';
 import { countParameters, type Checkpoint } from '../engine/format/index.ts';
 import { formatRoutingMode, parseRoutingMode, validateRoutingPlan } from '../engine/routing/index.ts';
 import { CpuModel } from '../engine/backends/cpu/index.ts';
-import { CliError, createBackend, formatBytes, formatCount, isCount, numberFlag, openCheckpoint, parseBackendKind } from './common.ts';
+import { CliError, createBackend, formatBytes, formatCount, isCount, numberFlag, openCheckpoint, parseBackendKind, parseQuantize } from './common.ts';
 
 export interface BenchFlags {
   routing?: string;
@@ -14,18 +17,36 @@ export interface BenchFlags {
   promptTokens?: string;
   decodeTokens?: string;
   minSeconds?: string;
+  /** Comma-separated schemes: none,q8,q4 (default none). */
+  quantize?: string;
+  /** Run the PyTorch eager baseline (bench/torch_decode.py) in the same run. */
+  torch?: boolean;
   json: boolean;
 }
 
 export interface BenchResult {
   routing: string;
   backend: BackendKind;
+  /** How the weights were held: as stored ('none') or quantized on load. */
+  quantization: QuantScheme;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   /** countParameters(spec).activeFor(mode, avgExpertsPerLayer). */
   activeParameters: number;
-  /** Weight bytes one decode step reads, from the backend's own counters (the CPU holds weights as f32). */
+  /** Weight bytes one decode step reads, from the backend's own counters. */
   weightBytesPerToken: number;
+  /** Parameters one decode step reads: activeParameters with the embedding table counted as the one row a token reads. */
+  parametersReadPerToken: number;
+  /** weightBytesPerToken / parametersReadPerToken: ≈ 2 for f16, ≈ 1.06 for q8, ≈ 0.56 for q4; more means reading more than needed. */
+  bytesPerActiveParameter: number;
+  /** WebGPU: compute dispatches per decode step; null on the CPU. */
+  gpuDispatchesPerToken: number | null;
+  /** The PyTorch eager loop's decode tok/s for this routing mode, same run (null when not run or not supported). */
+  torchDecodeTokensPerSecond: number | null;
+  /** decodeTokensPerSecond / torchDecodeTokensPerSecond. */
+  vsTorch: number | null;
+  /** Whether the engine's greedy tokens equal PyTorch's for this mode (the same model, computed twice); null when not compared. */
+  torchTokensAgree: boolean | null;
   /** Routed experts per token and MoE layer during decode (the chosen-set size; E for dense). */
   avgExpertsPerLayer: number;
   /** activeFor(dense) / activeParameters: the decode speed-up if time followed active parameters. */
@@ -48,6 +69,18 @@ export interface BenchReport {
   decodeTokens: number;
   minSeconds: number;
   results: BenchResult[];
+  /** The PyTorch eager baseline, when run: its version, thread count, compute dtype and per-mode figures. */
+  torch: TorchBaseline | null;
+  /** Backend × quantization pairs that could not run, with the reason. */
+  skipped: string[];
+}
+
+export interface TorchBaseline {
+  torch: string;
+  threads: number;
+  dtype: string;
+  /** Per mode; decodeTokensPerSecond is the mean of the runs before and after the engine's (both in decodeTokensPerSecondRuns). */
+  results: { routing: string; prefillTokensPerSecond: number; decodeTokensPerSecond: number; decodeTokensPerSecondRuns?: number[]; tokens: number[] }[];
 }
 
 export interface BenchOptions {
@@ -57,6 +90,10 @@ export interface BenchOptions {
   decodeTokens: number;
   /** Repeat the measured run until this much decode time is collected (fast backends: steadier figures). */
   minSeconds: number;
+  /** Weight formats to measure, each a separate load (default ['none']). */
+  quantize?: QuantScheme[];
+  /** Run bench/torch_decode.py (PyTorch eager, same weights, 1 thread) on the checkpoint folder. */
+  torchModelDir?: string;
   /** Called after each measured row (progress on a slow backend). */
   onResult?: (r: BenchResult) => void;
 }
@@ -92,32 +129,31 @@ interface Timing {
   /** Chosen experts summed over decode steps and MoE layers, and how many (step, layer) pairs. */
   chosen: number;
   routed: number;
-  /** Weight bytes summed over decode steps (WebGPU: lastStats; CPU: from its expert counter). */
+  /** Weight bytes summed over decode steps (WebGPU: lastStats; CPU: its own counter). */
   weightBytes: number;
+  /** Dispatches summed over decode steps (WebGPU only). */
+  dispatches: number;
+  /** The greedy tokens decoded. */
+  tokens: number[];
 }
 
-/** Per-token weight bytes the CPU reads outside routed experts: it holds everything as f32. */
-function cpuNonExpertBytesPerToken(spec: ModelSpec): number {
-  const counts = countParameters(spec);
-  const d = spec.hiddenSize;
-  // countParameters counts the whole embedding table; a token reads one row of it (plus the LM head).
-  const embedTable = spec.vocabSize * d;
-  return (counts.nonExpert - embedTable + d) * 4;
+/** Parameters a decode step reads: activeFor(mode) counts whole embedding tables, but a token reads one row of the embedding (the LM head it reads whole). */
+export function parametersReadPerToken(spec: ModelSpec, active: number): number {
+  const table = spec.vocabSize * spec.hiddenSize;
+  return spec.tieWordEmbeddings ? active + spec.hiddenSize : active - table + spec.hiddenSize;
 }
 
 /** A prefill of `prompt`, then `decodeTokens` greedy single-token steps, each timed as a whole (incl. readback). */
 async function timeRun(model: LoadedModel, prompt: number[], decodeTokens: number, routing: RoutingPlan): Promise<Timing> {
-  const spec = model.spec;
-  const perExpertCpuBytes = spec.moe ? countParameters(spec).perExpert * 4 : 0;
-  const cpuFixed = cpuNonExpertBytesPerToken(spec);
   const cache = model.newCache(prompt.length + decodeTokens);
-  const t: Timing = { prefillSeconds: 0, decodeSeconds: 0, chosen: 0, routed: 0, weightBytes: 0 };
+  const t: Timing = { prefillSeconds: 0, decodeSeconds: 0, chosen: 0, routed: 0, weightBytes: 0, dispatches: 0, tokens: [] };
   try {
     let start = performance.now();
     let out = await model.forward(prompt, cache, { routing, logits: 'last' });
     t.prefillSeconds = (performance.now() - start) / 1000;
     for (let i = 0; i < decodeTokens; i++) {
       const next = argmax(out.logits[out.logits.length - 1]);
+      t.tokens.push(next);
       if (model instanceof CpuModel) model.resetStats();
       start = performance.now();
       out = await model.forward([next], cache, { routing, logits: 'last' });
@@ -127,11 +163,12 @@ async function timeRun(model: LoadedModel, prompt: number[], decodeTokens: numbe
         t.routed++;
       }
       if (model instanceof CpuModel) {
-        t.weightBytes += cpuFixed + model.stats.expertCalls * perExpertCpuBytes;
+        t.weightBytes += model.stats.weightBytes;
       } else {
-        const stats = (model as { lastStats?: { weightBytesPerToken: number } | null }).lastStats;
+        const stats = (model as { lastStats?: { weightBytesPerToken: number; dispatches: number } | null }).lastStats;
         if (!stats) throw new Error(`the ${model.backend} backend reports no weight traffic (lastStats)`);
         t.weightBytes += stats.weightBytesPerToken;
+        t.dispatches += stats.dispatches;
       }
     }
     return t;
@@ -169,61 +206,138 @@ export async function runBench(ckpt: Checkpoint, label: string, options: BenchOp
     decodeTokens,
     minSeconds: options.minSeconds,
     results: [],
+    torch: null,
+    skipped: [],
   };
+  // The PyTorch baseline runs before and after the engine (this machine's load drifts); each mode's figure is the mean.
+  let torchBefore: TorchBaseline | null = null;
+  if (options.torchModelDir) torchBefore = runTorchBaseline(options.torchModelDir, prompt, decodeTokens, modes, options.minSeconds);
+  const torchFor = (routing: string) => report.torch?.results.find((r) => r.routing === routing) ?? null;
+
+  const engineTokens = new Map<BenchResult, number[]>();
   for (const kind of options.backends) {
-    const backend: Backend = await createBackend(kind);
-    report.machine.backends[kind] = backend.description;
-    let model: LoadedModel | null = null;
-    try {
-      model = await backend.load(spec, weights);
-      let denseDecode = 0;
-      for (const mode of modes) {
-        const plan: RoutingPlan = { mode, interventions: [] };
-        // Warm-up: pipelines and scratch buffers (WebGPU: a short run is enough); the CPU's JIT wants the full run.
-        if (kind === 'cpu') await timeRun(model, prompt, decodeTokens, plan);
-        else await timeRun(model, warmPrompt, 2, plan);
-        const t = await timeRun(model, prompt, decodeTokens, plan);
-        let rounds = 1;
-        while (t.decodeSeconds < options.minSeconds && rounds < 1000) {
-          const more = await timeRun(model, prompt, decodeTokens, plan);
-          t.prefillSeconds += more.prefillSeconds;
-          t.decodeSeconds += more.decodeSeconds;
-          t.chosen += more.chosen;
-          t.routed += more.routed;
-          t.weightBytes += more.weightBytes;
-          rounds++;
+    for (const quantization of options.quantize ?? ['none']) {
+      const backend: Backend = await createBackend(kind, quantization);
+      let model: LoadedModel | null = null;
+      try {
+        try {
+          model = await backend.load(spec, weights);
+        } catch (e) {
+          if (!(e instanceof QuantizationError)) throw e;
+          report.skipped.push(`${kind} ${quantization}: ${e.message}`);
+          continue;
         }
-        const decodeTokensPerSecond = (rounds * decodeTokens) / t.decodeSeconds;
-        if (mode === dense) denseDecode = decodeTokensPerSecond;
-        const avgExpertsPerLayer = t.routed > 0 ? t.chosen / t.routed : 0;
-        const activeParameters = counts.activeFor(mode, avgExpertsPerLayer);
-        const r: BenchResult = {
-          routing: formatRoutingMode(mode),
-          backend: kind,
-          prefillTokensPerSecond: (rounds * promptTokens) / t.prefillSeconds,
-          decodeTokensPerSecond,
-          activeParameters,
-          weightBytesPerToken: t.weightBytes / (rounds * decodeTokens),
-          avgExpertsPerLayer,
-          idealSpeedup: counts.activeFor(dense) / activeParameters,
-          measuredSpeedup: decodeTokensPerSecond / denseDecode,
-        };
-        report.results.push(r);
-        options.onResult?.(r);
+        report.machine.backends[kind] = backend.description;
+        let denseDecode = 0;
+        for (const mode of modes) {
+          const plan: RoutingPlan = { mode, interventions: [] };
+          // Warm-up: pipelines and scratch buffers (WebGPU: a short run is enough); the CPU's JIT wants the full run.
+          if (kind === 'cpu') await timeRun(model, prompt, decodeTokens, plan);
+          else await timeRun(model, warmPrompt, 2, plan);
+          const t = await timeRun(model, prompt, decodeTokens, plan);
+          let rounds = 1;
+          while (t.decodeSeconds < options.minSeconds && rounds < 1000) {
+            const more = await timeRun(model, prompt, decodeTokens, plan);
+            t.prefillSeconds += more.prefillSeconds;
+            t.decodeSeconds += more.decodeSeconds;
+            t.chosen += more.chosen;
+            t.routed += more.routed;
+            t.weightBytes += more.weightBytes;
+            t.dispatches += more.dispatches;
+            rounds++;
+          }
+          const decodeTokensPerSecond = (rounds * decodeTokens) / t.decodeSeconds;
+          if (mode === dense) denseDecode = decodeTokensPerSecond;
+          const avgExpertsPerLayer = t.routed > 0 ? t.chosen / t.routed : 0;
+          const activeParameters = counts.activeFor(mode, avgExpertsPerLayer);
+          const weightBytesPerToken = t.weightBytes / (rounds * decodeTokens);
+          const read = parametersReadPerToken(spec, activeParameters);
+          const routing = formatRoutingMode(mode);
+          const r: BenchResult = {
+            routing,
+            backend: kind,
+            quantization,
+            prefillTokensPerSecond: (rounds * promptTokens) / t.prefillSeconds,
+            decodeTokensPerSecond,
+            activeParameters,
+            weightBytesPerToken,
+            parametersReadPerToken: read,
+            bytesPerActiveParameter: weightBytesPerToken / read,
+            gpuDispatchesPerToken: kind === 'cpu' ? null : t.dispatches / (rounds * decodeTokens),
+            avgExpertsPerLayer,
+            idealSpeedup: counts.activeFor(dense) / activeParameters,
+            measuredSpeedup: decodeTokensPerSecond / denseDecode,
+            torchDecodeTokensPerSecond: null,
+            vsTorch: null,
+            torchTokensAgree: null,
+          };
+          engineTokens.set(r, t.tokens);
+          report.results.push(r);
+          options.onResult?.(r);
+        }
+      } finally {
+        model?.dispose();
+        backend.dispose();
       }
-    } finally {
-      model?.dispose();
-      backend.dispose();
+    }
+  }
+  if (torchBefore && options.torchModelDir) {
+    const after = runTorchBaseline(options.torchModelDir, prompt, decodeTokens, modes, options.minSeconds);
+    report.torch = {
+      ...after,
+      results: after.results.map((a) => {
+        const b = torchBefore.results.find((r) => r.routing === a.routing)!;
+        return {
+          routing: a.routing,
+          prefillTokensPerSecond: (a.prefillTokensPerSecond + b.prefillTokensPerSecond) / 2,
+          decodeTokensPerSecond: (a.decodeTokensPerSecond + b.decodeTokensPerSecond) / 2,
+          decodeTokensPerSecondRuns: [b.decodeTokensPerSecond, a.decodeTokensPerSecond],
+          tokens: a.tokens,
+        };
+      }),
+    };
+    for (const r of report.results) {
+      const torch = r.backend === 'cpu' ? torchFor(r.routing) : null;
+      if (!torch) continue;
+      r.torchDecodeTokensPerSecond = torch.decodeTokensPerSecond;
+      r.vsTorch = r.decodeTokensPerSecond / torch.decodeTokensPerSecond;
+      r.torchTokensAgree = r.quantization === 'none' ? torch.tokens.join() === engineTokens.get(r)!.join() : null;
     }
   }
   return report;
 }
 
-const COLUMNS = ['backend', 'mode', 'prefill tok/s', 'decode tok/s', 'vs dense', 'ideal', 'experts/layer', 'weights/token', 'active params'];
+const TORCH_SCRIPT = resolve(import.meta.dirname, '../../bench/torch_decode.py');
+const PYTHON = '/usr/bin/python3';
+
+/** Whether the PyTorch baseline can run here (Debian's python3 with torch). */
+export function torchAvailable(): boolean {
+  if (!existsSync(PYTHON) || !existsSync(TORCH_SCRIPT)) return false;
+  return spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+}
+
+/** Runs bench/torch_decode.py on the same checkpoint, prompt and modes (1 thread, like the engine's CPU backend). */
+export function runTorchBaseline(dir: string, prompt: number[], decodeTokens: number, modes: RoutingMode[], minSeconds: number): TorchBaseline {
+  // The script knows dense, native and topk:K (Mixtral/Llama semantics); threshold modes have no PyTorch row.
+  const supported = modes.map(formatRoutingMode).filter((m) => m === 'dense' || m === 'native' || m.startsWith('topk:'));
+  const r = spawnSync(
+    PYTHON,
+    [TORCH_SCRIPT, dir, '--prompt', prompt.join(','), '--decode', String(decodeTokens), '--modes', supported.join(','), '--min-seconds', String(minSeconds), '--threads', '1'],
+    { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, OMP_NUM_THREADS: '1' } },
+  );
+  if (r.status !== 0) {
+    throw new CliError(`The PyTorch baseline failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`, 'Run without the PyTorch baseline, or check /usr/bin/python3 and its torch.');
+  }
+  return JSON.parse(r.stdout) as TorchBaseline;
+}
+
+const COLUMNS = ['backend', 'quant', 'mode', 'prefill tok/s', 'decode tok/s', 'vs dense', 'ideal', 'experts/layer', 'weights/token', 'B/param', 'dispatches', 'torch tok/s', 'vs torch'];
 
 function row(r: BenchResult): string[] {
+  const fix = (n: number) => n.toFixed(n < 10 ? 2 : 1);
   return [
     r.backend,
+    r.quantization,
     r.routing,
     r.prefillTokensPerSecond.toFixed(r.prefillTokensPerSecond < 10 ? 2 : 1),
     r.decodeTokensPerSecond.toFixed(r.decodeTokensPerSecond < 10 ? 2 : 1),
@@ -231,7 +345,10 @@ function row(r: BenchResult): string[] {
     `${r.idealSpeedup.toFixed(2)}×`,
     r.avgExpertsPerLayer.toFixed(2),
     formatBytes(r.weightBytesPerToken),
-    formatCount(r.activeParameters),
+    r.bytesPerActiveParameter.toFixed(2),
+    r.gpuDispatchesPerToken === null ? '—' : r.gpuDispatchesPerToken.toFixed(0),
+    r.torchDecodeTokensPerSecond === null ? '—' : fix(r.torchDecodeTokensPerSecond),
+    r.vsTorch === null ? '—' : `${r.vsTorch.toFixed(2)}×${r.torchTokensAgree === false ? ' (tokens differ)' : ''}`,
   ];
 }
 
@@ -239,18 +356,20 @@ function row(r: BenchResult): string[] {
 export function formatBenchTable(results: BenchResult[]): string {
   const body = [COLUMNS, ...results.map(row)];
   const widths = COLUMNS.map((_, i) => Math.max(...body.map((l) => l[i].length)));
-  const line = (l: string[]) => `| ${l.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < 2 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`;
+  const line = (l: string[]) => `| ${l.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < 3 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`;
   return [line(COLUMNS), rule, ...body.slice(1).map(line)].join('\n');
 }
 
-export function formatBenchHeader(report: Pick<BenchReport, 'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds'>): string {
+export function formatBenchHeader(report: Pick<BenchReport, 'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds' | 'torch' | 'skipped'>): string {
   const m = report.model;
   const lines = [
     `machine: ${report.machine.cpu}, ${report.machine.cores} cores`,
     ...Object.entries(report.machine.backends).map(([kind, d]) => `${kind}: ${d}`),
     `model: ${m.label} (${m.architecture}, ${m.dtype}, ${formatCount(m.totalParameters)} parameters${m.experts ? `, ${m.experts} experts, top-${m.topK}` : ''})`,
     `${report.promptTokens} prompt tokens + ${report.decodeTokens} decode tokens per run, runs repeated until ≥ ${report.minSeconds} s of decode, after one warm-up run per mode`,
+    ...(report.torch ? [`PyTorch eager baseline: torch ${report.torch.torch}, ${report.torch.threads} thread, ${report.torch.dtype} weights, same prompt and greedy decode (bench/torch_decode.py), run before and after the engine: mean`] : []),
+    ...report.skipped.map((s) => `skipped ${s}`),
   ];
   return lines.join('\n');
 }
@@ -278,6 +397,7 @@ export function parseBenchModes(spec: ModelSpec, value: string | undefined): Rou
 
 export function benchOptionsFromFlags(spec: ModelSpec, flags: BenchFlags, defaults = { promptTokens: 16, decodeTokens: 8 }): BenchOptions {
   return {
+    quantize: [...new Set((flags.quantize ?? 'none').split(',').map((q) => parseQuantize(q.trim())))],
     modes: parseBenchModes(spec, flags.routing),
     backends: parseBenchBackends(flags.backend),
     promptTokens: numberFlag('prompt-tokens', flags.promptTokens, defaults.promptTokens, isCount, 'a whole number ≥ 1'),
@@ -292,7 +412,7 @@ export async function printBench(ckpt: Checkpoint, label: string, options: Bench
     ...options,
     onResult: json
       ? undefined
-      : (r) => process.stderr.write(`  ${r.backend} ${r.routing}: prefill ${r.prefillTokensPerSecond.toFixed(2)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s\n`),
+      : (r) => process.stderr.write(`  ${r.backend} ${r.quantization} ${r.routing}: prefill ${r.prefillTokensPerSecond.toFixed(2)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s\n`),
   });
   if (json) process.stdout.write(JSON.stringify(report) + '\n');
   else process.stdout.write(`${formatBenchHeader(report)}\n\n${formatBenchTable(report.results)}\n`);
@@ -301,5 +421,10 @@ export async function printBench(ckpt: Checkpoint, label: string, options: Bench
 
 export async function benchCommand(dir: string, flags: BenchFlags): Promise<void> {
   const ckpt = await openCheckpoint(dir);
-  await printBench(ckpt, dir, benchOptionsFromFlags(ckpt.spec, flags), flags.json);
+  const options = benchOptionsFromFlags(ckpt.spec, flags);
+  if (flags.torch) {
+    if (!torchAvailable()) throw new CliError('--torch needs /usr/bin/python3 with PyTorch.', 'Install Debian\'s python3-torch (scripts/ensure-deps.sh), or drop --torch.');
+    options.torchModelDir = dir;
+  }
+  await printBench(ckpt, dir, options, flags.json);
 }

@@ -289,3 +289,29 @@ export class QuantizationError extends Error {
     super(message);
   }
 }
+
+/** Weights that do not fit where a backend must hold them; refused before anything is allocated. */
+export class ModelTooLargeError extends Error {
+  override readonly name = 'ModelTooLargeError';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+function gib(n: number): string {
+  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/** A hint naming the schemes under which the weights would take at most `limit` bytes. */
+export function fitHint(weights: WeightSet, limit: number, otherwise: string): string {
+  const sizes = weightBytesBySchemes(weights);
+  const fits = (['q8', 'q4'] as const).filter((s) => sizes[s] <= limit);
+  return fits.length > 0
+    ? `Quantize on load: ${fits.map((s) => `${s} needs ${gib(sizes[s])}`).join(', ')}.`
+    : `Even at q4 the weights need ${gib(sizes.q4)}. ${otherwise}`;
+}
+
+export { gib as formatGiB };

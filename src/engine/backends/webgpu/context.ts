@@ -209,6 +209,11 @@ export class Recorder {
 
   constructor(private ctx: GpuContext) {}
 
+  /** Compute dispatches recorded so far (the bench reports them per token). */
+  get dispatchCount(): number {
+    return this.ops.reduce((n, op) => n + (op.kind === 'dispatch' ? 1 : 0), 0);
+  }
+
   dispatch(name: KernelName, dtype: DType, p: ArrayBuffer, buffers: GPUBuffer[], groups: [number, number?, number?]): void {
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g[0] === 0 || g[1] === 0 || g[2] === 0) return;

@@ -70,6 +70,8 @@ export interface WebGpuForwardStats {
   nonExpertBytesPerToken: number;
   /** nonExpertBytesPerToken + expertBytesRead / tokens: the weight traffic of one decode step. */
   weightBytesPerToken: number;
+  /** Compute dispatches the forward call recorded (one command buffer). */
+  dispatches: number;
 }
 
 class WebGpuKvCache implements KvCache {
@@ -472,6 +474,7 @@ export class WebGpuModel implements LoadedModel {
     }
 
     const routeWords = numMoe * T * R;
+    const dispatches = rec.dispatchCount;
     const [logitBytes, routeBytes] = await rec.run([
       { buffer: logits, offset: 0, size: logitRows * V * 4 },
       { buffer: routeBuf, offset: 0, size: routeWords * 4 },
@@ -504,6 +507,7 @@ export class WebGpuModel implements LoadedModel {
       denseExpertBytes: this.denseExpertBytes(T),
       nonExpertBytesPerToken: this.nonExpertBytesPerToken,
       weightBytesPerToken: this.nonExpertBytesPerToken + expertBytes / T,
+      dispatches,
     };
     return {
       logits: logitRowsOut,
