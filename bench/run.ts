@@ -8,9 +8,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchOptionsFromFlags, printBench, torchAvailable } from '../src/cli/benchCommand.ts';
 import { openCheckpoint } from '../src/cli/common.ts';
-import { makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
+import { BENCH_MODEL_SIZES, makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--json]';
+const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -38,10 +38,10 @@ async function main(): Promise<number> {
   if (!dir && values.size === undefined && existsSync(join(BUILT_IN, 'config.json'))) dir = BUILT_IN;
   if (!dir) {
     const size = (values.size ?? 'small') as BenchModelSize;
-    if (!['small', 'default', 'tiny'].includes(size)) throw new Error(`--size ${size}: use small, default or tiny`);
+    if (!BENCH_MODEL_SIZES.includes(size)) throw new Error(`--size ${size}: use ${BENCH_MODEL_SIZES.join(', ')}`);
     temp = mkdtempSync(join(tmpdir(), 'moe-bench-'));
     dir = makeBenchModels(temp, size);
-    if (!values.json) process.stderr.write(`no model given and no built-in moe-top2: wrote a synthetic ${size} 8-expert f16 Mixtral to ${dir}\n`);
+    if (!values.json) process.stderr.write(`wrote a synthetic ${size} 8-expert top-2 f16 Mixtral (random weights) to ${dir}\n`);
   }
   // Dawn's GPU promises do not keep Node's event loop alive on their own.
   const keepAlive = setInterval(() => {}, 60_000);
