@@ -11,6 +11,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> ACT: array<f32>;
 @group(0) @binding(3) var<storage, read> ROUTE: array<u32>;
 @group(0) @binding(4) var<storage, read_write> H: array<f32>;
+@group(0) @binding(5) var<storage, read> WD_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
 const WG = 64u;
 const ROW_SPLIT = 32768u;
@@ -36,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     var dot = 0.0;
     for (var k = lid; k < P.f; k += WG) {
       let i = wb + k;
-      dot += weightFromWord(WD[wordIndex(i)], i) * ACT[ab + k];
+      dot += weight_WD(i) * ACT[ab + k];
     }
     acc += w * dot;
   }

@@ -13,6 +13,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read> ROUTE: array<u32>;
 @group(0) @binding(5) var<storage, read_write> ACT: array<f32>;
+@group(0) @binding(6) var<storage, read> WG_GATE_Q: array<u32>; // scales of quantized weights (weights.wgsl)
+@group(0) @binding(7) var<storage, read> WG_UP_Q: array<u32>;
 
 const WG = 64u;
 const ROW_SPLIT = 32768u;
@@ -44,8 +46,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var k = lid; k < P.d; k += WG) {
     let i = wb + k;
     let x = X[xb + k];
-    g += weightFromWord(WG_GATE[wordIndex(i)], i) * x;
-    u += weightFromWord(WG_UP[wordIndex(i)], i) * x;
+    g += weight_WG_GATE(i) * x;
+    u += weight_WG_UP(i) * x;
   }
   gPart[lid] = g;
   uPart[lid] = u;

@@ -4,7 +4,7 @@
 import { checkForwardInput } from '../../run/errors.ts';
 import { validateRoutingPlan } from '../../routing/index.ts';
 import { toFloat32 } from '../../format/index.ts';
-import { allTensors, isQuantized, plainTensor, QuantizationError } from '../../format/quant.ts';
+import { isQuantized, tensorBytes } from '../../format/quant.ts';
 import { ropeInverseFrequencies } from '../cpu/kernels.ts';
 import type {
   FfnWeights,
@@ -13,6 +13,7 @@ import type {
   KvCache,
   LoadedModel,
   ModelSpec,
+  QuantTensor,
   RoutingPlan,
   Tensor,
   TokenRouting,
@@ -99,7 +100,30 @@ class WebGpuKvCache implements KvCache {
 }
 
 function bytesOf(t: Tensor): number {
-  return t.bytes.byteLength;
+  return tensorBytes(t);
+}
+
+/**
+ * The aux words weights.wgsl reads for quantized matrices (concatenated in order when experts are stacked):
+ * without minimums the f16 scales as they are (two per word); with minimums one (scale, min) pair per word.
+ */
+function auxWords(parts: QuantTensor[]): Uint16Array {
+  const groups = parts.reduce((n, t) => n + t.scales.length, 0);
+  const withMins = parts[0].mins !== undefined;
+  const out = new Uint16Array(Math.max(2, withMins ? 2 * groups : groups + (groups & 1)));
+  let at = 0;
+  for (const t of parts) {
+    if (withMins) {
+      for (let g = 0; g < t.scales.length; g++) {
+        out[2 * (at + g)] = t.scales[g];
+        out[2 * (at + g) + 1] = t.mins![g];
+      }
+    } else {
+      out.set(t.scales, at);
+    }
+    at += t.scales.length;
+  }
+  return out;
 }
 
 function formatBytes(n: number): string {
@@ -144,8 +168,6 @@ export class WebGpuModel implements LoadedModel {
   /** Refuses, before allocating anything, a model whose buffers exceed the device's limits. */
   private checkFits(w: WeightSet): void {
     const spec = this.spec;
-    const quantized = allTensors(w).find(isQuantized);
-    if (quantized) throw new QuantizationError(`The WebGPU backend cannot read ${quantized.dtype} weights yet.`);
     const limit = this.ctx.maxBufferBytes;
     const check = (what: string, bytes: number) => {
       if (bytes > limit) {
@@ -236,18 +258,23 @@ export class WebGpuModel implements LoadedModel {
   }
 
   private matrix(t: Tensor, label: string): GpuWeight {
-    const p = plainTensor(t, 'the WebGPU backend');
-    return { buffer: this.track(this.ctx.uploadBuffer(p.bytes, label)), dtype: p.dtype };
+    const buffer = this.track(this.ctx.uploadBuffer(t.bytes, label));
+    if (!isQuantized(t)) return { buffer, dtype: t.dtype };
+    const aux = this.track(this.ctx.uploadBuffer(auxWords([t]), `${label}.scales`));
+    return { buffer, dtype: t.dtype, aux, group: t.groupSize, mins: t.mins !== undefined };
   }
 
   /** Stacks the experts' matrices part by part into three buffers. */
   private stack(experts: FfnWeights[], label: string): GpuFfn {
     const part = (name: 'gate' | 'up' | 'down'): GpuWeight => {
-      const dtype = plainTensor(experts[0][name], 'the WebGPU backend').dtype;
-      if (experts.some((e) => e[name].dtype !== dtype)) {
-        throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different dtypes, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
+      const first = experts[0][name];
+      const dtype = first.dtype;
+      const sameFormat = (t: Tensor) =>
+        t.dtype === dtype && (!isQuantized(t) || (isQuantized(first) && t.groupSize === first.groupSize && (t.mins === undefined) === (first.mins === undefined)));
+      if (!experts.every((e) => sameFormat(e[name]))) {
+        throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
       }
-      const each = bytesOf(experts[0][name]);
+      const each = experts[0][name].bytes.byteLength;
       const total = each * experts.length;
       const buffer = this.track(this.ctx.createBuffer(total, STORAGE, `${label}.${name}`));
       if (each % 4 === 0) {
@@ -258,7 +285,9 @@ export class WebGpuModel implements LoadedModel {
         experts.forEach((e, i) => joined.set(e[name].bytes, i * each));
         this.ctx.write(buffer, 0, joined);
       }
-      return { buffer, dtype };
+      if (!isQuantized(first)) return { buffer, dtype };
+      const aux = this.track(this.ctx.uploadBuffer(auxWords(experts.map((e) => e[name] as QuantTensor)), `${label}.${name}.scales`));
+      return { buffer, dtype, aux, group: first.groupSize, mins: first.mins !== undefined };
     };
     const f = experts[0].gate.shape[0];
     const bytesPerExpert = bytesOf(experts[0].gate) + bytesOf(experts[0].up) + bytesOf(experts[0].down);
