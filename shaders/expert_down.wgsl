@@ -5,6 +5,7 @@
 struct Params {
   f: u32, d: u32, tokens: u32, slots: u32,
   recBase: u32, recExperts: u32, hOffset: u32, _p0: u32,
+  eBase: u32, eCount: u32, _p1: u32, _p2: u32,  // this dispatch's experts (stacks larger than one buffer are split)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> WD: array<u32>;
@@ -31,8 +32,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var acc = 0.0;
   for (var slot = 0u; slot < count; slot++) {
     let expert = ROUTE[rb + 1u + slot];
+    if (expert < P.eBase || expert - P.eBase >= P.eCount) { continue; }
     let w = bitcast<f32>(ROUTE[rb + 1u + E + slot]);
-    let wb = expert * P.d * P.f + row * P.f;
+    let wb = (expert - P.eBase) * P.d * P.f + row * P.f;
     let ab = (t * P.slots + slot) * P.f;
     var dot = 0.0;
     for (var k = lid; k < P.f; k += WG) {

@@ -6,6 +6,7 @@
 struct Params {
   f: u32, d: u32, tokens: u32, slots: u32,          // slots: width of the ACT slot dimension
   recBase: u32, recExperts: u32, xOffset: u32, _p0: u32,  // routing record layout (router.wgsl) with E = recExperts
+  eBase: u32, eCount: u32, _p1: u32, _p2: u32,      // this dispatch's experts (stacks larger than one buffer are split)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> WG_GATE: array<u32>;
@@ -37,9 +38,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   let count = workgroupUniformLoad(&countShared);
   let expert = workgroupUniformLoad(&expertShared);
-  if (row >= P.f || slot >= count) { return; }
+  if (row >= P.f || slot >= count || expert < P.eBase || expert - P.eBase >= P.eCount) { return; }
 
-  let wb = expert * P.f * P.d + row * P.d;
+  let wb = (expert - P.eBase) * P.f * P.d + row * P.d;
   let xb = P.xOffset + t * P.d;
   var g = 0.0;
   var u = 0.0;

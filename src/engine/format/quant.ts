@@ -315,3 +315,28 @@ export function fitHint(weights: WeightSet, limit: number, otherwise: string): s
 }
 
 export { gib as formatGiB };
+
+/**
+ * Rows [row0, row0 + count) of a 2-D tensor as a tensor of its own: views, no copy (quantized rows are whole
+ * groups, since a group never crosses a row).
+ */
+export function tensorRows(t: Tensor, row0: number, count: number): Tensor {
+  if (t.shape.length !== 2) throw new Error(`tensorRows: a matrix is needed, got shape [${t.shape}]`);
+  const cols = t.shape[1];
+  if (!isQuantized(t)) {
+    const rowBytes = cols * (t.dtype === 'F32' ? 4 : 2);
+    return { dtype: t.dtype, shape: [count, cols], bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes) };
+  }
+  const rowBytes = t.dtype === 'Q8' ? cols : cols / 2;
+  const groupsPerRow = cols / t.groupSize;
+  const g0 = row0 * groupsPerRow;
+  const g1 = (row0 + count) * groupsPerRow;
+  return {
+    dtype: t.dtype,
+    shape: [count, cols],
+    bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes),
+    groupSize: t.groupSize,
+    scales: t.scales.subarray(g0, g1),
+    ...(t.mins ? { mins: t.mins.subarray(g0, g1) } : {}),
+  };
+}

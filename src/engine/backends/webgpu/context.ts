@@ -81,7 +81,8 @@ export class GpuContext {
   private firstError: string | null = null;
   lostMessage: string | null = null;
 
-  constructor(readonly device: GPUDevice, readonly adapterDescription: string) {
+  /** `bufferCap`: a smaller largest weight buffer than the device's (tests of tensor splitting). */
+  constructor(readonly device: GPUDevice, readonly adapterDescription: string, private readonly bufferCap = Infinity) {
     device.lost.then((info) => {
       // 'destroyed' is our own dispose(); anything else is the platform taking the device away.
       if (info.reason !== 'destroyed') {
@@ -102,6 +103,11 @@ export class GpuContext {
   /** Largest single buffer we may create and bind as storage. */
   get maxBufferBytes(): number {
     return Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+  }
+
+  /** Largest weight buffer: maxBufferBytes, or the smaller cap the context was made with. */
+  get maxWeightBufferBytes(): number {
+    return Math.min(this.maxBufferBytes, this.bufferCap);
   }
 
   assertUsable(): void {

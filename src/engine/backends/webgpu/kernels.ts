@@ -55,9 +55,10 @@ export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kern
   }
 }
 
-export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer): void {
+/** H[t] = table row ids[idOffset + t]; a table split by rows passes each part with its first row and row count. */
+export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, row0 = 0, rowCount = 0xffffffff): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
-  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
+  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, row0, rowCount, 0, 0, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
 }
 
 export interface RmsNormArgs {
@@ -178,6 +179,9 @@ export interface ExpertArgs {
    * token actually uses (read from the routing records on the GPU) rather than for `slots`.
    */
   indirectArgs?: GPUBuffer;
+  /** The experts these stacked weights hold (a stack larger than one buffer is split): default all. */
+  eBase?: number;
+  eCount?: number;
 }
 
 /** H += Σ_chosen w_e · down_e(silu(gate_e·x) · up_e·x), reading only the chosen experts' weights. */
@@ -185,7 +189,9 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   const gateFormat = formatOf(a.gate);
   const upFormat = formatOf(a.up);
   if (gateFormat.code !== upFormat.code || gateFormat.group !== upFormat.group) throw new Error('gate and up weights of one block must share a storage format');
-  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0]);
+  const eBase = a.eBase ?? 0;
+  const eCount = a.eCount ?? 0xffffffff;
+  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0, eBase, eCount, 0, 0]);
   const [fx, fz] = splitGroups(a.f);
   const guBuffers = [a.gate.buffer, a.up.buffer, a.x, a.route, a.act, a.gate.aux ?? a.gate.buffer, a.up.aux ?? a.up.buffer];
   if (a.indirectArgs) {
@@ -194,7 +200,7 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   } else {
     rec.dispatch('expertGateUp', gateFormat, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0]);
+  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0, eBase, eCount, 0, 0]);
   const [dx, dz] = splitGroups(a.d);
   rec.dispatch('expertDown', formatOf(a.down), dn, [a.down.buffer, a.act, a.route, a.h, a.down.aux ?? a.down.buffer], [dx, a.tokens, dz]);
 }
