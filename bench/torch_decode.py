@@ -2,7 +2,7 @@
 """The PyTorch eager baseline for `moe bench`: a plain decode loop as a researcher would write it (Debian's torch,
 batch 1, KV cache, f32 compute, torch.set_num_threads(THREADS)), on the same checkpoint the engine runs.
 
-usage: torch_decode.py MODEL_DIR --prompt 1,2,3 --decode N --modes dense,topk:2 --min-seconds S [--threads 1]
+usage: torch_decode.py MODEL_DIR --prompt 1,2,3 --decode N --modes dense,topk:2 --min-seconds S [--threads 1] [--serve]
 prints one JSON object: {"torch": version, "threads": n, "dtype": "float32", "results": [{"routing", "prefillTokensPerSecond",
 "decodeTokensPerSecond", "tokens": greedy ids of the first run}]}
 Llama / Mistral (dense MLP) and Mixtral (softmax router, top-k renormalised; dense = every expert weighted by p).
@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import struct
+import sys
 import time
 
 import torch
@@ -160,6 +161,19 @@ def run(model, prompt, decode, mode):
     return prefill, dec, tokens
 
 
+def measure(model, prompt, decode, mode, min_seconds):
+    run(model, prompt, decode, mode)  # warm-up
+    pre, dec, tokens = run(model, prompt, decode, mode)
+    rounds = 1
+    while dec < min_seconds and rounds < 1000:
+        p2, d2, _ = run(model, prompt, decode, mode)
+        pre += p2
+        dec += d2
+        rounds += 1
+    return {'routing': mode, 'prefillTokensPerSecond': rounds * len(prompt) / pre,
+            'decodeTokensPerSecond': rounds * decode / dec, 'tokens': tokens}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('model')
@@ -168,26 +182,25 @@ def main():
     ap.add_argument('--modes', default='dense,topk:2')
     ap.add_argument('--min-seconds', type=float, default=1.0)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--serve', action='store_true',
+                    help='load once, then answer one JSON line per request line {"mode", "minSeconds"} on stdin')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg, W = load(a.model)
     model = Model(cfg, W)
     del W
     prompt = [int(t) for t in a.prompt.split(',')]
-    results = []
+    header = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'dtype': 'float32'}
     with torch.inference_mode():
-        for mode in a.modes.split(','):
-            run(model, prompt, a.decode, mode)  # warm-up
-            pre, dec, tokens = run(model, prompt, a.decode, mode)
-            rounds = 1
-            while dec < a.min_seconds and rounds < 1000:
-                p2, d2, _ = run(model, prompt, a.decode, mode)
-                pre += p2
-                dec += d2
-                rounds += 1
-            results.append({'routing': mode, 'prefillTokensPerSecond': rounds * len(prompt) / pre,
-                            'decodeTokensPerSecond': rounds * a.decode / dec, 'tokens': tokens})
-    print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'dtype': 'float32', 'results': results}))
+        if a.serve:
+            # The bench interleaves these runs with the engine's, so both see the same machine load.
+            print(json.dumps(header), flush=True)
+            for line in sys.stdin:
+                req = json.loads(line)
+                print(json.dumps(measure(model, prompt, a.decode, req['mode'], req['minSeconds'])), flush=True)
+            return
+        results = [measure(model, prompt, a.decode, mode, a.min_seconds) for mode in a.modes.split(',')]
+    print(json.dumps({**header, 'results': results}))
 
 
 if __name__ == '__main__':

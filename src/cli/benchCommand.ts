@@ -1,6 +1,6 @@
 // `moe bench DIR`: prefill and decode speed per routing mode and backend, measured side by side in one
 // process, next to what the active-parameter counts say the sparse/dense speed-up should be.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
@@ -68,6 +68,8 @@ export interface BenchReport {
   promptTokens: number;
   decodeTokens: number;
   minSeconds: number;
+  /** Measurements per row (best kept). */
+  repeats: number;
   results: BenchResult[];
   /** The PyTorch eager baseline, when run: its version, thread count, compute dtype and per-mode figures. */
   torch: TorchBaseline | null;
@@ -79,8 +81,8 @@ export interface TorchBaseline {
   torch: string;
   threads: number;
   dtype: string;
-  /** Per mode; decodeTokensPerSecond is the mean of the runs before and after the engine's (both in decodeTokensPerSecondRuns). */
-  results: { routing: string; prefillTokensPerSecond: number; decodeTokensPerSecond: number; decodeTokensPerSecondRuns?: number[]; tokens: number[] }[];
+  /** Every PyTorch measurement, in order; each CPU row pairs with the best of its `repeats` interleaved ones. */
+  results: TorchRun[];
 }
 
 export interface BenchOptions {
@@ -94,6 +96,8 @@ export interface BenchOptions {
   quantize?: QuantScheme[];
   /** Run bench/torch_decode.py (PyTorch eager, same weights, 1 thread) on the checkpoint folder. */
   torchModelDir?: string;
+  /** Measurements per row, best kept (default 3 with the PyTorch baseline, else 1); engine and PyTorch alternate. */
+  repeats?: number;
   /** Called after each measured row (progress on a slow backend). */
   onResult?: (r: BenchResult) => void;
 }
@@ -205,104 +209,97 @@ export async function runBench(ckpt: Checkpoint, label: string, options: BenchOp
     promptTokens,
     decodeTokens,
     minSeconds: options.minSeconds,
+    repeats: 1,
     results: [],
     torch: null,
     skipped: [],
   };
-  // The PyTorch baseline runs before and after the engine (this machine's load drifts); each mode's figure is the mean.
-  let torchBefore: TorchBaseline | null = null;
-  if (options.torchModelDir) torchBefore = runTorchBaseline(options.torchModelDir, prompt, decodeTokens, modes, options.minSeconds);
-  const torchFor = (routing: string) => report.torch?.results.find((r) => r.routing === routing) ?? null;
-
-  const engineTokens = new Map<BenchResult, number[]>();
-  for (const kind of options.backends) {
-    for (const quantization of options.quantize ?? ['none']) {
-      const backend: Backend = await createBackend(kind, quantization);
-      let model: LoadedModel | null = null;
-      try {
+  // The PyTorch loop runs in a process of its own, loaded once; each CPU row's measurement alternates with a
+  // PyTorch one of the same mode, `repeats` times, and each side keeps its best: both see the same machine load.
+  const torch = options.torchModelDir ? await TorchServer.start(options.torchModelDir, prompt, decodeTokens) : null;
+  if (torch) report.torch = { ...torch.header, results: [] };
+  const repeats = options.repeats ?? (torch ? 3 : 1);
+  report.repeats = repeats;
+  try {
+    for (const kind of options.backends) {
+      for (const quantization of options.quantize ?? ['none']) {
+        const backend: Backend = await createBackend(kind, quantization);
+        let model: LoadedModel | null = null;
         try {
-          model = await backend.load(spec, weights);
-        } catch (e) {
-          if (!(e instanceof QuantizationError)) throw e;
-          report.skipped.push(`${kind} ${quantization}: ${e.message}`);
-          continue;
-        }
-        report.machine.backends[kind] = backend.description;
-        let denseDecode = 0;
-        for (const mode of modes) {
-          const plan: RoutingPlan = { mode, interventions: [] };
-          // Warm-up: pipelines and scratch buffers (WebGPU: a short run is enough); the CPU's JIT wants the full run.
-          if (kind === 'cpu') await timeRun(model, prompt, decodeTokens, plan);
-          else await timeRun(model, warmPrompt, 2, plan);
-          const t = await timeRun(model, prompt, decodeTokens, plan);
-          let rounds = 1;
-          while (t.decodeSeconds < options.minSeconds && rounds < 1000) {
-            const more = await timeRun(model, prompt, decodeTokens, plan);
-            t.prefillSeconds += more.prefillSeconds;
-            t.decodeSeconds += more.decodeSeconds;
-            t.chosen += more.chosen;
-            t.routed += more.routed;
-            t.weightBytes += more.weightBytes;
-            t.dispatches += more.dispatches;
-            rounds++;
+          try {
+            model = await backend.load(spec, weights);
+          } catch (e) {
+            if (!(e instanceof QuantizationError)) throw e;
+            report.skipped.push(`${kind} ${quantization}: ${e.message}`);
+            continue;
           }
-          const decodeTokensPerSecond = (rounds * decodeTokens) / t.decodeSeconds;
-          if (mode === dense) denseDecode = decodeTokensPerSecond;
-          const avgExpertsPerLayer = t.routed > 0 ? t.chosen / t.routed : 0;
-          const activeParameters = counts.activeFor(mode, avgExpertsPerLayer);
-          const weightBytesPerToken = t.weightBytes / (rounds * decodeTokens);
-          const read = parametersReadPerToken(spec, activeParameters);
-          const routing = formatRoutingMode(mode);
-          const r: BenchResult = {
-            routing,
-            backend: kind,
-            quantization,
-            prefillTokensPerSecond: (rounds * promptTokens) / t.prefillSeconds,
-            decodeTokensPerSecond,
-            activeParameters,
-            weightBytesPerToken,
-            parametersReadPerToken: read,
-            bytesPerActiveParameter: weightBytesPerToken / read,
-            gpuDispatchesPerToken: kind === 'cpu' ? null : t.dispatches / (rounds * decodeTokens),
-            avgExpertsPerLayer,
-            idealSpeedup: counts.activeFor(dense) / activeParameters,
-            measuredSpeedup: decodeTokensPerSecond / denseDecode,
-            torchDecodeTokensPerSecond: null,
-            vsTorch: null,
-            torchTokensAgree: null,
-          };
-          engineTokens.set(r, t.tokens);
-          report.results.push(r);
-          options.onResult?.(r);
+          report.machine.backends[kind] = backend.description;
+          let denseDecode = 0;
+          for (const mode of modes) {
+            const plan: RoutingPlan = { mode, interventions: [] };
+            const routing = formatRoutingMode(mode);
+            const paired = torch !== null && kind === 'cpu' && TorchServer.supports(routing);
+            // Warm-up: pipelines and scratch buffers (WebGPU: a short run is enough); the CPU's JIT wants the full run.
+            if (kind === 'cpu') await timeRun(model, prompt, decodeTokens, plan);
+            else await timeRun(model, warmPrompt, 2, plan);
+            let best: { t: Timing; rounds: number; decode: number } | null = null;
+            let bestTorch: TorchRun | null = null;
+            for (let rep = 0; rep < repeats; rep++) {
+              if (paired) {
+                const tr = await torch.run(routing, options.minSeconds);
+                report.torch!.results.push(tr);
+                if (!bestTorch || tr.decodeTokensPerSecond > bestTorch.decodeTokensPerSecond) bestTorch = tr;
+              }
+              const t = await timeRun(model, prompt, decodeTokens, plan);
+              let rounds = 1;
+              while (t.decodeSeconds < options.minSeconds && rounds < 1000) {
+                const more = await timeRun(model, prompt, decodeTokens, plan);
+                t.prefillSeconds += more.prefillSeconds;
+                t.decodeSeconds += more.decodeSeconds;
+                t.chosen += more.chosen;
+                t.routed += more.routed;
+                t.weightBytes += more.weightBytes;
+                t.dispatches += more.dispatches;
+                rounds++;
+              }
+              const decode = (rounds * decodeTokens) / t.decodeSeconds;
+              if (!best || decode > best.decode) best = { t, rounds, decode };
+            }
+            const { t, rounds, decode: decodeTokensPerSecond } = best!;
+            if (mode === dense) denseDecode = decodeTokensPerSecond;
+            const avgExpertsPerLayer = t.routed > 0 ? t.chosen / t.routed : 0;
+            const activeParameters = counts.activeFor(mode, avgExpertsPerLayer);
+            const weightBytesPerToken = t.weightBytes / (rounds * decodeTokens);
+            const read = parametersReadPerToken(spec, activeParameters);
+            const r: BenchResult = {
+              routing,
+              backend: kind,
+              quantization,
+              prefillTokensPerSecond: (rounds * promptTokens) / t.prefillSeconds,
+              decodeTokensPerSecond,
+              activeParameters,
+              weightBytesPerToken,
+              parametersReadPerToken: read,
+              bytesPerActiveParameter: weightBytesPerToken / read,
+              gpuDispatchesPerToken: kind === 'cpu' ? null : t.dispatches / (rounds * decodeTokens),
+              avgExpertsPerLayer,
+              idealSpeedup: counts.activeFor(dense) / activeParameters,
+              measuredSpeedup: decodeTokensPerSecond / denseDecode,
+              torchDecodeTokensPerSecond: bestTorch?.decodeTokensPerSecond ?? null,
+              vsTorch: bestTorch ? decodeTokensPerSecond / bestTorch.decodeTokensPerSecond : null,
+              torchTokensAgree: bestTorch && quantization === 'none' ? bestTorch.tokens.join() === t.tokens.join() : null,
+            };
+            report.results.push(r);
+            options.onResult?.(r);
+          }
+        } finally {
+          model?.dispose();
+          backend.dispose();
         }
-      } finally {
-        model?.dispose();
-        backend.dispose();
       }
     }
-  }
-  if (torchBefore && options.torchModelDir) {
-    const after = runTorchBaseline(options.torchModelDir, prompt, decodeTokens, modes, options.minSeconds);
-    report.torch = {
-      ...after,
-      results: after.results.map((a) => {
-        const b = torchBefore.results.find((r) => r.routing === a.routing)!;
-        return {
-          routing: a.routing,
-          prefillTokensPerSecond: (a.prefillTokensPerSecond + b.prefillTokensPerSecond) / 2,
-          decodeTokensPerSecond: (a.decodeTokensPerSecond + b.decodeTokensPerSecond) / 2,
-          decodeTokensPerSecondRuns: [b.decodeTokensPerSecond, a.decodeTokensPerSecond],
-          tokens: a.tokens,
-        };
-      }),
-    };
-    for (const r of report.results) {
-      const torch = r.backend === 'cpu' ? torchFor(r.routing) : null;
-      if (!torch) continue;
-      r.torchDecodeTokensPerSecond = torch.decodeTokensPerSecond;
-      r.vsTorch = r.decodeTokensPerSecond / torch.decodeTokensPerSecond;
-      r.torchTokensAgree = r.quantization === 'none' ? torch.tokens.join() === engineTokens.get(r)!.join() : null;
-    }
+  } finally {
+    torch?.close();
   }
   return report;
 }
@@ -316,19 +313,76 @@ export function torchAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 }
 
-/** Runs bench/torch_decode.py on the same checkpoint, prompt and modes (1 thread, like the engine's CPU backend). */
-export function runTorchBaseline(dir: string, prompt: number[], decodeTokens: number, modes: RoutingMode[], minSeconds: number): TorchBaseline {
-  // The script knows dense, native and topk:K (Mixtral/Llama semantics); threshold modes have no PyTorch row.
-  const supported = modes.map(formatRoutingMode).filter((m) => m === 'dense' || m === 'native' || m.startsWith('topk:'));
-  const r = spawnSync(
-    PYTHON,
-    [TORCH_SCRIPT, dir, '--prompt', prompt.join(','), '--decode', String(decodeTokens), '--modes', supported.join(','), '--min-seconds', String(minSeconds), '--threads', '1'],
-    { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, OMP_NUM_THREADS: '1' } },
-  );
-  if (r.status !== 0) {
-    throw new CliError(`The PyTorch baseline failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`, 'Run without the PyTorch baseline, or check /usr/bin/python3 and its torch.');
+export interface TorchRun {
+  routing: string;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  /** The greedy tokens it decoded. */
+  tokens: number[];
+}
+
+/** bench/torch_decode.py --serve: the checkpoint loaded once in PyTorch (1 thread), measured on request. */
+class TorchServer {
+  private lines: string[] = [];
+  private waiting: ((line: string) => void) | null = null;
+  private stderr = '';
+  header!: Omit<TorchBaseline, 'results'>;
+
+  private constructor(private readonly child: ChildProcess) {
+    let buffered = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (this.waiting) {
+          const w = this.waiting;
+          this.waiting = null;
+          w(line);
+        } else this.lines.push(line);
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    child.on('exit', () => this.waiting?.(''));
   }
-  return JSON.parse(r.stdout) as TorchBaseline;
+
+  /** The script knows dense, native and topk:K (Mixtral/Llama semantics); threshold modes get no PyTorch row. */
+  static supports(routing: string): boolean {
+    return routing === 'dense' || routing === 'native' || routing.startsWith('topk:');
+  }
+
+  static async start(dir: string, prompt: number[], decodeTokens: number): Promise<TorchServer> {
+    const child = spawn(PYTHON, [TORCH_SCRIPT, dir, '--prompt', prompt.join(','), '--decode', String(decodeTokens), '--threads', '1', '--serve'], {
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const server = new TorchServer(child);
+    server.header = JSON.parse(await server.next()) as Omit<TorchBaseline, 'results'>;
+    return server;
+  }
+
+  private next(): Promise<string> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    return new Promise((resolve, reject) => {
+      this.waiting = (l) => {
+        if (l === '') {
+          reject(new CliError(`The PyTorch baseline stopped: ${this.stderr.trim().split('\n').pop() ?? 'no message'}`, 'Run without the PyTorch baseline, or check /usr/bin/python3 and its torch.'));
+        } else resolve(l);
+      };
+    });
+  }
+
+  async run(routing: string, minSeconds: number): Promise<TorchRun> {
+    this.child.stdin!.write(JSON.stringify({ mode: routing, minSeconds }) + '\n');
+    return JSON.parse(await this.next()) as TorchRun;
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+    this.child.kill();
+  }
 }
 
 const COLUMNS = ['backend', 'quant', 'mode', 'prefill tok/s', 'decode tok/s', 'vs dense', 'ideal', 'experts/layer', 'weights/token', 'B/param', 'dispatches', 'torch tok/s', 'vs torch'];
@@ -361,14 +415,14 @@ export function formatBenchTable(results: BenchResult[]): string {
   return [line(COLUMNS), rule, ...body.slice(1).map(line)].join('\n');
 }
 
-export function formatBenchHeader(report: Pick<BenchReport, 'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds' | 'torch' | 'skipped'>): string {
+export function formatBenchHeader(report: Pick<BenchReport, 'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds' | 'torch' | 'skipped' | 'repeats'>): string {
   const m = report.model;
   const lines = [
     `machine: ${report.machine.cpu}, ${report.machine.cores} cores`,
     ...Object.entries(report.machine.backends).map(([kind, d]) => `${kind}: ${d}`),
     `model: ${m.label} (${m.architecture}, ${m.dtype}, ${formatCount(m.totalParameters)} parameters${m.experts ? `, ${m.experts} experts, top-${m.topK}` : ''})`,
-    `${report.promptTokens} prompt tokens + ${report.decodeTokens} decode tokens per run, runs repeated until ≥ ${report.minSeconds} s of decode, after one warm-up run per mode`,
-    ...(report.torch ? [`PyTorch eager baseline: torch ${report.torch.torch}, ${report.torch.threads} thread, ${report.torch.dtype} weights, same prompt and greedy decode (bench/torch_decode.py), run before and after the engine: mean`] : []),
+    `${report.promptTokens} prompt tokens + ${report.decodeTokens} decode tokens per run, runs repeated until ≥ ${report.minSeconds} s of decode, after one warm-up run per mode${report.repeats > 1 ? `; best of ${report.repeats} such measurements` : ''}`,
+    ...(report.torch ? [`PyTorch eager baseline: torch ${report.torch.torch}, ${report.torch.threads} thread, ${report.torch.dtype} weights, same prompt and greedy decode (bench/torch_decode.py); each CPU row alternates with it ${report.repeats} times, best of each kept`] : []),
     ...report.skipped.map((s) => `skipped ${s}`),
   ];
   return lines.join('\n');
