@@ -233,7 +233,7 @@ export async function runBench(ckpt: Checkpoint, label: string, options: BenchOp
             report.skipped.push(`${kind} ${quantization}: ${e.message}`);
             continue;
           }
-          report.machine.backends[kind] = backend.description;
+          report.machine.backends[kind] ??= backend.description;
           let denseDecode = 0;
           for (const mode of modes) {
             const plan: RoutingPlan = { mode, interventions: [] };
