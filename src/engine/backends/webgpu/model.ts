@@ -117,6 +117,11 @@ function bytesOf(t: Tensor): number {
   return tensorBytes(t);
 }
 
+/** Bytes a tensor takes on the GPU: 1-D vectors (norms, biases) are uploaded as f32, matrices as stored or quantized. */
+function heldBytes(t: Tensor): number {
+  return t.shape.length === 1 ? 4 * t.shape[0] : tensorBytes(t);
+}
+
 /**
  * The aux words weights.wgsl reads for quantized matrices (concatenated in order when experts are stacked):
  * without minimums the f16 scales as they are (two per word); with minimums one (scale, min) pair per word.
@@ -350,7 +355,7 @@ export class WebGpuModel implements LoadedModel {
     this.lmHead = w.lmHead === w.embed ? this.embed : this.rowParts(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
     this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta);
-    let nonExpert = bytesOf(w.lmHead) + bytesOf(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
+    let nonExpert = bytesOf(w.lmHead) + heldBytes(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
       const g: GpuLayer = {
@@ -361,12 +366,12 @@ export class WebGpuModel implements LoadedModel {
         v: this.matrix(layer.v, `${p}.v`),
         o: this.matrix(layer.o, `${p}.o`),
       };
-      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce((s, t) => s + bytesOf(t), 0);
+      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce((s, t) => s + heldBytes(t), 0);
       for (const name of ['qBias', 'kBias', 'vBias', 'qNorm', 'kNorm'] as const) {
         const t = layer[name];
         if (t) {
           g[name] = this.vector(t, `${p}.${name}`);
-          nonExpert += bytesOf(t);
+          nonExpert += heldBytes(t);
         }
       }
       if (layer.mlp) {
