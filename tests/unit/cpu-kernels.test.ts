@@ -88,6 +88,17 @@ describe('WebAssembly SIMD products', async () => {
         const y = m.matmul(x, 1);
         for (let o = 0; o < rows; o++) expect(y[o] + 0).toBe(values[o * c + i] + 0); // +0: a zero code may read −0 in one path
       }
+      // Several tokens go through the decoded-row path: the same exact reads.
+      const i0 = 3;
+      const i1 = c - 2;
+      const x2 = new Float32Array(2 * c);
+      x2[i0] = 1;
+      x2[c + i1] = 1;
+      const y2 = m.matmul(x2, 2);
+      for (let o = 0; o < rows; o++) {
+        expect(y2[o] + 0).toBe(values[o * c + i0] + 0);
+        expect(y2[rows + o] + 0).toBe(values[o * c + i1] + 0);
+      }
     });
     it(`${name}: decodeRow returns the stored values`, () => {
       const m = heap.matrix(t);

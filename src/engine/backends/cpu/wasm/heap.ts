@@ -13,7 +13,7 @@ const PAGE = 65536;
 /** A 32-bit WebAssembly memory holds at most 65536 pages: 4 GiB. */
 export const WASM_MAX_BYTES = 65536 * PAGE;
 
-type Matvec = (fmt: number, w: number, s: number, m: number, x: number, y: number, rows: number, cols: number, tokens: number, g: number) => void;
+type Matvec = (fmt: number, w: number, s: number, m: number, x: number, y: number, rows: number, cols: number, tokens: number, g: number, rowbuf: number) => void;
 
 let compiled: Promise<WebAssembly.Module | null> | null = null;
 
@@ -92,14 +92,16 @@ export class WasmHeap {
     return ptr;
   }
 
-  /** Input and output areas for one product (reused; grown geometrically). */
-  private io(xBytes: number, yBytes: number): [number, number] {
-    const need = Math.ceil(xBytes / 16) * 16 + yBytes;
+  /** Input, output and decoded-row areas for one product (reused; grown geometrically). */
+  private io(xBytes: number, yBytes: number, rowBytes: number): [number, number, number] {
+    const x = Math.ceil(xBytes / 16) * 16;
+    const y = Math.ceil(yBytes / 16) * 16;
+    const need = x + y + rowBytes;
     if (need > this.scratchBytes) {
       this.scratchBytes = Math.max(need, Math.ceil(this.scratchBytes * 1.5));
       this.scratch = this.alloc(this.scratchBytes);
     }
-    return [this.scratch, this.scratch + Math.ceil(xBytes / 16) * 16];
+    return [this.scratch, this.scratch + x, this.scratch + x + y];
   }
 
   /** Copies the matrix into the memory and returns its product; the caller checked wasmSupports(t). */
@@ -138,10 +140,10 @@ export class WasmHeap {
       bytes: tensorBytes(t),
       decodeRow,
       matmul(x, tokens, bias) {
-        const [xp, yp] = heap.io(tokens * cols * 4, tokens * rows * 4);
+        const [xp, yp, rowbuf] = heap.io(tokens * cols * 4, tokens * rows * 4, cols * 4);
         heap.views();
         heap.f32.set(x.subarray(0, tokens * cols), xp / 4);
-        heap.matvec(fmt, w, s, m, xp, yp, rows, cols, tokens, g);
+        heap.matvec(fmt, w, s, m, xp, yp, rows, cols, tokens, g, rowbuf);
         const y = heap.f32.slice(yp / 4, yp / 4 + tokens * rows);
         if (bias) for (let t = 0; t < tokens; t++) for (let o = 0; o < rows; o++) y[t * rows + o] += bias[o];
         return y;

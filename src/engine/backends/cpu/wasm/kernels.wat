@@ -179,11 +179,97 @@
       (br $group)))
     (call $hsum (local.get $acc)))
 
+;; ---- Row decoders (prefill): a weight row as f32 values at $out, so that several tokens share one decode.
+
+  (func $decode_f16 (param $w i32) (param $out i32) (param $n i32)
+    (local $end i32) (local $h v128) (local $zero v128) (local $mask v128) (local $magic v128)
+    (local.set $mask (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+    (local.set $magic (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+    (local.set $end (i32.add (local.get $w) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+      (local.set $h (v128.load (local.get $w)))
+      (v128.store (local.get $out)
+        (f32x4.mul (v128.and (i32x4.shr_s (i8x16.shuffle 16 17 0 1 16 17 2 3 16 17 4 5 16 17 6 7 (local.get $h) (local.get $zero)) (i32.const 3)) (local.get $mask)) (local.get $magic)))
+      (v128.store offset=16 (local.get $out)
+        (f32x4.mul (v128.and (i32x4.shr_s (i8x16.shuffle 16 17 8 9 16 17 10 11 16 17 12 13 16 17 14 15 (local.get $h) (local.get $zero)) (i32.const 3)) (local.get $mask)) (local.get $magic)))
+      (local.set $w (i32.add (local.get $w) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 32)))
+      (br $next))))
+
+  (func $decode_bf16 (param $w i32) (param $out i32) (param $n i32)
+    (local $end i32) (local $h v128) (local $zero v128)
+    (local.set $end (i32.add (local.get $w) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+      (local.set $h (v128.load (local.get $w)))
+      (v128.store (local.get $out) (i8x16.shuffle 16 17 0 1 16 17 2 3 16 17 4 5 16 17 6 7 (local.get $h) (local.get $zero)))
+      (v128.store offset=16 (local.get $out) (i8x16.shuffle 16 17 8 9 16 17 10 11 16 17 12 13 16 17 14 15 (local.get $h) (local.get $zero)))
+      (local.set $w (i32.add (local.get $w) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 32)))
+      (br $next))))
+
+  ;; Sixteen signed 8-bit codes → sixteen f32 at $out, each times $scale plus $min.
+  (func $store16 (param $c v128) (param $out i32) (param $scale v128) (param $min v128)
+    (local $a v128) (local $b v128)
+    (local.set $a (i16x8.extend_low_i8x16_s (local.get $c)))
+    (local.set $b (i16x8.extend_high_i8x16_s (local.get $c)))
+    (v128.store (local.get $out) (f32x4.add (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $a))) (local.get $scale)) (local.get $min)))
+    (v128.store offset=16 (local.get $out) (f32x4.add (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $a))) (local.get $scale)) (local.get $min)))
+    (v128.store offset=32 (local.get $out) (f32x4.add (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $b))) (local.get $scale)) (local.get $min)))
+    (v128.store offset=48 (local.get $out) (f32x4.add (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $b))) (local.get $scale)) (local.get $min))))
+
+  (func $decode_q8 (param $w i32) (param $s i32) (param $out i32) (param $n i32) (param $g i32)
+    (local $end i32) (local $gend i32) (local $scale v128)
+    (local.set $end (i32.add (local.get $w) (local.get $n)))
+    (block $done (loop $group
+      (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+      (local.set $gend (i32.add (local.get $w) (local.get $g)))
+      (local.set $scale (f32x4.splat (call $h2f (i32.load16_u (local.get $s)))))
+      (block $gdone (loop $next
+        (br_if $gdone (i32.ge_u (local.get $w) (local.get $gend)))
+        (call $store16 (v128.load (local.get $w)) (local.get $out) (local.get $scale) (v128.const i32x4 0 0 0 0))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 64)))
+        (br $next)))
+      (local.set $s (i32.add (local.get $s) (i32.const 2)))
+      (br $group))))
+
+  (func $decode_q4 (param $w i32) (param $s i32) (param $m i32) (param $out i32) (param $n i32) (param $g i32) (param $offsets i32)
+    (local $end i32) (local $gend i32) (local $half i32) (local $oh i32) (local $v v128) (local $scale v128) (local $min v128) (local $bias v128)
+    (local.set $half (i32.shr_u (local.get $g) (i32.const 1)))
+    (local.set $end (i32.add (local.get $w) (i32.shr_u (local.get $n) (i32.const 1))))
+    (local.set $bias (select (result v128) (v128.const i32x4 0 0 0 0) (i8x16.splat (i32.const 8)) (local.get $offsets)))
+    (block $done (loop $group
+      (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+      (local.set $gend (i32.add (local.get $w) (local.get $half)))
+      (local.set $oh (i32.add (local.get $out) (i32.shl (local.get $half) (i32.const 2))))
+      (local.set $scale (f32x4.splat (call $h2f (i32.load16_u (local.get $s)))))
+      (local.set $min (v128.const i32x4 0 0 0 0))
+      (if (local.get $offsets) (then
+        (local.set $min (f32x4.splat (call $h2f (i32.load16_u (local.get $m)))))
+        (local.set $m (i32.add (local.get $m) (i32.const 2)))))
+      (block $gdone (loop $next
+        (br_if $gdone (i32.ge_u (local.get $w) (local.get $gend)))
+        (local.set $v (v128.load (local.get $w)))
+        (call $store16 (i8x16.sub (v128.and (local.get $v) (i8x16.splat (i32.const 15))) (local.get $bias)) (local.get $out) (local.get $scale) (local.get $min))
+        (call $store16 (i8x16.sub (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $bias)) (local.get $oh) (local.get $scale) (local.get $min))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 64)))
+        (local.set $oh (i32.add (local.get $oh) (i32.const 64)))
+        (br $next)))
+      (local.set $s (i32.add (local.get $s) (i32.const 2)))
+      (local.set $out (local.get $oh))
+      (br $group))))
+
   ;; y[t·rows + o] = Σ_i x[t·cols + i] · W[o, i] for o < rows, t < tokens. Each weight row is read once
-  ;; and stays in cache while it meets every token. $s / $m: scales / minimums (quantized formats only).
+  ;; and stays in cache while it meets every token: one token (decode) dots the stored row directly; several
+  ;; (prefill) first decode it into $rowbuf (cols f32) and dot that with each token. $s / $m: scales /
+  ;; minimums (quantized formats only).
   (func (export "matvec") (param $fmt i32) (param $w i32) (param $s i32) (param $m i32) (param $x i32) (param $y i32)
-        (param $rows i32) (param $cols i32) (param $tokens i32) (param $g i32)
+        (param $rows i32) (param $cols i32) (param $tokens i32) (param $g i32) (param $rowbuf i32)
     (local $o i32) (local $t i32) (local $wRow i32) (local $sRow i32) (local $wr i32) (local $sr i32) (local $mr i32) (local $xr i32)
+    (local $decoded i32)
     (local.set $wRow
       (if (result i32) (i32.eqz (local.get $fmt)) (then (i32.shl (local.get $cols) (i32.const 2)))
         (else (if (result i32) (i32.le_u (local.get $fmt) (i32.const 2)) (then (i32.shl (local.get $cols) (i32.const 1)))
@@ -191,24 +277,33 @@
             (else (i32.shr_u (local.get $cols) (i32.const 1)))))))))
     (if (i32.ge_u (local.get $fmt) (i32.const 3))
       (then (local.set $sRow (i32.shl (i32.div_u (local.get $cols) (local.get $g)) (i32.const 1)))))
+    (local.set $decoded (i32.and (i32.gt_u (local.get $tokens) (i32.const 1)) (i32.ne (local.get $fmt) (i32.const 0))))
     (block $done_o (loop $next_o
       (br_if $done_o (i32.ge_u (local.get $o) (local.get $rows)))
       (local.set $wr (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $wRow))))
       (local.set $sr (i32.add (local.get $s) (i32.mul (local.get $o) (local.get $sRow))))
       (local.set $mr (i32.add (local.get $m) (i32.mul (local.get $o) (local.get $sRow))))
+      (if (local.get $decoded) (then
+        (if (i32.eq (local.get $fmt) (i32.const 1)) (then (call $decode_f16 (local.get $wr) (local.get $rowbuf) (local.get $cols)))
+          (else (if (i32.eq (local.get $fmt) (i32.const 2)) (then (call $decode_bf16 (local.get $wr) (local.get $rowbuf) (local.get $cols)))
+            (else (if (i32.eq (local.get $fmt) (i32.const 3))
+              (then (call $decode_q8 (local.get $wr) (local.get $sr) (local.get $rowbuf) (local.get $cols) (local.get $g)))
+              (else (call $decode_q4 (local.get $wr) (local.get $sr) (local.get $mr) (local.get $rowbuf) (local.get $cols) (local.get $g)
+                (i32.eq (local.get $fmt) (i32.const 5)))))))))))
       (local.set $t (i32.const 0))
       (block $done_t (loop $next_t
         (br_if $done_t (i32.ge_u (local.get $t) (local.get $tokens)))
         (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $t) (local.get $cols)) (i32.const 2))))
         (f32.store
           (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $o)) (i32.const 2)))
-          (if (result f32) (i32.eqz (local.get $fmt)) (then (call $dot_f32 (local.get $wr) (local.get $xr) (local.get $cols)))
+          (if (result f32) (local.get $decoded) (then (call $dot_f32 (local.get $rowbuf) (local.get $xr) (local.get $cols)))
+          (else (if (result f32) (i32.eqz (local.get $fmt)) (then (call $dot_f32 (local.get $wr) (local.get $xr) (local.get $cols)))
             (else (if (result f32) (i32.eq (local.get $fmt) (i32.const 1)) (then (call $dot_f16 (local.get $wr) (local.get $xr) (local.get $cols)))
               (else (if (result f32) (i32.eq (local.get $fmt) (i32.const 2)) (then (call $dot_bf16 (local.get $wr) (local.get $xr) (local.get $cols)))
                 (else (if (result f32) (i32.eq (local.get $fmt) (i32.const 3))
                   (then (call $dot_q8 (local.get $wr) (local.get $sr) (local.get $xr) (local.get $cols) (local.get $g)))
                   (else (call $dot_q4 (local.get $wr) (local.get $sr) (local.get $mr) (local.get $xr) (local.get $cols) (local.get $g)
-                    (i32.eq (local.get $fmt) (i32.const 5))))))))))))
+                    (i32.eq (local.get $fmt) (i32.const 5))))))))))))))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $next_t)))
       (local.set $o (i32.add (local.get $o) (i32.const 1)))
