@@ -68,7 +68,12 @@ const F16_MAX = 65504;
 
 function f16(value: number): number {
   if (!(Math.abs(value) <= F16_MAX)) {
-    throw new RangeError(`a quantization scale of ${value} does not fit in f16 (weights larger than ${F16_MAX * 8} cannot be quantized)`);
+    throw new QuantizationError(
+      Number.isFinite(value)
+        ? `A group of weights reaches ${value.toExponential(2)}, beyond what an f16 scale can express; these weights cannot be quantized.`
+        : 'The weights contain Inf or NaN values, which cannot be quantized.',
+      'Load the model without quantization (--quantize none).',
+    );
   }
   return floatToF16Bits(value);
 }
@@ -83,6 +88,9 @@ export function quantizeValues(values: Float32Array, rows: number, cols: number,
   const G = o.groupSize;
   if (values.length !== rows * cols) throw new Error(`quantize: ${values.length} values do not fill [${rows}, ${cols}]`);
   if (G < 2 || G % 2 !== 0 || cols % G !== 0) throw new Error(`quantize: group size ${G} must be even and divide the row width ${cols}`);
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new QuantizationError('The weights contain Inf or NaN values, which cannot be quantized.', 'Load the model without quantization (--quantize none).');
+  }
   const groups = (rows * cols) / G;
   const scales = new Uint16Array(groups);
   if (o.dtype === 'Q8') {
