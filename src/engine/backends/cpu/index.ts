@@ -8,7 +8,7 @@ import { fitHint, formatGiB, ModelTooLargeError, quantizeWeights, weightSetBytes
 import type { Backend, ModelSpec, QuantScheme, WeightSet } from '../../types.ts';
 import { hostMatrix } from './matrix.ts';
 import { CpuModel } from './model.ts';
-import { loadKernels, WASM_MAX_BYTES, WasmHeap, wasmSupports } from './wasm/heap.ts';
+import { loadKernels, WASM_MAX_BYTES, WasmHeap, wasmSimdAvailable, wasmSupports } from './wasm/heap.ts';
 
 export { CpuModel } from './model.ts';
 export type { CpuStats, CpuWeightMemory } from './model.ts';
@@ -32,17 +32,15 @@ const SCRATCH_RESERVE = 64 * 2 ** 20;
 export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
   const quantize = options.quantize ?? 'none';
   const weightsText = quantize === 'none' ? 'weights as stored' : `weights quantized to ${quantize}`;
-  const backend: CpuBackend = {
+  const simd = options.kernels !== 'js' && wasmSimdAvailable();
+  return {
     kind: 'cpu',
     quantize,
-    description: `CPU (${weightsText})`,
+    description: `CPU (${simd ? 'WebAssembly SIMD' : 'TypeScript'}, ${weightsText})`,
     async load(spec, weights) {
-      const module = options.kernels === 'js' ? null : await loadKernels();
+      const module = simd ? await loadKernels() : null;
       const ready = quantizeWeights(weights, quantize);
-      if (!module) {
-        (backend as { description: string }).description = `CPU (TypeScript, ${weightsText})`;
-        return new CpuModel(spec, ready);
-      }
+      if (!module) return new CpuModel(spec, ready);
       const need = weightSetBytes(ready);
       if (need + SCRATCH_RESERVE > WASM_MAX_BYTES) {
         throw new ModelTooLargeError(
@@ -50,11 +48,9 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
           fitHint(weights, WASM_MAX_BYTES - SCRATCH_RESERVE, 'This model is too large for the CPU backend; use the WebGPU backend.'),
         );
       }
-      (backend as { description: string }).description = `CPU (WebAssembly SIMD, ${weightsText})`;
       const heap = new WasmHeap(module);
       return new CpuModel(spec, ready, (t) => (wasmSupports(t) ? heap.matrix(t) : hostMatrix(t)));
     },
     dispose() {},
   };
-  return backend;
 }

@@ -16,14 +16,30 @@ export const WASM_MAX_BYTES = 65536 * PAGE;
 type Matvec = (fmt: number, w: number, s: number, m: number, x: number, y: number, rows: number, cols: number, tokens: number, g: number, rowbuf: number) => void;
 
 let compiled: Promise<WebAssembly.Module | null> | null = null;
+let binary: Uint8Array<ArrayBuffer> | null | undefined;
+
+/** The kernels' bytes when this platform can run them (WebAssembly with SIMD), else null. Checked once. */
+function kernelBytes(): Uint8Array<ArrayBuffer> | null {
+  if (binary === undefined) {
+    if (typeof WebAssembly === 'undefined') binary = null;
+    else {
+      const bytes = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
+      binary = WebAssembly.validate(bytes) ? bytes : null; // validation fails without SIMD
+    }
+  }
+  return binary;
+}
+
+/** Whether the SIMD kernels can run here (synchronous: backends name themselves before loading). */
+export function wasmSimdAvailable(): boolean {
+  return kernelBytes() !== null;
+}
 
 /** The compiled kernels, or null when this platform has no WebAssembly SIMD. Compiled once per process/worker. */
 export function loadKernels(): Promise<WebAssembly.Module | null> {
   compiled ??= (async () => {
-    if (typeof WebAssembly === 'undefined') return null;
-    const binary = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
-    if (!WebAssembly.validate(binary)) return null; // no SIMD
-    return WebAssembly.compile(binary);
+    const bytes = kernelBytes();
+    return bytes ? WebAssembly.compile(bytes) : null;
   })();
   return compiled;
 }
