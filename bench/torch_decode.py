@@ -5,7 +5,8 @@ batch 1, KV cache, f32 compute, torch.set_num_threads(THREADS)), on the same che
 usage: torch_decode.py MODEL_DIR --prompt 1,2,3 --decode N --modes dense,topk:2 --min-seconds S [--threads 1] [--serve]
 prints one JSON object: {"torch": version, "threads": n, "dtype": "float32", "results": [{"routing", "prefillTokensPerSecond",
 "decodeTokensPerSecond", "tokens": greedy ids of the first run}]}
-Llama / Mistral (dense MLP) and Mixtral (softmax router, top-k renormalised; dense = every expert weighted by p).
+Llama / Mistral (dense MLP) and Mixtral (softmax router, top-k renormalised unless config.json says norm_topk_prob: false;
+dense = every expert weighted by p).
 Sharded checkpoints (model.safetensors.index.json) are read too.
 """
 import argparse
@@ -60,6 +61,8 @@ class Model:
         self.L = cfg['num_hidden_layers']
         self.E = cfg.get('num_local_experts', 0)
         self.topk = cfg.get('num_experts_per_tok', 0)
+        # Mixtral renormalises the chosen experts' probabilities; a config may say otherwise (ds-moe: raw probabilities).
+        self.renorm = bool(cfg.get('norm_topk_prob', True))
         self.embed = W['model.embed_tokens.weight']
         self.lm_head = self.embed if cfg.get('tie_word_embeddings') or 'lm_head.weight' not in W else W['lm_head.weight']
         self.norm = W['model.norm.weight']
@@ -131,7 +134,8 @@ class Model:
                 weights, chosen = probs, None
             else:
                 weights, chosen = probs.topk(self.topk if mode == 'native' else int(mode.split(':')[1]), -1)
-                weights = weights / weights.sum(-1, keepdim=True)
+                if self.renorm:
+                    weights = weights / weights.sum(-1, keepdim=True)
             out = torch.zeros_like(h)
             if chosen is None:
                 for e, w in enumerate(layer['experts']):
