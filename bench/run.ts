@@ -6,11 +6,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchOptionsFromFlags, printBench, torchAvailable } from '../src/cli/benchCommand.ts';
-import { openCheckpoint } from '../src/cli/common.ts';
+import { benchOptionsFromFlags, printBench, runBench, torchAvailable } from '../src/cli/benchCommand.ts';
+import { isNonNegativeInteger, numberFlag, openCheckpoint } from '../src/cli/common.ts';
+import { resolveSource } from '../src/cli/sources.ts';
+import { benchLenses, formatLensTable } from './lens.ts';
 import { BENCH_MODEL_SIZES, makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--json]';
+const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -24,6 +26,7 @@ async function main(): Promise<number> {
       size: { type: 'string' },
       quantize: { type: 'string' },
       'no-torch': { type: 'boolean' },
+      'lens-tokens': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -58,10 +61,24 @@ async function main(): Promise<number> {
     });
     // The PyTorch eager loop on the same weights, in the same run, unless switched off or unavailable.
     if (!values['no-torch']) {
-      if (torchAvailable()) options.torchModelDir = dir;
+      const ref = resolveSource(dir); // PyTorch reads a folder (a built-in id names one too)
+      if (torchAvailable() && ref.kind === 'local') options.torchModelDir = ref.path;
       else if (!values.json) process.stderr.write('PyTorch (/usr/bin/python3 with torch) not found: no PyTorch baseline in this run\n');
     }
-    await printBench(ckpt, dir === BUILT_IN ? 'public/models/moe-top2' : dir, options, values.json === true);
+    const json = values.json === true;
+    const label = dir === BUILT_IN ? 'public/models/moe-top2' : dir;
+    const lensTokens = numberFlag('lens-tokens', values['lens-tokens'], 256, isNonNegativeInteger, 'a whole number ≥ 0');
+    const report = json ? await runBench(ckpt, label, options) : await printBench(ckpt, label, options, false);
+    // Lens throughput (bench/lens.ts), printed under the speed table with each backend's native prefill alongside
+    // (of the first weight format measured).
+    const firstQuant = options.quantize?.[0] ?? 'none';
+    const prefill = Object.fromEntries(report.results.filter((r) => r.routing === 'native' && r.quantization === firstQuant).map((r) => [r.backend, r.prefillTokensPerSecond]));
+    const lenses =
+      lensTokens > 0 && ckpt.spec.moe
+        ? await benchLenses(ckpt, { backends: options.backends, tokens: lensTokens, minSeconds: options.minSeconds, prefill })
+        : null;
+    if (json) process.stdout.write(JSON.stringify({ ...report, lenses }) + '\n');
+    else if (lenses) process.stdout.write(`\n${formatLensTable(lenses)}\n`);
     return 0;
   } finally {
     clearInterval(keepAlive);

@@ -9,7 +9,7 @@ export VK_ICD_FILENAMES="${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_ic
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json
 
-echo "== build (the e2e tests run against the built app)"
+echo '== build (the e2e tests run against the built app; start.test.ts also runs npm start and vite preview as a person would)'
 npx vite build --logLevel warn
 
 echo "== unit, gpu (Dawn on SwiftShader) and e2e (Chromium) tests"

@@ -1,10 +1,11 @@
 // Second half of the chosen experts, weighted and added into the residual stream:
-//   H[t, i] += Σ_{slot < count_t} w_slot · (Wd[e_slot] · ACT[t, slot])[i].
+//   H[t, i] += outScale · Σ_{slot < count_t} w_slot · (Wd[e_slot] · ACT[t, slot])[i]
+// (outScale is 1, or granitemoe's residual_multiplier).
 // One workgroup (64 threads) per (row i, token t) loops over the token's chosen slots, so each H element has
 // exactly one writer and unchosen experts' rows are never read. Down weights are stacked [E, d, f].
 struct Params {
   f: u32, d: u32, tokens: u32, slots: u32,
-  recBase: u32, recExperts: u32, hOffset: u32, _p0: u32,
+  recBase: u32, recExperts: u32, hOffset: u32, outScale: f32,
   eBase: u32, eCount: u32, _p1: u32, _p2: u32,  // this dispatch's experts (stacks larger than one buffer are split)
 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -51,6 +52,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   if (lid == 0u) {
     let hi = P.hOffset + t * P.d + row;
-    H[hi] = H[hi] + partial[0];
+    H[hi] = H[hi] + partial[0] * P.outScale;
   }
 }

@@ -4,11 +4,14 @@
 //   [1+2E .. 1+3E) probabilities over all E experts.
 // Semantics (the playground's contract): ablated experts get logit −∞ before the softmax; forced experts
 // take slots first (topk) or join the set (threshold); dense takes all E with raw p; weights renormalise over
-// the chosen set when `renorm` is set (never in dense mode).
+// the chosen set when `renorm` is set (never in dense mode). An ablated expert is never chosen (topk with
+// fewer live experts than k takes the live ones; dense takes only the live ones) unless `literalAblation`
+// is set: then, as the PyTorch reference does, it fills top-k slots no live expert can take and stays in
+// dense, with weight 0 (RoutingPlan.ablation = 'zero-weight').
 struct Params {
   tokens: u32, experts: u32, mode: u32, k: u32,   // mode: 0 = topk, 1 = threshold, 2 = dense
   threshold: f32, renorm: u32, layer: u32, logitsOffset: u32,
-  recBase: u32, _p0: u32, _p1: u32, _p2: u32,
+  recBase: u32, literalAblation: u32, _p1: u32, _p2: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> LOGITS: array<f32>;
@@ -50,9 +53,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var chosen: array<u32, 8>;
   for (var w = 0u; w < 8u; w++) { chosen[w] = 0u; }
   var count = 0u;
+  // Experts that may be chosen at all: every one, or only the un-ablated ones.
+  let keepAblated = P.literalAblation != 0u;
   if (P.mode == 2u) {
-    for (var i = 0u; i < E; i++) { chosen[i >> 5u] |= 1u << (i & 31u); }
-    count = E;
+    for (var i = 0u; i < E; i++) {
+      if (keepAblated || (FLAGS[fb + i] & 1u) == 0u) { chosen[i >> 5u] |= 1u << (i & 31u); count++; }
+    }
   } else if (P.mode == 1u) {
     for (var i = 0u; i < E; i++) {
       let p = bitcast<f32>(ROUTE[pb + i]);
@@ -73,8 +79,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       var bp = -1.0;
       for (var i = 0u; i < E; i++) {
         let taken = (chosen[i >> 5u] >> (i & 31u)) & 1u;
+        let eligible = keepAblated || (FLAGS[fb + i] & 1u) == 0u;
         let p = bitcast<f32>(ROUTE[pb + i]);
-        if (taken == 0u && p > bp) { bp = p; bi = i; }
+        if (taken == 0u && eligible && p > bp) { bp = p; bi = i; }
       }
       if (bi == E) { break; }
       chosen[bi >> 5u] |= 1u << (bi & 31u);

@@ -9,6 +9,7 @@ import { QuantizationError } from '../engine/format/quant.ts';
 import { countParameters, type Checkpoint } from '../engine/format/index.ts';
 import { formatRoutingMode, parseRoutingMode, validateRoutingPlan } from '../engine/routing/index.ts';
 import { CpuModel } from '../engine/backends/cpu/index.ts';
+import { resolveSource } from './sources.ts';
 import { CliError, createBackend, formatBytes, formatCount, isCount, numberFlag, openCheckpoint, parseBackendKind, parseQuantize } from './common.ts';
 
 export interface BenchFlags {
@@ -478,7 +479,10 @@ export async function benchCommand(dir: string, flags: BenchFlags): Promise<void
   const options = benchOptionsFromFlags(ckpt.spec, flags);
   if (flags.torch) {
     if (!torchAvailable()) throw new CliError('--torch needs /usr/bin/python3 with PyTorch.', 'Install Debian\'s python3-torch (scripts/ensure-deps.sh), or drop --torch.');
-    options.torchModelDir = dir;
+    // The PyTorch script reads a folder: a local folder or a built-in id (a remote model is in the cache, not a folder).
+    const ref = resolveSource(dir);
+    if (ref.kind !== 'local') throw new CliError('--torch needs a checkpoint folder or a built-in model id.', 'Download the model into a folder and pass that folder.');
+    options.torchModelDir = ref.path;
   }
   await printBench(ckpt, dir, options, flags.json);
 }

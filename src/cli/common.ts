@@ -1,12 +1,11 @@
 // Shared pieces of the `moe` command: errors, loading a checkpoint folder, picking a backend.
-import { existsSync, statSync } from 'node:fs';
 import type { Backend, BackendKind, ModelSpec, QuantScheme, RoutingPlan } from '../engine/types.ts';
 import { parseQuantScheme } from '../engine/format/quant.ts';
 import { loadCheckpoint, type Checkpoint } from '../engine/format/index.ts';
 import { createCpuBackend } from '../engine/backends/cpu/index.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
-import { dirSource } from './fsSource.ts';
+import { openSource, progressLine } from './sources.ts';
 import { nodeGpu } from './nodeGpu.ts';
 
 /** A mistake on the command line: printed as one line, exit status 1. */
@@ -22,14 +21,24 @@ export class CliError extends Error {
   }
 }
 
-export async function openCheckpoint(dir: string): Promise<Checkpoint> {
-  if (!existsSync(dir)) throw new CliError(`${dir} does not exist.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
-  if (!statSync(dir).isDirectory()) throw new CliError(`${dir} is not a folder.`, 'Pass the folder that holds config.json, model.safetensors and tokenizer.json.');
-  return loadCheckpoint(dirSource(dir));
+/** Open any SOURCE (folder, hf:ORG/NAME[@REV], URL, built-in id); download progress goes to stderr. */
+export async function openCheckpoint(source: string): Promise<Checkpoint> {
+  let last = 0;
+  return openSource(source, {
+    progress: (p) => {
+      const now = Date.now();
+      if (now - last < 500 && p.received < p.total) return;
+      last = now;
+      process.stderr.write(`${progressLine(p)}\n`);
+    },
+  });
 }
 
 export function openTokenizer(ckpt: Checkpoint): TextTokenizer {
-  return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson);
+  if (ckpt.tokenizerJson === undefined) {
+    throw new CliError('This checkpoint has no tokenizer.json, so text cannot be turned into tokens.', 'Pass token ids with --tokens, or add the tokenizer.json of the model it was made from.');
+  }
+  return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson, ckpt.generationConfigJson);
 }
 
 export function parseBackendKind(value: string | undefined): BackendKind {

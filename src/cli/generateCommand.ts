@@ -43,7 +43,7 @@ export async function generateCommand(dir: string, flags: GenerateFlags): Promis
     const result = await generate(
       model,
       promptTokens,
-      { maxTokens, temperature, topP, seed, routing: plan, stopTokens: tokenizer.eosId !== undefined ? [tokenizer.eosId] : [] },
+      { maxTokens, temperature, topP, seed, routing: plan, stopTokens: tokenizer.stopIds },
       (token) => {
         generated.push(token.id);
         if (flags.json) return;

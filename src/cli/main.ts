@@ -7,6 +7,7 @@ import { generateCommand } from './generateCommand.ts';
 import { upcycleCommand } from './upcycleCommand.ts';
 import { benchCommand } from './benchCommand.ts';
 import { quantcostCommand } from './quantcostCommand.ts';
+import { analyzeCommand } from './analyzeCommand.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const str = { type: 'string' } as const;
@@ -23,20 +24,20 @@ const s = (v: string | boolean | undefined) => (typeof v === 'string' ? v : unde
 
 const COMMANDS: Record<string, CommandDef> = {
   inspect: {
-    usage: 'moe inspect DIR [--json]',
+    usage: 'moe inspect SOURCE [--json] [--offline]',
     positionals: 1,
     options: { json: flag },
     run: ([dir], v) => inspectCommand(dir, v.json === true),
   },
   eval: {
-    usage: 'moe eval DIR --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
+    usage: 'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
     options: { tokens: str, text: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
       evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), quantize: s(v.quantize), json: v.json === true }),
   },
   generate: {
-    usage: 'moe generate DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
+    usage: 'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
     options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
@@ -54,7 +55,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   upcycle: {
-    usage: 'moe upcycle DENSE_DIR OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot]',
+    usage: 'moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot]',
     positionals: 2,
     options: { experts: str, granularity: str, 'top-k': str, router: str, 'router-scale': str, seed: str, noise: str, scaling: str },
     run: ([dense, out], v) =>
@@ -70,7 +71,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   bench: {
-    usage: 'moe bench DIR [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--quantize none,q8,q4] [--torch] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; weights as stored; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode; --torch adds the PyTorch eager loop, 1 thread, same run)',
+    usage: 'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--quantize none,q8,q4] [--torch] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; weights as stored; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode; --torch adds the PyTorch eager loop, 1 thread, same run)',
     positionals: 1,
     options: { routing: str, backend: str, quantize: str, torch: flag, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
     run: ([dir], v) =>
@@ -86,7 +87,7 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   quantcost: {
-    usage: 'moe quantcost DIR [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
+    usage: 'moe quantcost SOURCE [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
     positionals: 1,
     options: { schemes: str, routing: str, texts: str, 'max-tokens': str, backend: str, json: flag },
     run: ([dir], v) =>
@@ -99,9 +100,37 @@ const COMMANDS: Record<string, CommandDef> = {
         json: v.json === true,
       }),
   },
+  analyze: {
+    usage:
+      'moe analyze SOURCE [--texts NAME=FILE,...] [--routing MODE] [--interventions L1E3-,...] [--max-tokens N] [--tradeoff MODE,...|none] [--compare-model DIR] [--compare-routing MODE] [--backend cpu|webgpu] [--json]  (defaults: the four public/eval texts, native, 1024 tokens per text, topk:1..E-1 + thresholds + dense)',
+    positionals: 1,
+    options: {
+      texts: str,
+      routing: str,
+      interventions: str,
+      'max-tokens': str,
+      tradeoff: str,
+      'compare-model': str,
+      'compare-routing': str,
+      backend: str,
+      json: flag,
+    },
+    run: ([source], v) =>
+      analyzeCommand(source, {
+        texts: s(v.texts),
+        routing: s(v.routing),
+        interventions: s(v.interventions),
+        maxTokens: s(v['max-tokens']),
+        tradeoff: s(v.tradeoff),
+        compareModel: s(v['compare-model']),
+        compareRouting: s(v['compare-routing']),
+        backend: s(v.backend),
+        json: v.json === true,
+      }),
+  },
 };
 
-const GENERAL_USAGE = `usage: moe <${Object.keys(COMMANDS).join('|')}> ... (moe <command> --help for its flags)`;
+const GENERAL_USAGE = `usage: moe <${Object.keys(COMMANDS).join('|')}> ... (moe <command> --help for its flags). SOURCE: a folder, hf:ORG/NAME[@REVISION] (HF_ENDPOINT), an https:// address or a built-in id; --offline uses only the model cache (HF_HUB_CACHE)`;
 
 /** One line on stderr, whatever went wrong; the stack only with --debug. */
 function report(error: unknown, usage: string, debug: boolean): void {
@@ -128,7 +157,9 @@ function report(error: unknown, usage: string, debug: boolean): void {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
+  // --offline works with every command: the ecosystem's HF_HUB_OFFLINE, set for this process.
+  if (argv.includes('--offline')) process.env.HF_HUB_OFFLINE = '1';
+  const args = argv.filter((a) => a !== '--debug' && a !== '--offline');
   const name = args[0];
   const command = name !== undefined ? COMMANDS[name] : undefined;
   if (!command) {

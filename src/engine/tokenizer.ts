@@ -25,6 +25,8 @@ export interface TextTokenizer {
   /** The end-of-sequence id when the config names one. */
   readonly eosId: number | undefined;
   readonly bosId: number | undefined;
+  /** Every id that ends generation: the tokenizer config's EOS and generation_config.json's eos_token_id(s). */
+  readonly stopIds: number[];
 }
 
 const FILE = 'tokenizer.json';
@@ -40,7 +42,10 @@ function tokenContent(v: unknown): string | undefined {
   return undefined;
 }
 
-export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unknown): TextTokenizer {
+export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unknown, generationConfigJson?: unknown): TextTokenizer {
+  if (tokenizerJson === undefined) {
+    throw new TokenizerError(FILE, `This model has no ${FILE}, so text cannot be turned into tokens.`, 'Add the tokenizer.json of the model it was made from (a checkpoint without one can still be scored on token ids from the command line).');
+  }
   if (!isObject(tokenizerJson)) {
     throw new TokenizerError(FILE, `${FILE} is not a JSON object.`, 'Use the tokenizer.json exported by Hugging Face tokenizers (the "fast" tokenizer file).');
   }
@@ -88,12 +93,20 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unkn
     return content === undefined ? undefined : tok.token_to_id(content);
   };
   const specialIds = addedTokens.filter((t) => t.special).map((t) => t.id);
+  const eosId = idOf(config.eos_token);
+  // generation_config.json's eos_token_id is a number or a list (Llama 3 lists several).
+  const generationEos = isObject(generationConfigJson) ? generationConfigJson.eos_token_id : undefined;
+  const stopIds = new Set<number>(eosId === undefined ? [] : [eosId]);
+  for (const id of Array.isArray(generationEos) ? generationEos : [generationEos]) {
+    if (Number.isInteger(id) && (id as number) >= 0 && (id as number) <= maxId) stopIds.add(id as number);
+  }
 
   return {
     vocabSize: maxId + 1,
     specialIds,
-    eosId: idOf(config.eos_token),
+    eosId,
     bosId: idOf(config.bos_token),
+    stopIds: [...stopIds],
     encode(text: string): number[] {
       if (text.length === 0) return [];
       return tok.encode(text, { add_special_tokens: addSpecialTokens }).ids;

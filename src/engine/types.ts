@@ -1,7 +1,7 @@
 // The engine's shared vocabulary. Plain data only: no DOM, no Node, no React.
 // Every part of the engine (format, upcycle, routing, backends, run) speaks these types.
 
-export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe';
+export type Architecture = 'llama' | 'mistral' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe';
 /** Storage dtypes of checkpoint files (safetensors): one value per element, little-endian. */
 export type DType = 'F32' | 'F16' | 'BF16';
 /** Quantized storage, made on load by src/engine/format/quant.ts (never read from or written to a file here). */
@@ -98,6 +98,19 @@ export interface MoeSpec {
   moeLayers: boolean[];
 }
 
+/**
+ * Llama 3.1's RoPE frequency scaling (rope_type "llama3"). For inverse frequency f with wavelength λ = 2π/f:
+ * λ > L₀/lowFreqFactor → f/factor; λ < L₀/highFreqFactor → f; in between a linear blend (REFERENCE §7).
+ */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** L₀: the context length the model was pretrained with. */
+  originalMaxPositions: number;
+}
+
 export interface ModelSpec {
   architecture: Architecture;
   vocabSize: number;
@@ -110,7 +123,20 @@ export interface ModelSpec {
   intermediateSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** null: plain RoPE, inv_freq_i = ropeTheta^(-2i/headDim). */
+  ropeScaling: Llama3RopeScaling | null;
   maxPositions: number;
+  /** mistral/mixtral: query i sees keys j with i − slidingWindow < j ≤ i. null: every earlier position. */
+  slidingWindow: number | null;
+  // granitemoe's multipliers; every other architecture has 1, 1/√headDim, 1, 1.
+  /** The token embeddings are multiplied by this before the first layer. */
+  embeddingMultiplier: number;
+  /** Attention scores are q·k times this (1/√headDim unless the config says otherwise). */
+  attentionScale: number;
+  /** Each residual add is x + sublayer(x) · residualMultiplier. */
+  residualMultiplier: number;
+  /** The logits are divided by this. */
+  logitsScaling: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
   qkNorm: 'none' | 'per_head' | 'full';
@@ -140,6 +166,14 @@ export interface Intervention {
 export interface RoutingPlan {
   mode: RoutingMode;
   interventions: Intervention[];
+  /**
+   * How an ablated expert counts. Default ('excluded', the page's and the CLI's rule): it is never
+   * chosen, computed or counted; when fewer live experts than k remain, the remaining ones are
+   * chosen, and dense runs only the live experts. 'zero-weight': the PyTorch reference's literal
+   * semantics (its p is 0, yet it still fills top-k slots no live expert can take, and dense keeps
+   * it, all with weight 0); the fixtures' parity tests may use it.
+   */
+  ablation?: 'excluded' | 'zero-weight';
 }
 
 /** The router's decision for one token at one MoE layer. */
@@ -212,6 +246,9 @@ export interface Backend {
 export interface CheckpointSource {
   /** Shown in error messages: a folder path, a URL, "dropped files". */
   readonly label: string;
-  /** The whole file, or null when it does not exist. Other failures throw. */
-  readFile(name: string): Promise<Uint8Array | null>;
+  /**
+   * The whole file, or null when it does not exist. Other failures throw. `onProgress` (optional)
+   * hears the bytes received so far and the total when the source knows it.
+   */
+  readFile(name: string, onProgress?: (received: number, total: number | null) => void): Promise<Uint8Array | null>;
 }

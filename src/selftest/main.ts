@@ -11,6 +11,7 @@ import { compareRouting, maxAbsDiff, type ExpectedFile } from './compare.ts';
 const DEFAULT_NAMES = [
   'llama_f32', 'llama_tied_bf16', 'mistral_f32', 'mixtral_f32', 'mixtral_f16', 'mixtral_bf16', 'mixtral_sharded_f32',
   'qwen2_moe_f32', 'qwen3_moe_f32', 'qwen3_moe_fused_f32', 'olmoe_f32',
+  'granitemoe_f32', 'granitemoe_bf16', 'llama3_rope', 'mistral_sliding',
 ];
 /** Pass thresholds. The f16/bf16 references are computed from the stored (rounded) weights, so one bound fits all dtypes. */
 const TOLERANCE = { logits: 1e-3, probs: 1e-4, weights: 1e-4 };

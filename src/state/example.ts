@@ -3,13 +3,13 @@
 import type { RoutingTrace } from '../engine/types.ts';
 import type { RunState } from './store.ts';
 
-export interface SavedRun extends Omit<RunState, 'trace' | 'source'> {
+export interface SavedRun extends Omit<RunState, 'trace' | 'source' | 'modelFacts'> {
   savedBy: string;
   trace: { moeLayers: number[]; positions: number[]; layers: { experts: number[]; weights: number[]; probs: number[] }[][] };
 }
 
 export function saveRun(run: RunState, savedBy: string): SavedRun {
-  const { source: _source, ...rest } = run;
+  const { source: _source, modelFacts: _facts, ...rest } = run;
   return {
     ...rest,
     savedBy,
@@ -24,5 +24,6 @@ export function loadSavedRun(saved: SavedRun): RunState {
     layers: saved.trace.layers.map((rows) => rows.map((r) => ({ experts: r.experts, weights: r.weights, probs: Float32Array.from(r.probs) }))),
   };
   const { savedBy: _savedBy, ...rest } = saved;
-  return { ...rest, trace, source: 'example' };
+  // The example's parameter counts are not the loaded model's: no "parameters active" for it.
+  return { ...rest, trace, source: 'example', modelFacts: null };
 }

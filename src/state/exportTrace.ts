@@ -1,6 +1,8 @@
 // The routing trace as data a researcher can take away: one row per token × MoE layer × chosen
-// expert (position, token, layer, expert, rank, weight, probability), as CSV and as JSON with a
-// header naming the model, the routing mode and the seed. Pure functions: no DOM.
+// expert (position, token, layer, expert, rank, weight, probability, the token's loss and the
+// router's full probability vector), as CSV and as JSON with a header naming the model, the routing
+// mode and the seed; the JSON also lists every token with its loss and all router probabilities.
+// Pure functions: no DOM.
 import type { RunState } from './store.ts';
 
 export interface TraceHeader {
@@ -32,9 +34,39 @@ export interface TraceRow {
   rank: number;
   weight: number;
   probability: number;
+  /** −log p of this token given the tokens before it (nats); null for the first token. */
+  loss: number | null;
+  /** The router's probabilities over all experts at this token and layer (after interventions). */
+  routerProbs: number[];
 }
 
-export const TRACE_COLUMNS = ['position', 'token', 'token_id', 'layer', 'expert', 'rank', 'weight', 'probability'] as const;
+/** One token with its loss and, per MoE layer, the router's probabilities over every expert. */
+export interface TraceToken {
+  position: number;
+  token: string;
+  tokenId: number;
+  loss: number | null;
+  /** routerProbs[m][e]: MoE layer m (header.moeLayers[m]), expert e. */
+  routerProbs: number[][];
+}
+
+export const TRACE_COLUMNS = ['position', 'token', 'token_id', 'layer', 'expert', 'rank', 'weight', 'probability', 'loss', 'router_probs'] as const;
+
+function lossAt(run: RunState, t: number): number | null {
+  const lp = run.logProbs[t];
+  return lp === null || lp === undefined ? null : -lp;
+}
+
+/** Every token with its loss and full router probabilities. */
+export function traceTokens(run: RunState): TraceToken[] {
+  return run.tokenIds.map((tokenId, t) => ({
+    position: run.trace.positions[t] ?? t,
+    token: run.tokenTexts[t],
+    tokenId,
+    loss: lossAt(run, t),
+    routerProbs: run.trace.layers.map((rows) => (rows[t] ? Array.from(rows[t].probs) : [])),
+  }));
+}
 
 export function traceRows(run: RunState): TraceRow[] {
   const rows: TraceRow[] = [];
@@ -53,6 +85,8 @@ export function traceRows(run: RunState): TraceRow[] {
           rank,
           weight: routing.weights[rank],
           probability: routing.probs[expert],
+          loss: lossAt(run, t),
+          routerProbs: Array.from(routing.probs),
         });
       });
     });
@@ -92,14 +126,18 @@ export function traceCsv(header: TraceHeader, rows: TraceRow[]): string {
     `# routing: ${header.routing}`,
     `# generated_with: ${header.generatedWith}`,
     `# seed: ${header.seed}`,
+    `# loss: -log p(token | tokens before it) in nats, empty for the first token; router_probs: the router's probabilities over experts 0..E-1, separated by ';'`,
     TRACE_COLUMNS.join(','),
-    ...rows.map((r) => [r.position, r.token, r.tokenId, r.layer, r.expert, r.rank, r.weight, r.probability].map(csvField).join(',')),
+    ...rows.map((r) =>
+      [r.position, r.token, r.tokenId, r.layer, r.expert, r.rank, r.weight, r.probability, r.loss ?? '', r.routerProbs.join(';')].map(csvField).join(','),
+    ),
   ];
   return `${lines.map((l) => (l.startsWith('#') ? l.replace(/[\r\n]/g, ' ') : l)).join('\n')}\n`;
 }
 
-export function traceJson(header: TraceHeader, rows: TraceRow[]): string {
-  return JSON.stringify({ header, rows }, null, 1);
+/** The JSON: header, the per-expert rows, and (when given) every token with its loss and full router probabilities. */
+export function traceJson(header: TraceHeader, rows: TraceRow[], tokens?: TraceToken[]): string {
+  return JSON.stringify(tokens ? { header, rows, tokens } : { header, rows }, null, 1);
 }
 
 /** Reads the CSV back (for tests and for anyone checking a file): comment lines skipped, quotes honoured. */
@@ -146,5 +184,7 @@ export function parseTraceCsv(text: string): TraceRow[] {
     rank: Number(r[5]),
     weight: Number(r[6]),
     probability: Number(r[7]),
+    loss: r[8] === '' || r[8] === undefined ? null : Number(r[8]),
+    routerProbs: r[9] ? r[9].split(';').map(Number) : [],
   }));
 }

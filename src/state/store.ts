@@ -4,6 +4,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { BackendStatus, ModelStatus, TokenChoice, WorkerResponse } from '../worker/protocol.ts';
+import type { ParameterFacts } from './derive.ts';
 import { clamp, CONTROL_NAMES, DEFAULT_SHARE_STATE, LIMITS, MODE_KINDS, VIEWS, type ShareState } from './url.ts';
 
 export interface BuiltInModel {
@@ -23,6 +24,11 @@ export interface RunState {
   source: 'example' | 'engine';
   /** Which model produced it (shown on the example, which is not the loaded model). */
   modelLabel: string;
+  /**
+   * The parameter counts of the model that produced it, so "parameters active" is always computed
+   * for the run on screen, even while another model is loading; null for the saved example.
+   */
+  modelFacts: ParameterFacts | null;
   tokenIds: number[];
   tokenTexts: string[];
   promptLength: number;
@@ -64,6 +70,9 @@ export interface PlaygroundState {
   proof: UpcycledMessage | null;
   /** Earlier intervention lists, newest last, for undo. */
   ivUndo: string[];
+  /** The compare pane has answered for the text on screen (or failed): what the tour waits for before moving on. */
+  compareSettled: boolean;
+  setCompareSettled(settled: boolean): void;
 
   /** Replace the interventions (remembering the old list for undo). */
   setInterventions(iv: string): void;
@@ -100,6 +109,12 @@ export function cycleChip(iv: string, layer: number, expert: number): string {
 export function chipAction(iv: string, layer: number, expert: number): 'ablate' | 'force' | null {
   const chip = iv.split(',').find((c) => c.slice(0, -1) === `L${layer}E${expert}`);
   return chip ? (chip.endsWith('-') ? 'ablate' : 'force') : null;
+}
+
+function factsOf(model: ModelStatus | null): ParameterFacts | null {
+  if (!model) return null;
+  const { parametersTotal, parametersNonExpert, parametersPerExpert, moeLayers } = model;
+  return { parametersTotal, parametersNonExpert, parametersPerExpert, moeLayers: [...moeLayers] };
 }
 
 function emptyTrace(moeLayers: number[]): RoutingTrace {
@@ -146,7 +161,11 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
     error: null,
     proof: null,
     ivUndo: [],
+    compareSettled: false,
 
+    setCompareSettled(settled) {
+      if (get().compareSettled !== settled) set({ compareSettled: settled });
+    },
     setInterventions(iv) {
       const before = get().share.iv;
       if (iv === before) return;
@@ -197,6 +216,12 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
 
     receive(message) {
       const state = get();
+      // The worker really did install this model, whoever asked: `model` always names the model the
+      // worker runs, so every later output is labelled with the model that produced it.
+      if (message.type === 'loaded' && message.requestId !== state.activeRequest) {
+        set({ model: message.model });
+        return;
+      }
       // Replies to a request that a newer one replaced are stale.
       if ('requestId' in message && message.requestId !== undefined && message.type !== 'error' && message.requestId !== state.activeRequest) return;
       switch (message.type) {
@@ -215,6 +240,7 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
             run: {
               source: 'engine',
               modelLabel: state.model?.id ?? '',
+              modelFacts: factsOf(state.model),
               tokenIds: [...message.tokenIds],
               tokenTexts: [...message.tokenTexts],
               promptLength: message.tokenIds.length,
@@ -273,6 +299,7 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
             run: {
               source: 'engine',
               modelLabel: state.model?.id ?? run?.modelLabel ?? '',
+              modelFacts: factsOf(state.model) ?? run?.modelFacts ?? null,
               tokenIds: [...message.tokenIds],
               tokenTexts: [...message.tokenTexts],
               promptLength: run && sameTokens ? run.promptLength : message.tokenIds.length,

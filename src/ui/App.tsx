@@ -14,6 +14,7 @@ import { HelpSheet } from './HelpSheet.tsx';
 import { TourPanel, missingModels, type Tour } from './Tour.tsx';
 import { ExportBar, TraceExport } from './ExportBar.tsx';
 import { TeacherTools } from './TeacherTools.tsx';
+import { Glossary, TERMS } from './Glossary.tsx';
 import { prepareOffline, type OfflineState } from './offline.ts';
 import { useShortcuts } from './shortcuts.ts';
 import { HeatmapTable } from '../viz/HeatmapTable.tsx';
@@ -41,9 +42,25 @@ async function fetchBuiltInModels(): Promise<BuiltInModel[]> {
   }
 }
 
-/** Test checkpoints (the e2e harness serves them under /fixtures/) may be named by path. */
+let tourRequest: Promise<Tour | null> | null = null;
+/** The guided tour (public/tour.json), fetched once; null when the site has none. */
+function fetchTour(): Promise<Tour | null> {
+  tourRequest ??= fetch(`${BASE}tour.json`)
+    .then((r) => (r.ok ? (r.json() as Promise<Tour>) : null))
+    .then((t) => (t && Array.isArray(t.steps) && t.steps.length > 0 ? t : null))
+    .catch(() => null);
+  return tourRequest;
+}
+
+/** The page opened with no link and no test model: the tour's first step is the first screen. */
+const FIRST_SCREEN = location.hash === '' && !new URLSearchParams(location.search).has('model');
+
+/**
+ * Test checkpoints may be named by path: the e2e harness serves them under /fixtures/, and the dev
+ * server (`npm start`) serves the repository, so /tests/fixtures/models/NAME/ works there.
+ */
 function isFixturePath(id: string): boolean {
-  return /^\/fixtures\/[A-Za-z0-9._-]+\/?$/.test(id);
+  return /^\/(fixtures|tests\/fixtures\/models)\/[A-Za-z0-9._-]+\/?$/.test(id);
 }
 
 /** The model to open: the link's, else `?model=` (tests), else the first built-in one. */
@@ -70,6 +87,23 @@ function chooseModel(models: BuiltInModel[], requested: string): { model: BuiltI
   return { model: fallback };
 }
 
+/** `?backend=cpu` picks the CPU engine; anything else prefers WebGPU and falls back to the CPU. */
+const PREFER_BACKEND: 'webgpu' | 'cpu' = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu';
+
+/** Reloads the page with the other engine, keeping the experiment in the fragment. */
+function switchBackend(backend: 'webgpu' | 'cpu'): void {
+  const query = new URLSearchParams(location.search);
+  if (backend === 'cpu') query.set('backend', 'cpu');
+  else query.delete('backend');
+  const search = query.toString();
+  location.assign(`${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
+}
+
+/** SwiftShader, llvmpipe, WARP, "software": adapters that run WebGPU on the CPU. */
+function isSoftwareAdapter(description: string): boolean {
+  return /swiftshader|llvmpipe|lavapipe|software|warp|basic render/i.test(description);
+}
+
 function modelUrl(model: BuiltInModel): string {
   return model.path.startsWith('/') ? model.path : `${BASE}${model.path}`;
 }
@@ -90,7 +124,8 @@ export function App() {
   const generate = useCallback(() => {
     const client = clientRef.current;
     const state = playgroundStore.getState();
-    if (!client || !state.model) return;
+    // While a model loads, its own first run is on the way; a Generate now would run the old model.
+    if (!client || !state.model || state.activity === 'loading') return;
     const routing = planOf(state.share);
     state.setShare({ gen: routing, token: 0 });
     const requestId = client.newRequestId();
@@ -105,9 +140,12 @@ export function App() {
     const state = playgroundStore.getState();
     const current = state.run;
     if (!client || !state.model || !current || current.source !== 'engine') return;
+    // While a model loads, the text on screen belongs to the old one: the new model's own run replaces it.
+    if (state.activity === 'loading') return;
     const routing = planOf(state.share);
-    if (routing === current.routing && state.activity !== 'generating') return;
-    if (routing === state.activeRouting && state.activity === 'scoring') return;
+    // A running generation or scoring already works under the routing asked for: leave it alone.
+    if ((state.activity === 'generating' || state.activity === 'scoring') && routing === state.activeRouting) return;
+    if (state.activity === 'idle' && routing === current.routing) return;
     const requestId = client.newRequestId();
     state.begin(requestId, 'scoring', routing);
     client.send({ type: 'score', requestId, tokenIds: current.tokenIds, routing });
@@ -141,17 +179,28 @@ export function App() {
 
     const client = new EngineClient();
     clientRef.current = client;
-    const preferBackend = new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu';
+    const preferBackend = PREFER_BACKEND;
     const unsubscribe = client.subscribe((message: WorkerResponse) => {
       const store = playgroundStore.getState();
+      // Replies to a request a newer one replaced change nothing on the page (the store drops them too).
+      const current = !('requestId' in message) || message.requestId === undefined || message.requestId === store.activeRequest;
       store.receive(message);
+      if (!current && message.type !== 'error') return;
       switch (message.type) {
         case 'backend':
           setStage('looking for a model');
-          void fetchBuiltInModels().then((models) => {
+          void Promise.all([fetchBuiltInModels(), FIRST_SCREEN ? fetchTour() : null]).then(([models, tour]) => {
             const state = playgroundStore.getState();
             state.setBuiltInModels(models);
-            const { model: picked, notice } = chooseModel(models, linkPresent.has('model') ? state.share.model : '');
+            // The first screen is the tour's first step: its settings and model, so nothing loads twice.
+            const first = tour?.steps[0];
+            let requested = linkPresent.has('model') ? state.share.model : '';
+            if (first && missingModels(first, models).length === 0) {
+              const parsed = parseShareFragment(first.link).state;
+              state.setShare({ ...parsed, step: 0 });
+              requested = parsed.model;
+            }
+            const { model: picked, notice } = chooseModel(models, requested);
             if (notice) state.addNotices([notice]);
             if (!picked) {
               setStage('no built-in model is installed');
@@ -177,14 +226,21 @@ export function App() {
           break;
         }
         case 'generated':
-          if (message.requestId === playgroundStore.getState().activeRequest || playgroundStore.getState().activity === 'idle') setStage('ready');
+          setStage(
+            message.stopReason === 'contextFull'
+              ? `ready: stopped at the model’s context of ${playgroundStore.getState().model?.maxPositions ?? '?'} tokens (prompt included), before the maximum tokens asked for`
+              : 'ready',
+          );
           rescoreIfNeeded();
           break;
         case 'scored':
           setStage('ready');
           break;
+        case 'cancelled':
+          setStage('ready (stopped)');
+          break;
         case 'error':
-          setStage('stopped by an error');
+          if (current) setStage('stopped by an error');
           break;
       }
     });
@@ -224,6 +280,7 @@ export function App() {
   const pickedBuiltIn = builtInModels?.find((m) => m.id === share.model);
   const [helpOpen, setHelpOpen] = useState(false);
   const [tableVisible, setTableVisible] = useState(false);
+  const [plainText, setPlainText] = useState(false);
   const [tour, setTour] = useState<Tour | null>(null);
   const [offline, setOffline] = useState<OfflineState | null>(null);
   const textRef = useRef<HTMLDivElement>(null);
@@ -263,33 +320,33 @@ export function App() {
   );
 
   // The tour, and on the default first screen (no link, no test model) its autoplay.
-  const firstScreen = useRef(location.hash === '' && !new URLSearchParams(location.search).has('model'));
+  const firstScreen = useRef(FIRST_SCREEN);
   const reducedMotion = typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
   useEffect(() => {
-    fetch(`${BASE}tour.json`)
-      .then((r) => (r.ok ? (r.json() as Promise<Tour>) : null))
-      .then((t) => t && Array.isArray(t.steps) && setTour(t))
-      .catch(() => undefined);
+    void fetchTour().then((t) => t && setTour(t));
   }, []);
-  const tourStarted = useRef(false);
+  // A first screen whose tour step cannot run here (its model is not installed) still opens the tour on step 1.
   useEffect(() => {
-    if (!tour || builtInModels === null || tourStarted.current || !firstScreen.current) return;
-    tourStarted.current = true;
-    const state = playgroundStore.getState();
-    if (missingModels(tour.steps[0], builtInModels).length > 0) state.setShare({ step: 0 });
-    else if (state.share.model === tour.steps[0].models[0]) state.setShare({ step: 0 });
+    if (!tour || builtInModels === null || !firstScreen.current || playgroundStore.getState().share.step >= 0) return;
+    if (missingModels(tour.steps[0], builtInModels).length > 0) playgroundStore.getState().setShare({ step: 0 });
   }, [tour, builtInModels]);
 
-  // Offline: once the engine has a model, keep the app shell and the models on this device.
+  // Offline: only when the reader asks (it stores every built-in model on the device), or when an
+  // earlier visit already did (a service worker controls the page), to keep that copy current.
   const offlineStarted = useRef(false);
-  useEffect(() => {
-    if (!model || offlineStarted.current) return;
+  const keepOffline = useCallback(() => {
+    if (offlineStarted.current) return;
     offlineStarted.current = true;
-    const folders = (builtInModels ?? []).map(modelUrl);
+    const folders = (playgroundStore.getState().builtInModels ?? []).map(modelUrl);
     const resolved = resolveModel(playgroundStore.getState().share.model);
     if (resolved && !folders.includes(resolved.url)) folders.push(resolved.url);
     void prepareOffline(folders, setOffline);
-  }, [model, builtInModels, resolveModel]);
+  }, [resolveModel]);
+  useEffect(() => {
+    if (model && typeof navigator !== 'undefined' && navigator.serviceWorker?.controller) keepOffline();
+  }, [model, keepOffline]);
+  // What saving for offline use costs: the built-in models' weights (stored as f16, 2 bytes each).
+  const offlineMegabytes = Math.round((builtInModels ?? []).reduce((sum, m) => sum + (m.parametersTotal ?? 0) * 2, 0) / 1e6);
 
   const onUpcycle = useCallback(
     (recipe: UpcycleRecipe | null) => {
@@ -349,6 +406,16 @@ export function App() {
 
   const className = ['app', share.presenter ? 'presenter' : '', share.embed ? 'embed' : ''].filter(Boolean).join(' ');
   const canUpcycle = model !== null && (model.numExperts === 0 || share.upcycle !== '');
+  // The dense parent among the built-in models: the one whose every parameter is active.
+  const denseParent = builtInModels?.find((m) => m.id === 'dense-parent') ?? builtInModels?.find((m) => m.parametersTotal !== undefined && m.parametersTotal === m.parametersActive) ?? null;
+  const loadParent = denseParent
+    ? () => {
+        playgroundStore.getState().setShare({ upcycle: '', iv: '' });
+        loadModel(denseParent);
+      }
+    : null;
+  // A class link that hides or locks controls is the students' view: no teacher tools to undo the locks.
+  const classLink = share.lock.length > 0 || share.hide.length > 0;
 
   return (
     <main className={className} data-testid="app" data-presenter={share.presenter} data-embed={share.embed}>
@@ -363,6 +430,11 @@ export function App() {
               </button>{' '}
               ·{' '}
               <span data-testid="offline-status" data-state={offline?.kind ?? 'none'}>
+                {offline === null && (
+                  <button type="button" className="link-button" data-testid="offline-keep" onClick={keepOffline} disabled={!model}>
+                    Save for offline use{offlineMegabytes > 0 ? ` (stores about ${offlineMegabytes} MB on this device)` : ''}
+                  </button>
+                )}
                 {offline?.kind === 'ready' && `Works offline: the app and its models are saved on this device (${offline.files} files).`}
                 {offline?.kind === 'preparing' && 'Saving the app and models for offline use…'}
                 {offline?.kind === 'failed' && `Offline use not ready: ${offline.reason}.`}
@@ -376,7 +448,19 @@ export function App() {
               {backend ? (
                 <>
                   <span className={`badge badge-${backend.kind}`}>{backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}</span> {backend.description}
-                  {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
+                  {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}{' '}
+                  <label className="backend-choice small">
+                    <span className="sr-only">Engine to use</span>
+                    <select data-testid="backend-choice" value={PREFER_BACKEND} onChange={(e) => switchBackend(e.target.value === 'cpu' ? 'cpu' : 'webgpu')} aria-label="Engine to use (reloads the page)">
+                      <option value="webgpu">use WebGPU when available</option>
+                      <option value="cpu">use the CPU engine</option>
+                    </select>
+                  </label>
+                  {backend.kind === 'webgpu' && isSoftwareAdapter(backend.description) && (
+                    <span className="fallback" data-testid="software-adapter">
+                      {' '}This WebGPU adapter is a software renderer (no graphics hardware): each generation or routing change can take many seconds. The CPU engine is usually faster here.
+                    </span>
+                  )}
                 </>
               ) : (
                 'starting…'
@@ -446,9 +530,16 @@ export function App() {
           {pickedBuiltIn && (
             <p className="card" data-testid="model-card">
               {pickedBuiltIn.parametersTotal !== undefined && <>{formatCount(pickedBuiltIn.parametersTotal)} parameters{pickedBuiltIn.parametersActive !== undefined && <>, {formatCount(pickedBuiltIn.parametersActive)} active per token</>}. </>}
-              {pickedBuiltIn.training ?? pickedBuiltIn.description}
+              {pickedBuiltIn.training ?? pickedBuiltIn.description}{' '}
+              <a href={`${modelUrl(pickedBuiltIn)}README.md`} target="_blank" rel="noreferrer" data-testid="model-card-link">
+                Model card: how it was trained and what it found, per domain
+              </a>
             </p>
           )}
+          <p className="small about-models" data-testid="about-models">
+            These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not fluent. Their routing is real: the
+            router’s choices, losses and the dense vs sparse trade-off are what a large MoE does, at a scale you can run here.
+          </p>
         </section>
       )}
 
@@ -478,7 +569,9 @@ export function App() {
         <div className="side">
           <Controls onGenerate={generate} onStop={onStop} onShare={onShare} shareMessage={shareMessage} hidden={hidden} locked={locked} />
           {model && !hidden('interventions') && model.numExperts > 0 && <Interventions onRegenerate={generate} disabled={locked('interventions')} />}
-          {canUpcycle && !hidden('upcycle') && !share.embed && <UpcyclePanel parentIsDense={canUpcycle} onUpcycle={onUpcycle} locked={locked('upcycle')} />}
+          {model && !hidden('upcycle') && !share.embed && (
+            <UpcyclePanel parentIsDense={canUpcycle} onUpcycle={onUpcycle} onLoadParent={loadParent} parentName={denseParent?.name ?? null} locked={locked('upcycle')} />
+          )}
         </div>
         <div className="views">
           {run && (
@@ -490,23 +583,42 @@ export function App() {
                   </p>
                 ) : (
                   <p className="run-info" data-testid="run-source" data-source="engine">
-                    {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
+                    {run.modelLabel} · {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
+                  </p>
+                )}
+                <div className="buttons reading-toggle" role="group" aria-label="How to show the text">
+                  <button type="button" className="small-button" aria-pressed={!plainText} data-testid="text-as-tokens" onClick={() => setPlainText(false)}>
+                    Tokens and experts
+                  </button>
+                  <button type="button" className="small-button" aria-pressed={plainText} data-testid="text-as-plain" onClick={() => setPlainText(true)}>
+                    Plain text
+                  </button>
+                </div>
+                {plainText && (
+                  <p className="plain-text" data-testid="plain-text">
+                    <span className="plain-prompt">{run.tokenTexts.slice(0, run.promptLength).join('')}</span>
+                    {run.tokenTexts.slice(run.promptLength).join('')}
                   </p>
                 )}
                 <div className="panel-tools">
                   <label className="layer-scrubber">
-                    MoE layer <strong data-testid="layer-value">L{run.trace.moeLayers[layer]}</strong>
-                    <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
+                    MoE layer <strong data-testid="layer-value">{run.trace.moeLayers.length > 0 ? `L${run.trace.moeLayers[layer]}` : "none (dense model)"}</strong>
+                    {run.trace.moeLayers.length > 0 && (
+                      <input data-testid="layer" type="range" min={0} max={Math.max(run.trace.moeLayers.length - 1, 0)} step={1} value={layer} onChange={(e) => setShare({ layer: Number(e.target.value) })} aria-keyshortcuts="[ ]" />
+                    )}
                   </label>
                   {!hidden('export') && <ExportBar target={textRef} name="text" title="Routed text" kind="token-text" />}
                 </div>
-                <p className="legend">Colour: first-choice expert at this layer (number below each token); strength: its gate weight. Click a token for details (← → move).</p>
-                <div ref={textRef}>
+                <p className="legend" hidden={plainText}>
+                  Colour: first-choice expert at this layer (number below each token); strength: its <span title={TERMS.gateWeight} className="term">gate weight</span> (how much that
+                  expert’s output counts). Click a token for details (← → move).
+                </p>
+                <div ref={textRef} hidden={plainText}>
                   <ErrorBoundary area="the routed text">
                     <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
                   </ErrorBoundary>
                 </div>
-                <p className="strip-title">Loss per token (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
+                <p className="strip-title">Loss per token in nats, −ln p (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
                 <ErrorBoundary area="the loss strip">
                   <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
                 </ErrorBoundary>
@@ -516,8 +628,22 @@ export function App() {
                   <Metrics />
                 </ErrorBoundary>
                 {!hidden('export') && <TraceExport />}
+                {!hidden('compare') && !share.embed && (
+                  <button
+                    type="button"
+                    className="small-button"
+                    data-testid="compare-button"
+                    aria-pressed={share.compare}
+                    aria-keyshortcuts="c"
+                    disabled={locked('compare')}
+                    onClick={() => setShare({ compare: !share.compare })}
+                  >
+                    {share.compare ? 'Close the comparison' : 'Compare with another model or routing'}
+                  </button>
+                )}
               </div>
-              {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'webgpu'} locked={locked('compare')} />}
+              <Glossary />
+              {share.compare && !hidden('compare') && <ComparePane resolveModel={resolveModel} preferBackend={PREFER_BACKEND} locked={locked('compare')} />}
               <section className="panel view-panel" aria-label="Routing views">
                 <div className="panel-tools">
                   {!hidden('views') && (
@@ -564,7 +690,7 @@ export function App() {
           )}
         </div>
       </div>
-      {!share.embed && <TeacherTools />}
+      {!share.embed && !classLink && <TeacherTools />}
       <HelpSheet open={helpOpen} onClose={() => setHelpOpen(false)} />
     </main>
   );

@@ -71,6 +71,7 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const share = usePlayground((s) => s.share);
   const runA = usePlayground((s) => s.run);
   const modelA = usePlayground((s) => s.model);
+  const builtInModels = usePlayground((s) => s.builtInModels);
   const activityA = usePlayground((s) => s.activity);
   const paneStore = useMemo(() => createPlaygroundStore(), []);
   const runB = useStore(paneStore, (s) => s.run);
@@ -102,7 +103,8 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const modelKey = `${bId}|${bRecipe}`;
   useEffect(() => {
     const client = clientRef.current;
-    if (!ready || !client || !bId) return;
+    // Wait for the list of installed models: before it arrives every id would look unknown.
+    if (!ready || !client || !bId || builtInModels === null) return;
     const resolved = resolveModel(bId);
     if (!resolved) {
       paneStore.getState().setError({ message: `The second pane's model ${JSON.stringify(bId)} is not installed on this site.`, hint: 'Pick another model for pane B.' });
@@ -124,7 +126,7 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
       client.send({ type: 'load', requestId, modelId: resolved.id, baseUrl: resolved.url });
     }
     return onLoaded;
-  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore]);
+  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore, builtInModels]);
 
   // Score pane A's text whenever it, pane B's model or pane B's routing changes (and A is not mid-run).
   const textKey = runA && runA.source === 'engine' ? runA.tokenIds.join(',') : '';
@@ -138,6 +140,15 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
     client.send({ type: 'score', requestId, tokenIds: a.tokenIds, routing: share.bRouting, text: sameTokenizer ? undefined : a.tokenTexts.join('') });
   }, [loadedKey, modelKey, textKey, activityA, share.bRouting, sameTokenizer, modelB, paneStore]);
 
+  // Pane B has answered for the text on screen (or cannot): the tour waits for this before moving on,
+  // since on a software GPU adapter pane B can take many seconds.
+  const bText = runB && runB.source === 'engine' ? runB.tokenIds.join(',') : '';
+  const settledB = errorB !== null || (activityB === 'idle' && !loadingB && loadedKey === modelKey && textKey !== '' && (bText === textKey || (!sameTokenizer && bText !== '')));
+  useEffect(() => {
+    playgroundStore.getState().setCompareSettled(settledB);
+  }, [settledB]);
+  useEffect(() => () => playgroundStore.getState().setCompareSettled(false), []);
+
   const setShare = playgroundStore.getState().setShare;
   const layer = share.layer;
   const diffs = runA && runB && runB.source === 'engine' ? routingDifferences(runA, runB, layer) : null;
@@ -146,9 +157,9 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
   const column = (run: RunState | null, model: ModelStatus | null, routing: string, pane: 'a' | 'b') => {
     const ok = run && run.source === 'engine';
     const loss = ok ? meanLoss(run.logProbs) : NaN;
-    const activeShareValue = ok && model ? activeShare(model, run.trace) : NaN;
+    const activeShareValue = ok && run.modelFacts ? activeShare(run.modelFacts, run.trace) : NaN;
     return {
-      model: model?.id ?? '…',
+      model: ok ? run.modelLabel : model?.id ?? '…',
       routing: ok ? run.routing : routing,
       loss,
       activeShareValue,
@@ -167,7 +178,15 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
         <legend className="sr-only">Pane B settings</legend>
         <label>
           Pane B model{' '}
-          <input data-testid="compare-model" list="compare-models" value={share.bModel} placeholder={`same as A (${share.model})`} onChange={(e) => setShare({ bModel: e.target.value.trim() })} />
+          <select data-testid="compare-model" value={share.bModel} onChange={(e) => setShare({ bModel: e.target.value })}>
+            <option value="">same as A ({share.model})</option>
+            {(builtInModels ?? []).map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name}
+              </option>
+            ))}
+            {share.bModel !== '' && !(builtInModels ?? []).some((m) => m.id === share.bModel) && <option value={share.bModel}>{share.bModel}</option>}
+          </select>
         </label>
         <label>
           Pane B routing{' '}

@@ -19,20 +19,29 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
   const activity = usePlayground((s) => s.activity);
   const model = usePlayground((s) => s.model);
   const E = Math.max(model?.numExperts ?? 8, 1);
+  // The prompt's length in tokens as last tokenised (at least 1): what counts against the context.
+  const promptTokens = usePlayground((s) => (s.run?.source === 'engine' ? Math.max(s.run.promptLength, 1) : 1));
   const busy = activity === 'generating' || activity === 'scoring';
   if (['prompt', 'generate', 'share', 'sampling', 'routing'].every((n) => hidden(n as ControlName))) return null;
   return (
     <section className="panel controls" aria-label="Prompt and settings">
       {!hidden('prompt') && (
         <label className="field-prompt">
-          <span>Prompt</span>
-          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
+          <span>
+            Prompt
+            {locked('prompt') && (
+              <span className="locked-note" data-testid="prompt-locked">
+                {' '}🔒 fixed by this lesson’s link
+              </span>
+            )}
+          </span>
+          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} aria-readonly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
         </label>
       )}
       <div className="buttons">
         {!hidden('generate') && (
           <>
-            <button type="button" className="primary" data-testid="generate" disabled={!model || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
+            <button type="button" className="primary" data-testid="generate" disabled={!model || activity === 'loading' || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
               Generate
             </button>
             <button type="button" data-testid="stop" disabled={!busy} onClick={onStop} aria-keyshortcuts="Escape">
@@ -64,13 +73,23 @@ export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, lo
         </label>
         <label>
           max tokens
-          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} />
+          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} aria-describedby="context-note" />
         </label>
+        {model && share.maxTokens + promptTokens > model.maxPositions && (
+          <p className="small notice-inline" id="context-note" data-testid="context-note" role="status">
+            This model reads at most {model.maxPositions} tokens, prompt included, so generation stops there, before {share.maxTokens} new tokens (the prompt takes {promptTokens}).
+          </p>
+        )}
       </fieldset>
       )}
       {!hidden('routing') && (
-      <fieldset className="routing" disabled={locked('routing')} data-testid="routing-controls">
+      <fieldset className="routing" disabled={locked('routing') || model?.numExperts === 0} data-testid="routing-controls">
         <legend>Routing (applies to the text on screen at once)</legend>
+        {model?.numExperts === 0 && (
+          <p className="small" data-testid="routing-dense-note">
+            This model is dense: every token goes through its one feed-forward block, so there is nothing to route. Upcycle it or pick an MoE model.
+          </p>
+        )}
         <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
           {(
             [

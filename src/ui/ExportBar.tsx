@@ -1,7 +1,7 @@
 // Export buttons: a view as SVG (styles inlined) or PNG (2×), and the routing trace as CSV or JSON.
 import { useState, type RefObject } from 'react';
 import { usePlayground } from '../state/useStore.ts';
-import { traceCsv, traceHeader, traceJson, traceRows } from '../state/exportTrace.ts';
+import { traceCsv, traceHeader, traceJson, traceRows, traceTokens } from '../state/exportTrace.ts';
 import { download, standaloneSvg, svgToPng, tokenTextSvg } from '../viz/svgExport.ts';
 import { playgroundStore } from '../state/useStore.ts';
 
@@ -75,7 +75,7 @@ export function TraceExport() {
       <button type="button" className="small-button" data-testid="export-trace-csv" onClick={() => download(`${fileStem('trace')}.csv`, traceCsv(header(), traceRows(run)), 'text/csv')}>
         CSV
       </button>
-      <button type="button" className="small-button" data-testid="export-trace-json" onClick={() => download(`${fileStem('trace')}.json`, traceJson(header(), traceRows(run)), 'application/json')}>
+      <button type="button" className="small-button" data-testid="export-trace-json" onClick={() => download(`${fileStem('trace')}.json`, traceJson(header(), traceRows(run), traceTokens(run)), 'application/json')}>
         JSON
       </button>
     </span>

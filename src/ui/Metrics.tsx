@@ -2,16 +2,18 @@
 import { activeShare, mean, meanExpertsPerLayer, meanLoss } from '../state/derive.ts';
 import { usePlayground } from '../state/useStore.ts';
 import { formatNumber, formatPercent, formatSigned } from './format.ts';
+import { TERMS } from './Glossary.tsx';
 
 export function Metrics() {
   const run = usePlayground((s) => s.run);
-  const model = usePlayground((s) => s.model);
   const activity = usePlayground((s) => s.activity);
   if (!run) return null;
   const isExample = run.source === 'example';
   const loss = meanLoss(run.logProbs);
   const previous = run.previousLogProbs ? meanLoss(run.previousLogProbs) : NaN;
-  const share = model && !isExample ? activeShare(model, run.trace) : NaN;
+  // Measured for the model that produced the text on screen, which may not be the one loading now.
+  const facts = isExample ? null : run.modelFacts;
+  const share = facts ? activeShare(facts, run.trace) : NaN;
   return (
     <section className="metrics" data-testid="metrics" aria-live="polite">
       <div>
@@ -19,23 +21,23 @@ export function Metrics() {
         <span className="metric-value" data-testid="metric-routing">{run.routing}</span>
       </div>
       <div>
-        <span className="metric-label">experts / layer</span>
-        <span className="metric-value">{formatNumber(meanExpertsPerLayer(run.trace), 2)}</span>
+        <span className="metric-label" title={TERMS.expertsPerLayer}>experts / layer</span>
+        <span className="metric-value" data-testid="experts-per-layer">{run.trace.moeLayers.length > 0 ? formatNumber(meanExpertsPerLayer(run.trace), 2) : 'dense model'}</span>
       </div>
       <div>
-        <span className="metric-label">parameters active</span>
+        <span className="metric-label" title={TERMS.active}>parameters active</span>
         <span className="metric-value" data-testid="active-share" data-value={share}>{formatPercent(share)}</span>
       </div>
       <div>
-        <span className="metric-label">mean loss</span>
+        <span className="metric-label" title={TERMS.loss}>mean loss (nats)</span>
         <span className="metric-value" data-testid="mean-loss" data-value={loss}>{formatNumber(loss)}</span>
       </div>
       <div>
-        <span className="metric-label">Δ loss vs {run.previousRouting ?? '—'}</span>
+        <span className="metric-label" title={TERMS.deltaLoss}>Δ loss vs {run.previousRouting ?? '—'}</span>
         <span className="metric-value" data-testid="delta-loss">{run.previousRouting ? formatSigned(loss - previous) : '–'}</span>
       </div>
       <div>
-        <span className="metric-label">KL vs {run.previousRouting ?? '—'}</span>
+        <span className="metric-label" title={TERMS.kl}>KL vs {run.previousRouting ?? '—'} (nats)</span>
         <span className="metric-value" data-testid="kl" data-value={mean(run.kl)}>{run.kl ? formatNumber(mean(run.kl), 4) : '–'}</span>
       </div>
       <div>

@@ -35,16 +35,22 @@ export function missingModels(step: TourStep, builtInModels: BuiltInModel[] | nu
 
 export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Props) {
   const step = usePlayground((s) => s.share.step);
+  const compare = usePlayground((s) => s.share.compare);
+  const compareSettled = usePlayground((s) => s.compareSettled);
   const activity = usePlayground((s) => s.activity);
   const run = usePlayground((s) => s.run);
-  const [playing, setPlaying] = useState(autoplay);
+  const [wantPlaying, setPlaying] = useState(autoplay);
+  const last = tour.steps.length - 1;
+  // Playing means: on a step, and not past the last one. Before the tour starts nothing plays.
+  const playing = wantPlaying && step >= 0 && step < last;
   const current = step >= 0 ? tour.steps[step] : undefined;
   const missing = current ? missingModels(current, builtInModels) : [];
-  const settled = activity === 'idle' && run?.source === 'engine';
+  // A step has settled once its own run is on screen, and, when it compares, pane B has answered too.
+  const settled = activity === 'idle' && run?.source === 'engine' && (!compare || compareSettled);
 
   // Advance only once the step's own run is on screen (or it cannot run), then after a reading pause.
   useEffect(() => {
-    if (!playing || step < 0 || step >= tour.steps.length - 1) return;
+    if (!playing) return;
     if (!settled && missing.length === 0) return;
     const timer = setTimeout(() => onApply(step + 1), tour.dwellSeconds * 1000);
     return () => clearTimeout(timer);
@@ -64,8 +70,18 @@ export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Pr
     };
   }, [playing]);
 
+  /** Play from where the reader is: the first step before the tour started, the first again after the last. */
+  const play = () => {
+    if (playing) {
+      setPlaying(false);
+      return;
+    }
+    setPlaying(true);
+    if (step < 0 || step >= last) onApply(0);
+  };
+
   return (
-    <section className="panel tour" aria-label="Guided tour" data-testid="tour" data-step={step}>
+    <section className="panel tour" aria-label="Guided tour" data-testid="tour" data-step={step} data-playing={playing}>
       <div className="tour-head">
         <h2>{tour.title}</h2>
         <fieldset className="buttons" disabled={locked}>
@@ -73,17 +89,22 @@ export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Pr
           <button type="button" data-testid="tour-prev" disabled={step <= 0} onClick={() => onApply(step - 1)} aria-keyshortcuts="PageUp">
             ← Back
           </button>
-          <span className="small" aria-live="polite">
+          <span className="small" aria-live="polite" data-testid="tour-position">
             {step >= 0 ? `step ${step + 1} of ${tour.steps.length}` : `${tour.steps.length} steps`}
           </span>
-          <button type="button" className="primary" data-testid="tour-next" disabled={step >= tour.steps.length - 1} onClick={() => onApply(step + 1)} aria-keyshortcuts="PageDown">
+          <button type="button" className="primary" data-testid="tour-next" disabled={step >= last} onClick={() => onApply(step + 1)} aria-keyshortcuts="PageDown">
             {step < 0 ? 'Start the tour' : 'Next →'}
           </button>
-          <button type="button" data-testid="tour-play" aria-pressed={playing} onClick={() => setPlaying(!playing)}>
-            {playing ? 'Pause' : 'Play'}
+          <button type="button" data-testid="tour-play" aria-pressed={playing} onClick={play}>
+            {playing ? 'Pause' : step >= last ? 'Play again' : 'Play'}
           </button>
         </fieldset>
       </div>
+      {playing && !settled && missing.length === 0 && (
+        <p className="small dim" data-testid="tour-waiting">
+          The tour moves on {tour.dwellSeconds} s after this step’s results are on screen{compare ? ', both panes included' : ''}.
+        </p>
+      )}
       {current && (
         <div className="tour-step" aria-live="polite">
           <h3 data-testid="tour-title">{current.title}</h3>

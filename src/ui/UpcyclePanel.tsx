@@ -9,10 +9,13 @@ interface Props {
   /** Is the model in the link a dense one (or the upcycled child of one)? */
   parentIsDense: boolean;
   onUpcycle(recipe: UpcycleRecipe | null): void;
+  /** Loads the site's dense parent (null when none is installed), so the panel is reachable from any model. */
+  onLoadParent: (() => void) | null;
+  parentName: string | null;
   locked: boolean;
 }
 
-export function UpcyclePanel({ parentIsDense, onUpcycle, locked }: Props) {
+export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentName, locked }: Props) {
   const share = usePlayground((s) => s.share);
   const proof = usePlayground((s) => s.proof);
   const current = parseRecipe(share.upcycle);
@@ -28,7 +31,16 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, locked }: Props) {
     <section className="panel upcycle" aria-label="Upcycle in the browser" data-testid="upcycle-panel">
       <h2>Upcycle the dense model</h2>
       {!parentIsDense ? (
-        <p className="small dim">Load the dense parent (dense-parent) to upcycle it here.</p>
+        <div className="small">
+          <p>Upcycling starts from a dense model: every expert begins as a copy of its feed-forward block. The model loaded now already has experts.</p>
+          {onLoadParent ? (
+            <button type="button" className="small-button" data-testid="load-parent" disabled={locked} onClick={onLoadParent}>
+              Load the dense parent{parentName ? ` (${parentName})` : ''} to upcycle it
+            </button>
+          ) : (
+            <p className="dim">No dense model is installed on this site.</p>
+          )}
+        </div>
       ) : (
         <fieldset disabled={locked}>
           <legend className="sr-only">Upcycling recipe</legend>

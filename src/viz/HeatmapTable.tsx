@@ -14,7 +14,10 @@ interface Props {
 export function HeatmapTable({ run, token, numExperts, iv, visible }: Props) {
   const experts = Array.from({ length: numExperts }, (_, e) => e);
   return (
-    <table className={visible ? 'heatmap-table' : 'heatmap-table sr-only'} data-testid="heatmap-table">
+    // A table never shrinks below its content, so the hidden twin sits in a 1-pixel box (sr-only on a
+    // div) instead of making the whole page scroll sideways; shown, it scrolls inside its own box.
+    <div className={visible ? 'scroll-x' : 'sr-only'} data-testid="heatmap-table-box">
+    <table className="heatmap-table" data-testid="heatmap-table">
       <caption>
         Router probabilities of token {token} ({JSON.stringify(run.tokenTexts[token] ?? '')}) per MoE layer and expert; chosen experts are marked “chosen” with their gate weight.
       </caption>
@@ -51,5 +54,6 @@ export function HeatmapTable({ run, token, numExperts, iv, visible }: Props) {
         })}
       </tbody>
     </table>
+    </div>
   );
 }

@@ -63,7 +63,8 @@ export type WorkerRequest =
 
 export type WorkerResponse =
   | { type: 'backend'; status: BackendStatus }
-  | { type: 'progress'; requestId: number; stage: string; fraction: number }
+  /** `received`/`total`: bytes of the file being downloaded, when the stage is a download (total null when unknown). */
+  | { type: 'progress'; requestId: number; stage: string; fraction: number; received?: number; total?: number | null }
   | { type: 'loaded'; requestId: number; model: ModelStatus }
   /** The prompt after tokenisation, sent before any generated token. */
   | { type: 'prompt'; requestId: number; tokenIds: number[]; tokenTexts: string[]; trace: RoutingTrace; logProbs: number[]; top: TokenChoice[][] }

@@ -9,6 +9,7 @@ import { generate as generateTokens, klDivergence, logSoftmax, scoreTokens } fro
 import { upcycle } from '../engine/upcycle/index.ts';
 import type { Backend, CheckpointSource, LoadedModel, ModelSpec, RoutingPlan } from '../engine/types.ts';
 import type { Checkpoint } from '../engine/format/index.ts';
+import type { LoadOptions } from '../engine/format/load.ts';
 import type { TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
 
 type Post = (message: WorkerResponse) => void;
@@ -37,6 +38,31 @@ export function topChoices(logits: Float32Array, tok: TextTokenizer, n = 5): Tok
     .sort((a, b) => logProbs[b] - logProbs[a] || a - b)
     .slice(0, n);
   return ids.map((id) => ({ id, text: tok.decodeToken(id), probability: Math.exp(logProbs[id]) }));
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0);
+}
+
+/**
+ * Progress of a checkpoint download as the page shows it: bytes of the file being read, mapped onto
+ * [from, to] of the bar (the weights dominate; small JSON files pass quickly). Posts at most ~100 times per file.
+ */
+function downloadProgress(post: Post, requestId: number, from: number, to: number, what: string): LoadOptions {
+  let lastShown = -1;
+  let lastFile = '';
+  return {
+    onProgress: ({ file, received, total }) => {
+      const share = total ? Math.min(received / total, 1) : 0;
+      // A percent step, or (size unknown) every half megabyte.
+      const step = total ? Math.floor(share * 100) : Math.floor(received / 500_000);
+      if (file === lastFile && step === lastShown && received !== total) return;
+      lastShown = step;
+      lastFile = file;
+      const size = total ? `${megabytes(received)} of ${megabytes(total)} MB` : `${megabytes(received)} MB`;
+      post({ type: 'progress', requestId, stage: `downloading ${what}: ${file}, ${size}`, fraction: from + (to - from) * share, received, total });
+    },
+  };
 }
 
 /** Let queued messages (a cancel, a newer request) in between decode steps. */
@@ -110,8 +136,8 @@ export class EngineSession {
     if (!backend) throw new Error('The engine is not started yet.');
     this.current?.abort.abort();
     await this.idle();
-    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading weights', fraction: 0.1 });
-    const checkpoint = await loadCheckpoint(this.sourceFor(request.baseUrl));
+    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the model', fraction: 0 });
+    const checkpoint = await loadCheckpoint(this.sourceFor(request.baseUrl), downloadProgress(this.post, request.requestId, 0, 0.6, 'the model'));
     this.post({ type: 'progress', requestId: request.requestId, stage: `uploading weights to the ${backend.kind === 'webgpu' ? 'GPU' : 'CPU engine'}`, fraction: 0.6 });
     const loaded = await backend.load(checkpoint.spec, checkpoint.weights);
     const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
@@ -126,8 +152,10 @@ export class EngineSession {
     if (!backend) throw new Error('The engine is not started yet.');
     this.current?.abort.abort();
     await this.idle();
-    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the dense parent', fraction: 0.1 });
-    const parentCheckpoint = this.parent?.baseUrl === request.baseUrl ? this.parent.checkpoint : await loadCheckpoint(this.sourceFor(request.baseUrl));
+    this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the dense parent', fraction: 0 });
+    const parentCheckpoint = this.parent?.baseUrl === request.baseUrl
+      ? this.parent.checkpoint
+      : await loadCheckpoint(this.sourceFor(request.baseUrl), downloadProgress(this.post, request.requestId, 0, 0.3, 'the dense parent'));
     this.parent = { baseUrl: request.baseUrl, checkpoint: parentCheckpoint };
     const { recipe } = request;
     this.post({ type: 'progress', requestId: request.requestId, stage: `upcycling into ${recipe.experts} experts`, fraction: 0.3 });

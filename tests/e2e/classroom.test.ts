@@ -109,6 +109,12 @@ describe('classroom features in Chromium', () => {
     expect(json.header).toMatchObject({ model: '/fixtures/mixtral_f32/', routing: plan, interventions: `L1E${target}-`, seed: 3 });
     expect(json.rows).toHaveLength(expected.length);
     json.rows.forEach((r: { weight: number }, i: number) => expect(r.weight).toBeCloseTo(expected[i].weight, 4));
+    // Every token with its loss and the router's full probabilities over all experts.
+    expect(json.tokens).toHaveLength(truth.tokenIds.length);
+    json.tokens.forEach((tok: { loss: number | null; routerProbs: number[][] }, t: number) => {
+      expect(tok.loss === null ? null : tok.loss).toEqual(t === 0 ? null : expect.closeTo(-truth.logProbs[t]!, 4));
+      tok.routerProbs.forEach((probs, m) => probs.forEach((p, e) => expect(p).toBeCloseTo(truth.trace.layers[m][t].probs[e], 4)));
+    });
 
     // SVG export is well-formed XML and renders as an image; the PNG is twice its size.
     const svg = await downloadText(page, '[data-testid="export-view-svg"]');
@@ -213,6 +219,7 @@ describe('classroom features in Chromium', () => {
       });
       expect(violations, view).toEqual([]);
     }
+    expect(await page.inputValue('[data-testid="embed-code"]')).toMatch(/^<iframe src="http:.*embed=1.*" title="MoE Playground"/);
     await page.close();
 
     const embed = await open(`${base}&embed=1&hide=sampling,prompt,share,interventions`);
@@ -233,7 +240,8 @@ describe('classroom features in Chromium', () => {
     await lockedPage.keyboard.press('d');
     await lockedPage.waitForTimeout(300);
     expect(await lockedPage.textContent('[data-testid="metric-routing"]')).toBe('native');
-    expect(await lockedPage.inputValue('[data-testid="embed-code"]')).toMatch(/^<iframe src="http:.*embed=1.*" title="MoE Playground"/);
+    // A class link with locks is the students' view: no teacher tools to untick the lock with.
+    expect(await lockedPage.$('[data-testid="teacher-tools"]')).toBeNull();
     await lockedPage.close();
     expect(pageErrors).toEqual([]);
   });
@@ -255,6 +263,10 @@ describe('classroom features in Chromium', () => {
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${server.url}/?backend=cpu#${base}`);
     await waitIdle(page, 'native');
+    // Nothing is stored until the reader agrees: the button says how much it will store.
+    expect(await page.evaluate(() => navigator.serviceWorker.getRegistrations().then((r) => r.length))).toBe(0);
+    expect(await page.textContent('[data-testid="offline-keep"]')).toMatch(/stores about \d+ MB on this device/);
+    await page.click('[data-testid="offline-keep"]');
     await page.waitForSelector('[data-testid="offline-status"][data-state="ready"]', { timeout: 60_000 });
     expect(await page.textContent('[data-testid="offline-status"]')).toMatch(/Works offline/);
     await context.setOffline(true);

@@ -1,5 +1,6 @@
 // Real-browser harness: Debian's Chromium driven by playwright-core, against the built app
 // (dist/) served by a small static server that also exposes the PyTorch fixtures under /fixtures/.
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { existsSync, statSync, createReadStream } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
@@ -47,6 +48,7 @@ export async function startServer(options: { withoutModels?: boolean } = {}): Pr
       return;
     }
     response.setHeader('content-type', MIME[extname(file)] ?? 'application/octet-stream');
+    response.setHeader('content-length', statSync(file).size);
     createReadStream(file).pipe(response);
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
@@ -55,6 +57,44 @@ export async function startServer(options: { withoutModels?: boolean } = {}): Pr
   return {
     url: `http://127.0.0.1:${address.port}`,
     close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+/**
+ * Runs a command that starts a Vite server (the README's `npm start`, or `vite preview`) the way a
+ * person does, and returns the URL it prints. Port 0 lets the system pick a free port, so a server
+ * someone already runs on 5173 is not disturbed. close() ends the process group it started.
+ */
+export async function startCommand(command: string, args: string[]): Promise<{ url: string; output: () => string; close: () => Promise<void> }> {
+  const child = spawn(command, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BROWSER: 'none', NO_COLOR: '1' } });
+  let output = '';
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} ${args.join(' ')} printed no URL within 120 s:\n${output}`)), 120_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      // Vite prints "➜  Local:   http://127.0.0.1:PORT/" (colours stripped by NO_COLOR).
+      const match = /Local:\s+(http:\/\/[^\s]+)/.exec(output.replace(/\x1b\[[0-9;]*m/g, ''));
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} ${args.join(' ')} exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    url: url.replace(/\/$/, ''),
+    output: () => output,
+    close: async () => {
+      if (child.exitCode !== null || child.pid === undefined) return;
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      process.kill(-child.pid, 'SIGTERM');
+      await exited;
+    },
   };
 }
 

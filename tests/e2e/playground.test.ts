@@ -122,7 +122,7 @@ for (const webgpu of [true, false]) {
       }
 
       // The link in the address bar reproduces the experiment in a fresh page.
-      await page.waitForFunction(() => location.hash.includes('mode=dense'));
+      await page.waitForFunction(() => location.hash.includes('mode=dense') && location.hash.includes('view=load'));
       const link = page.url();
       const fresh = await browser.newPage({ viewport: { width: 1280, height: 800 } });
       fresh.on('pageerror', (e) => pageErrors.push(e.message));

@@ -100,6 +100,10 @@ describe('embedding, norm, rope, attention', () => {
       const got = await read(out, ids.length * d, rec);
       const want = new Float32Array(ids.flatMap((id) => Array.from(table.exact.subarray(id * d, id * d + d))));
       expect(maxAbsDiff(got, want)).toBe(0);
+      // granitemoe's embedding_multiplier (12: an exact f32 product of every value)
+      const rec2 = new Recorder(ctx);
+      K.embed(rec2, table.gpu, idb, 1, ids.length, d, out, 12);
+      expect(maxAbsDiff(await read(out, ids.length * d, rec2), want.map((v) => Math.fround(v * 12)))).toBe(0);
       for (const b of [table.gpu.buffer, idb, out]) ctx.destroyBuffer(b);
     });
   }
@@ -150,40 +154,54 @@ describe('embedding, norm, rope, attention', () => {
     for (const b of [xb, cb, sb]) ctx.destroyBuffer(b);
   });
 
-  it('causal grouped-query attention over a cache', async () => {
-    const ctx = backend.ctx;
-    const tokens = 3, heads = 4, kvHeads = 2, hd = 8, pos0 = 70; // > 64 positions: threads stride
-    const n = pos0 + tokens;
-    const q = rand(tokens * heads * hd, 61);
-    const kc = rand(n * kvHeads * hd, 62), vc = rand(n * kvHeads * hd, 63);
-    const qb = ctx.uploadBuffer(q), kb = ctx.uploadBuffer(kc), vb = ctx.uploadBuffer(vc);
-    const sb = ctx.uploadBuffer(new Float32Array(tokens * heads * n)), ob = ctx.uploadBuffer(new Float32Array(q.length));
-    const rec = new Recorder(ctx);
-    K.attention(rec, { q: qb, kCache: kb, vCache: vb, scores: sb, out: ob, tokens, heads, kvHeads, headDim: hd, pos0, scoreStride: n });
-    const got = await read(ob, q.length, rec);
-    const want = new Float32Array(q.length);
-    for (let t = 0; t < tokens; t++) {
-      for (let h = 0; h < heads; h++) {
-        const kvh = Math.floor(h / (heads / kvHeads));
-        const visible = pos0 + t + 1;
-        const s = Array.from({ length: visible }, (_, j) => {
-          let dot = 0;
-          for (let i = 0; i < hd; i++) dot += q[(t * heads + h) * hd + i] * kc[(j * kvHeads + kvh) * hd + i];
-          return dot / Math.sqrt(hd);
-        });
-        const mx = Math.max(...s);
-        const e = s.map((v) => Math.exp(v - mx));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let i = 0; i < hd; i++) {
-          let acc = 0;
-          for (let j = 0; j < visible; j++) acc += (e[j] / sum) * vc[(j * kvHeads + kvh) * hd + i];
-          want[(t * heads + h) * hd + i] = acc;
+  // Plain causal; a sliding window of 5 with granitemoe's score and output multipliers; a window longer than the cache.
+  const attentionCases: Array<{ label: string; window?: number; scale?: number; outScale?: number }> = [
+    { label: 'causal' },
+    { label: 'sliding window 5, scale 1/8, output × 0.22', window: 5, scale: 0.125, outScale: 0.22 },
+    { label: 'window 100 > cache: plain causal', window: 100 },
+  ];
+  for (const c of attentionCases) {
+    it(`grouped-query attention over a cache: ${c.label}`, async () => {
+      const ctx = backend.ctx;
+      const tokens = 3, heads = 4, kvHeads = 2, hd = 8, pos0 = 70; // > 64 positions: threads stride
+      const n = pos0 + tokens;
+      const q = rand(tokens * heads * hd, 61);
+      const kc = rand(n * kvHeads * hd, 62), vc = rand(n * kvHeads * hd, 63);
+      const qb = ctx.uploadBuffer(q), kb = ctx.uploadBuffer(kc), vb = ctx.uploadBuffer(vc);
+      const sb = ctx.uploadBuffer(new Float32Array(tokens * heads * n)), ob = ctx.uploadBuffer(new Float32Array(q.length));
+      const rec = new Recorder(ctx);
+      K.attention(rec, {
+        q: qb, kCache: kb, vCache: vb, scores: sb, out: ob, tokens, heads, kvHeads, headDim: hd, pos0, scoreStride: n,
+        window: c.window, scale: c.scale, outScale: c.outScale,
+      });
+      const got = await read(ob, q.length, rec);
+      const want = new Float32Array(q.length);
+      const scale = c.scale ?? 1 / Math.sqrt(hd);
+      for (let t = 0; t < tokens; t++) {
+        for (let h = 0; h < heads; h++) {
+          const kvh = Math.floor(h / (heads / kvHeads));
+          // Query at position p sees keys j with p − window < j ≤ p.
+          const p = pos0 + t;
+          const keys = Array.from({ length: p + 1 }, (_, j) => j).filter((j) => c.window === undefined || j > p - c.window);
+          const s = keys.map((j) => {
+            let dot = 0;
+            for (let i = 0; i < hd; i++) dot += q[(t * heads + h) * hd + i] * kc[(j * kvHeads + kvh) * hd + i];
+            return dot * scale;
+          });
+          const mx = Math.max(...s);
+          const e = s.map((v) => Math.exp(v - mx));
+          const sum = e.reduce((a, b) => a + b, 0);
+          for (let i = 0; i < hd; i++) {
+            let acc = 0;
+            keys.forEach((j, k) => { acc += (e[k] / sum) * vc[(j * kvHeads + kvh) * hd + i]; });
+            want[(t * heads + h) * hd + i] = acc * (c.outScale ?? 1);
+          }
         }
       }
-    }
-    expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
-    for (const b of [qb, kb, vb, sb, ob]) ctx.destroyBuffer(b);
-  });
+      expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
+      for (const b of [qb, kb, vb, sb, ob]) ctx.destroyBuffer(b);
+    });
+  }
 });
 
 describe('router kernel agrees with routeToken (the routing contract)', () => {
@@ -201,6 +219,9 @@ describe('router kernel agrees with routeToken (the routing contract)', () => {
     { name: 'threshold:50 falls back to the argmax', plan: { mode: { kind: 'threshold', t: 50 }, interventions: [] }, renorm: false },
     { name: 'threshold:0.9 with force', plan: { mode: { kind: 'threshold', t: 0.9 }, interventions: [{ layer: 1, expert: 4, action: 'force' }] }, renorm: false },
     { name: 'dense with ablation', plan: { mode: { kind: 'dense' }, interventions: [{ layer: 1, expert: 0, action: 'ablate' }] }, renorm: true },
+    { name: 'dense with ablation, zero-weight (PyTorch literal)', plan: { mode: { kind: 'dense' }, interventions: [{ layer: 1, expert: 0, action: 'ablate' }], ablation: 'zero-weight' }, renorm: true },
+    { name: 'topk:8 with two ablated chooses the six live experts', plan: { mode: { kind: 'topk', k: 8 }, interventions: [{ layer: 1, expert: 3, action: 'ablate' }, { layer: 1, expert: 5, action: 'ablate' }] }, renorm: true },
+    { name: 'topk:8 with two ablated, zero-weight (PyTorch literal)', plan: { mode: { kind: 'topk', k: 8 }, interventions: [{ layer: 1, expert: 3, action: 'ablate' }, { layer: 1, expert: 5, action: 'ablate' }], ablation: 'zero-weight' }, renorm: true },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -216,7 +237,7 @@ describe('router kernel agrees with routeToken (the routing contract)', () => {
       K.route(rec, {
         logits: lb, flags: fb, route: rb, recBase, tokens: T, experts: E, layer,
         mode: m.kind === 'dense' ? 'dense' : m.kind === 'threshold' ? 'threshold' : 'topk',
-        k: m.kind === 'topk' ? m.k : 2, threshold: m.kind === 'threshold' ? m.t : 0, renorm: c.renorm,
+        k: m.kind === 'topk' ? m.k : 2, threshold: m.kind === 'threshold' ? m.t : 0, renorm: c.renorm, ablation: c.plan.ablation,
       });
       const [bytes] = await rec.run([{ buffer: rb, offset: 0, size: (recBase + T * K.routeRecordWords(E)) * 4 }]);
       const words = new Uint32Array(bytes), floats = new Float32Array(bytes);
@@ -277,7 +298,13 @@ describe('expert kernels read only the chosen experts', () => {
         }
       });
       expect(maxAbsDiff(got, want)).toBeLessThan(1e-4);
-      for (const b of [gate.gpu.buffer, up.gpu.buffer, down.gpu.buffer, xb, hb, rb, act]) ctx.destroyBuffer(b);
+      // granitemoe: the block's output is scaled by residual_multiplier before it joins the residual stream.
+      const hb2 = ctx.uploadBuffer(h0);
+      const rec2 = new Recorder(ctx);
+      K.experts(rec2, { gate: gate.gpu, up: up.gpu, down: down.gpu, f, d, tokens: T, slots, route: rb, recBase: 0, recExperts: E, x: xb, act, h: hb2, outScale: 0.22 });
+      const scaled = await read(hb2, T * d, rec2);
+      expect(maxAbsDiff(scaled, h0.map((v, i) => v + 0.22 * (want[i] - v)))).toBeLessThan(1e-4);
+      for (const b of [gate.gpu.buffer, up.gpu.buffer, down.gpu.buffer, xb, hb, hb2, rb, act]) ctx.destroyBuffer(b);
     });
   }
 });

@@ -185,6 +185,18 @@ describe('moe upcycle', () => {
 });
 
 describe('moe inspect', () => {
+  it('shows RoPE scaling, the sliding window and granitemoe\'s multipliers as config.json gives them', () => {
+    type Report = { ropeScaling: unknown; slidingWindow: number | null; multipliers?: Record<string, number> };
+    const rope = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'llama3_rope'), '--json'));
+    expect(rope.ropeScaling).toEqual({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositions: 256 });
+    expect(rope.multipliers).toBeUndefined();
+    expect(onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'mistral_sliding'), '--json')).slidingWindow).toBe(5);
+    const granite = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32'), '--json'));
+    expect(granite.multipliers).toEqual({ embedding: 12, attention: 0.125, residual: 0.22, logitsDivisor: 6 });
+    expect(granite.slidingWindow).toBeNull();
+    expect(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32')).stdout).toMatch(/multipliers\s+embedding ×12, scores ×0\.125, residual ×0\.22, logits ÷6/);
+  });
+
   it('prints the expert count (text and --json)', () => {
     const text = moe('inspect', MIXTRAL);
     expect(text.status).toBe(0);
@@ -249,7 +261,7 @@ describe('failures', () => {
     expectOneLineFailure(moe('inspect', 'no/such/folder'), /does not exist/);
   });
   it('an unknown flag or command shows the usage', () => {
-    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval DIR/);
+    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval SOURCE/);
     expectOneLineFailure(moe('transmogrify'), /unknown command "transmogrify"\. usage: moe </);
   });
   it('an unknown quantization', () => {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
-import { parseTraceCsv, traceCsv, traceHeader, traceJson, traceRows, TRACE_COLUMNS } from '../../src/state/exportTrace.ts';
+import { parseTraceCsv, traceCsv, traceHeader, traceJson, traceRows, traceTokens, TRACE_COLUMNS } from '../../src/state/exportTrace.ts';
 
 const fixture = resolve(import.meta.dirname, '../fixtures/models/mixtral_f32');
 let run: RunState;
@@ -56,6 +56,9 @@ describe('trace export', () => {
       expect(r).toMatchObject({ ...rows[i], weight: expect.any(Number), probability: expect.any(Number) });
       expect(r.weight).toBeCloseTo(rows[i].weight, 12);
       expect(r.probability).toBeCloseTo(rows[i].probability, 12);
+      expect(r.loss === null ? null : r.loss).toEqual(rows[i].loss === null ? null : expect.closeTo(rows[i].loss!, 12));
+      expect(r.routerProbs).toHaveLength(rows[i].routerProbs.length);
+      r.routerProbs.forEach((p, e) => expect(p).toBeCloseTo(rows[i].routerProbs[e], 12));
     });
     expect(back.some((r) => r.token.includes(','))).toBe(run.tokenTexts.some((t) => t.includes(',')));
   });
@@ -64,5 +67,26 @@ describe('trace export', () => {
     const parsed = JSON.parse(traceJson(traceHeader(run, settings), traceRows(run)));
     expect(parsed.header).toMatchObject({ model: '/fixtures/mixtral_f32/', routing: 'topk:3|L1E3-', interventions: 'L1E3-', seed: 5, moeLayers: [0, 1], tokens: run.tokenIds.length });
     expect(parsed.rows).toEqual(JSON.parse(JSON.stringify(traceRows(run))));
+  });
+
+  it('carries every token’s loss and the router’s full probabilities, as the engine computed them', () => {
+    const tokens = traceTokens(run);
+    const parsed = JSON.parse(traceJson(traceHeader(run, settings), traceRows(run), tokens));
+    expect(parsed.tokens).toHaveLength(run.tokenIds.length);
+    expect(parsed.tokens[0].loss).toBeNull();
+    parsed.tokens.forEach((tok: { loss: number | null; routerProbs: number[][]; tokenId: number }, t: number) => {
+      expect(tok.tokenId).toBe(run.tokenIds[t]);
+      if (t > 0) expect(tok.loss).toBe(-run.logProbs[t]!);
+      expect(tok.routerProbs).toHaveLength(run.trace.moeLayers.length);
+      tok.routerProbs.forEach((probs, m) => {
+        // All E experts, summing to 1; the ablated expert 3 of layer 1 has probability 0.
+        expect(probs).toEqual(Array.from(run.trace.layers[m][t].probs));
+        expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      });
+      expect(tok.routerProbs[1][3]).toBe(0);
+    });
+    // The CSV rows carry the same: loss per token and the probability vector per token and layer.
+    const rows = traceRows(run);
+    for (const r of rows) expect(r.routerProbs[r.expert]).toBe(r.probability);
   });
 });

@@ -43,12 +43,20 @@ describe.skipIf(folders.length === 0)('PyTorch fixture checkpoints', () => {
       expect(spec.rmsNormEps).toBe(config.rms_norm_eps);
       expect(spec.ropeTheta).toBe(config.rope_theta);
       expect(spec.tieWordEmbeddings).toBe(config.tie_word_embeddings ?? false);
+      expect(spec.slidingWindow).toBe(config.sliding_window ?? null);
+      const rope = config.rope_scaling;
+      expect(spec.ropeScaling).toEqual(rope ? { type: rope.rope_type, factor: rope.factor, lowFreqFactor: rope.low_freq_factor,
+        highFreqFactor: rope.high_freq_factor, originalMaxPositions: rope.original_max_position_embeddings } : null);
+      expect(spec.embeddingMultiplier).toBe(config.embedding_multiplier ?? 1);
+      expect(spec.attentionScale).toBe(config.attention_multiplier ?? 1 / Math.sqrt(spec.headDim));
+      expect(spec.residualMultiplier).toBe(config.residual_multiplier ?? 1);
+      expect(spec.logitsScaling).toBe(config.logits_scaling ?? 1);
       expect(spec.dtype).toBe({ float32: 'F32', float16: 'F16', bfloat16: 'BF16' }[config.torch_dtype as string]);
       expect(weights.layers.length).toBe(config.num_hidden_layers);
       if (spec.moe) {
         expect(spec.moe.numExperts).toBe(config.num_local_experts ?? config.num_experts);
         expect(spec.moe.topK).toBe(config.num_experts_per_tok);
-        expect(spec.moe.normTopkProb).toBe(config.norm_topk_prob ?? config.model_type === 'mixtral');
+        expect(spec.moe.normTopkProb).toBe(config.norm_topk_prob ?? ['mixtral', 'granitemoe'].includes(config.model_type));
         const mlpOnly: number[] = config.mlp_only_layers ?? [];
         expect(spec.moe.moeLayers).toEqual(weights.layers.map((_, i) => !mlpOnly.includes(i)));
         weights.layers.forEach((layer, i) => {

@@ -11,12 +11,15 @@ import {
   filesSource,
   fromFloat32,
   loadCheckpoint,
+  configFromSpec,
   memorySource,
+  parseSafetensors,
   specFromConfig,
   urlSource,
   writeSafetensors,
 } from '../../src/engine/format/index.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
+import { loadTokenizer } from '../../src/engine/tokenizer.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Tiny synthetic checkpoints, written by hand with HF tensor names (the test's own table of truth).
@@ -30,6 +33,9 @@ const f = 12; // dense / mixtral / olmoe expert width
 const fe = 6; // qwen expert width
 const fs = 10; // qwen2 shared expert width
 const E = 4;
+
+// Llama 3.1's rope_scaling block, as its config.json writes it.
+const LLAMA3 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
 
 const BASE = {
   hidden_size: d, num_hidden_layers: 2, num_attention_heads: heads, num_key_value_heads: kv,
@@ -46,6 +52,8 @@ function configFor(arch: Architecture): Record<string, unknown> {
     case 'qwen3_moe': return { ...BASE, model_type: 'qwen3_moe', intermediate_size: f, moe_intermediate_size: fe,
       num_experts: E, num_experts_per_tok: 2, head_dim: hd, norm_topk_prob: true };
     case 'olmoe': return { ...BASE, model_type: 'olmoe', intermediate_size: f, num_experts: E, num_experts_per_tok: 2, clip_qkv: null };
+    case 'granitemoe': return { ...BASE, model_type: 'granitemoe', intermediate_size: f, num_local_experts: E, num_experts_per_tok: 2,
+      embedding_multiplier: 12, attention_multiplier: 0.25, residual_multiplier: 0.22, logits_scaling: 6, tie_word_embeddings: true };
   }
 }
 
@@ -287,13 +295,19 @@ describe('loadCheckpoint maps every architecture', () => {
 describe('loadCheckpoint reports broken checkpoints', () => {
   const good = () => folder(configFor('mixtral'), makeTensors(hfTable('mixtral')));
 
-  it('config.json or tokenizer.json missing', async () => {
+  it('a checkpoint without tokenizer.json loads (token ids work); the tokenizer says why text cannot', async () => {
+    const noTokenizer = good();
+    noTokenizer.delete('tokenizer.json');
+    const ckpt = await loadCheckpoint(memorySource(noTokenizer, 'test-folder'));
+    expect(ckpt.tokenizerJson).toBeUndefined();
+    expect(() => loadTokenizer(ckpt.tokenizerJson)).toThrow(/has no tokenizer.json/);
+    expect([...exportCheckpoint(ckpt.spec, ckpt.weights, ckpt.tokenizerJson).keys()].sort()).toEqual(['config.json', 'model.safetensors']);
+  });
+
+  it('config.json missing', async () => {
     const noConfig = good();
     noConfig.delete('config.json');
     await expectLoadError(noConfig, 'config.json', /config.json is missing from test-folder/);
-    const noTokenizer = good();
-    noTokenizer.delete('tokenizer.json');
-    await expectLoadError(noTokenizer, 'tokenizer.json', /tokenizer.json is missing from test-folder/);
     const noWeights = good();
     noWeights.delete('model.safetensors');
     await expectLoadError(noWeights, 'model.safetensors', /neither model.safetensors nor model.safetensors.index.json/);
@@ -364,7 +378,13 @@ describe('specFromConfig rejects bad configs', () => {
     expectConfigError({ ...llama, num_key_value_heads: 3, num_attention_heads: 4 }, /not a multiple of num_key_value_heads/);
     expectConfigError({ ...llama, rms_norm_eps: -1 }, /"rms_norm_eps" is -1/);
     expectConfigError({ ...llama, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
-    expectConfigError({ ...llama, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /RoPE scaling "llama3" is not supported/);
+    expectConfigError({ ...llama, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling\.low_freq_factor is undefined; llama3 RoPE scaling needs a positive number/);
+    expectConfigError({ ...llama, rope_scaling: { ...LLAMA3, high_freq_factor: 1 } }, /rope_scaling\.high_freq_factor \(1\) must be larger than low_freq_factor \(1\)/);
+    expectConfigError({ ...llama, rope_scaling: { ...LLAMA3, original_max_position_embeddings: 8.5 } }, /original_max_position_embeddings is 8\.5.*positive integer/);
+    expectConfigError({ ...llama, rope_scaling: 'llama3' }, /"rope_scaling" is "llama3"; it must be an object or null/);
+    expectConfigError({ ...configFor('mistral'), sliding_window: 0 }, /"sliding_window" is 0/);
+    expectConfigError({ ...configFor('granitemoe'), residual_multiplier: -0.2 }, /"residual_multiplier" is -0\.2; it must be a positive number/);
+    expectConfigError({ ...configFor('granitemoe'), attention_multiplier: 'x' }, /"attention_multiplier" is "x"/);
     expectConfigError({ ...llama, tie_word_embeddings: 'yes' }, /must be true or false/);
     expectConfigError({ ...configFor('mixtral'), num_experts_per_tok: 5 }, /num_experts_per_tok \(5\) is larger than the number of experts \(4\)/);
     expectConfigError({ ...configFor('qwen3_moe'), mlp_only_layers: [7] }, /mlp_only_layers/);
@@ -460,5 +480,143 @@ describe('checkpoint sources', () => {
     const err = (() => { try { dirSource('/no/such/folder'); } catch (e) { return e; } })();
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as CheckpointError).message).toMatch(/folder \/no\/such\/folder does not exist/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real small MoEs' architecture features: granitemoe, llama3 RoPE scaling, sliding windows.
+
+/** A granitemoe checkpoint made from the mixtral table: router renamed, experts fused the GraniteMoe way, no lm_head. */
+function graniteTensors(): { tensors: Map<string, Tensor>; mixtral: Map<string, Tensor> } {
+  const mixtral = makeTensors(hfTable('mixtral'));
+  const tensors = new Map(mixtral);
+  tensors.delete('lm_head.weight');
+  for (let L = 0; L < 2; L++) {
+    const p = `model.layers.${L}.block_sparse_moe`;
+    const bytes = (e: number, w: string) => mixtral.get(`${p}.experts.${e}.${w}.weight`)!.bytes;
+    const input = new Uint8Array(E * 2 * f * d * 4);
+    const output = new Uint8Array(E * d * f * 4);
+    for (let e = 0; e < E; e++) {
+      input.set(bytes(e, 'w1'), e * 2 * f * d * 4); // gate rows first
+      input.set(bytes(e, 'w3'), (e * 2 + 1) * f * d * 4); // then up rows
+      output.set(bytes(e, 'w2'), e * d * f * 4);
+    }
+    for (const name of [...tensors.keys()]) if (name.startsWith(`${p}.`)) tensors.delete(name);
+    tensors.set(`${p}.router.layer.weight`, mixtral.get(`${p}.gate.weight`)!);
+    tensors.set(`${p}.input_linear.weight`, { dtype: 'F32', shape: [E, 2 * f, d], bytes: input });
+    tensors.set(`${p}.output_linear.weight`, { dtype: 'F32', shape: [E, d, f], bytes: output });
+  }
+  return { tensors, mixtral };
+}
+
+describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
+  it('granitemoe: router.layer and the fused input_linear/output_linear become per-expert views', async () => {
+    const { tensors, mixtral } = graniteTensors();
+    const files = folder(configFor('granitemoe'), tensors);
+    const ckpt = await loadCheckpoint(memorySource(files));
+    const fileBuffer = files.get('model.safetensors')!.buffer;
+    for (const entry of hfTable('mixtral').filter((e) => e.name !== 'lm_head.weight')) {
+      const got = entry.get(ckpt.weights)!;
+      expect(got.shape, entry.name).toEqual(entry.shape);
+      expect(got.bytes.buffer, entry.name).toBe(fileBuffer); // a view, not a copy
+      expect(Buffer.from(got.bytes).equals(Buffer.from(mixtral.get(entry.name)!.bytes)), entry.name).toBe(true);
+    }
+    expect(ckpt.weights.lmHead).toBe(ckpt.weights.embed);
+    const { spec } = ckpt;
+    expect(spec.moe).toEqual({ numExperts: E, topK: 2, expertIntermediateSize: f, normTopkProb: true,
+      sharedExpertIntermediateSize: 0, moeLayers: [true, true] });
+    expect([spec.embeddingMultiplier, spec.attentionScale, spec.residualMultiplier, spec.logitsScaling]).toEqual([12, 0.25, 0.22, 6]);
+    // Parameters: the same count as the mixtral it was made from, less the untied head.
+    expect(countParameters(spec).total).toBe(countParameters(specFromConfig(configFor('mixtral'))).total - V * d);
+
+    // Export writes the GraniteMoe names back, byte for byte, and the config transformers reads.
+    const out = exportCheckpoint(spec, ckpt.weights, ckpt.tokenizerJson);
+    const written = parseSafetensors(out.get('model.safetensors')!, 'model.safetensors').tensors;
+    expect([...written.keys()].sort()).toEqual([...tensors.keys()].sort());
+    for (const [name, t] of tensors) expect(Buffer.from(written.get(name)!.bytes).equals(Buffer.from(t.bytes)), name).toBe(true);
+    const config = JSON.parse(new TextDecoder().decode(out.get('config.json')!));
+    expect(config).toMatchObject({ architectures: ['GraniteMoeForCausalLM'], model_type: 'granitemoe', num_local_experts: E,
+      intermediate_size: f, embedding_multiplier: 12, attention_multiplier: 0.25, residual_multiplier: 0.22, logits_scaling: 6 });
+    expect(config.head_dim).toBeUndefined();
+    const again = await loadCheckpoint(memorySource(out));
+    const { config: _a, ...specA } = spec;
+    const { config: _b, ...specB } = again.spec;
+    expect(specB).toEqual(specA);
+  });
+
+  it('granitemoe reads its config the way transformers does', () => {
+    const plain = specFromConfig({ ...configFor('granitemoe'), embedding_multiplier: undefined, attention_multiplier: undefined,
+      residual_multiplier: undefined, logits_scaling: undefined });
+    // GraniteMoeConfig's defaults are 1.0 each, attention included (not 1/√headDim).
+    expect([plain.embeddingMultiplier, plain.attentionScale, plain.residualMultiplier, plain.logitsScaling]).toEqual([1, 1, 1, 1]);
+    // head_dim is always hidden_size / num_attention_heads; a head_dim key is ignored, as in transformers.
+    expect(specFromConfig({ ...configFor('granitemoe'), head_dim: 64 }).headDim).toBe(d / heads);
+    // Other architectures: 1/√headDim and no multipliers, whatever granite keys a config carries.
+    const llama = specFromConfig({ ...configFor('llama'), head_dim: 16, attention_multiplier: 0.5, embedding_multiplier: 3 });
+    expect([llama.embeddingMultiplier, llama.attentionScale, llama.residualMultiplier, llama.logitsScaling]).toEqual([1, 0.25, 1, 1]);
+  });
+
+  it('reads llama3 rope scaling from rope_scaling (v4) and rope_parameters (v5); plain RoPE is null', () => {
+    const want = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
+    for (const arch of ['llama', 'mistral', 'mixtral', 'qwen3_moe', 'olmoe', 'granitemoe'] as const) {
+      expect(specFromConfig({ ...configFor(arch), rope_scaling: LLAMA3 }).ropeScaling, arch).toEqual(want);
+    }
+    const { rope_type: _t, ...legacy } = LLAMA3;
+    expect(specFromConfig({ ...configFor('llama'), rope_scaling: { ...legacy, type: 'llama3' } }).ropeScaling).toEqual(want);
+    const v5 = specFromConfig({ ...configFor('llama'), rope_theta: undefined, rope_parameters: { ...LLAMA3, rope_theta: 5e5 } });
+    expect([v5.ropeTheta, v5.ropeScaling]).toEqual([5e5, want]);
+    expect(specFromConfig({ ...configFor('llama'), rope_scaling: null }).ropeScaling).toBeNull();
+    expect(specFromConfig({ ...configFor('llama'), rope_scaling: { rope_type: 'default' } }).ropeScaling).toBeNull();
+
+    // Export keeps the dialect: rope_scaling for a v4 config, rope_parameters for a v5 one; both load back equal.
+    const v4Config = configFromSpec(specFromConfig({ ...configFor('llama'), rope_scaling: LLAMA3 }));
+    expect(v4Config.rope_scaling).toEqual(LLAMA3);
+    expect(specFromConfig(v4Config).ropeScaling).toEqual(want);
+    const v5Config = configFromSpec(v5);
+    expect(v5Config.rope_scaling).toBeUndefined();
+    expect(v5Config.rope_parameters).toEqual({ ...LLAMA3, rope_theta: 5e5 });
+    expect(specFromConfig(v5Config).ropeScaling).toEqual(want);
+  });
+
+  it('reads sliding_window as transformers does: mistral defaults to 4096, mixtral to none, null is full attention', () => {
+    expect(specFromConfig(configFor('mistral')).slidingWindow).toBe(4096);
+    expect(specFromConfig({ ...configFor('mistral'), sliding_window: null }).slidingWindow).toBeNull();
+    expect(specFromConfig({ ...configFor('mistral'), sliding_window: 5 }).slidingWindow).toBe(5);
+    expect(specFromConfig(configFor('mixtral')).slidingWindow).toBeNull();
+    expect(specFromConfig({ ...configFor('mixtral'), sliding_window: 4096 }).slidingWindow).toBe(4096);
+    // llama has no sliding window in transformers; a stray key changes nothing.
+    expect(specFromConfig({ ...configFor('llama'), sliding_window: 5 }).slidingWindow).toBeNull();
+    // Explicit head_dim on mistral and mixtral (Mistral-Nemo style: heads × head_dim ≠ hidden).
+    expect(specFromConfig({ ...configFor('mistral'), head_dim: 16 }).headDim).toBe(16);
+    expect(specFromConfig({ ...configFor('mixtral'), head_dim: 16 }).headDim).toBe(16);
+    // Round trip, including a mistral whose window came from the default.
+    for (const config of [configFor('mistral'), { ...configFor('mixtral'), sliding_window: 7 }, { ...configFor('mistral'), sliding_window: null }]) {
+      const spec = specFromConfig(config);
+      expect(specFromConfig(configFromSpec(spec)).slidingWindow).toBe(spec.slidingWindow);
+    }
+  });
+
+  it('refuses what it cannot compute, naming the config field, before any weights are read', async () => {
+    const refused: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...configFor('llama'), rope_scaling: { rope_type: 'linear', factor: 2 } }, /rope_scaling\.rope_type "linear" is not supported/],
+      [{ ...configFor('mixtral'), rope_scaling: { type: 'dynamic', factor: 2 } }, /rope_scaling\.type "dynamic" is not supported/],
+      [{ ...configFor('qwen3_moe'), rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling\.rope_type "yarn" is not supported/],
+      [{ ...configFor('llama'), rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } }, /rope_parameters\.rope_type "longrope" is not supported/],
+      [{ ...configFor('llama'), rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.5 } }, /rope_parameters\.partial_rotary_factor is 0\.5/],
+      [{ ...configFor('granitemoe'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
+      [{ ...configFor('granitemoe'), attention_bias: true }, /attention_bias = true/],
+      [{ ...configFor('granitemoe'), position_embedding_type: 'nope' }, /position_embedding_type "nope" is not supported/],
+      [{ ...configFor('llama'), mlp_bias: true }, /mlp_bias is true/],
+      [{ ...configFor('qwen2_moe'), use_sliding_window: true }, /use_sliding_window is true/],
+    ];
+    for (const [config, pattern] of refused) {
+      // No weights in the folder at all: the refusal must come from config.json alone.
+      const files = folder(config, null);
+      const err = await loadCheckpoint(memorySource(files, 'test-folder')).then(() => null, (e: unknown) => e);
+      expect(err, String(pattern)).toBeInstanceOf(CheckpointError);
+      expect((err as CheckpointError).file).toBe('config.json');
+      expect((err as CheckpointError).message).toMatch(pattern);
+      expect((err as CheckpointError).hint.length).toBeGreaterThan(10);
+    }
   });
 });

@@ -184,9 +184,29 @@ describe('routeToken', () => {
     close(d.weights, [0.4, 0.3, 0.2, 0.1]);
   });
 
-  it('an ablated expert fills a top-k slot only when no live expert is left (with weight 0)', () => {
+  it('an ablated expert is never chosen: with fewer live experts than k, the live ones are chosen', () => {
+    // P = [0.1, 0.4, 0.2, 0.3]; ablating expert 1 leaves p ∝ [0.1, 0, 0.2, 0.3] = [1/6, 0, 2/6, 3/6].
     const r = routeToken(logitsFor(P), 0, moe(), plan('topk:4', 'L0E1-'));
+    expect(r.experts).toEqual([3, 2, 0]);
+    close(r.weights, [0.5, 2 / 6, 1 / 6]);
+    const two = routeToken(logitsFor(P), 0, moe(), plan('topk:3', 'L0E1-,L0E3-'));
+    expect(two.experts).toEqual([2, 0]);
+    close(two.weights, [2 / 3, 1 / 3]);
+    // Dense runs the live experts only, with their probabilities.
+    const d = routeToken(logitsFor(P), 0, moe(), plan('dense', 'L0E1-'));
+    expect(d.experts).toEqual([3, 2, 0]);
+    close(d.weights, [0.5, 2 / 6, 1 / 6]);
+  });
+
+  it("ablation 'zero-weight' (the PyTorch reference, literally): an ablated expert fills a leftover top-k slot and stays in dense, weight 0", () => {
+    const literal = (mode: string, iv: string): RoutingPlan => ({ ...plan(mode, iv), ablation: 'zero-weight' });
+    const r = routeToken(logitsFor(P), 0, moe(), literal('topk:4', 'L0E1-'));
     expect(r.experts).toEqual([3, 2, 0, 1]);
     close(r.weights, [0.5, 2 / 6, 1 / 6, 0]);
+    const d = routeToken(logitsFor(P), 0, moe(), literal('dense', 'L0E1-'));
+    expect(d.experts).toEqual([3, 2, 0, 1]);
+    close(d.weights, [0.5, 2 / 6, 1 / 6, 0]);
+    // With enough live experts both rules agree.
+    expect(routeToken(logitsFor(P), 0, moe(), literal('topk:2', 'L0E1-')).experts).toEqual(routeToken(logitsFor(P), 0, moe(), plan('topk:2', 'L0E1-')).experts);
   });
 });

@@ -37,6 +37,15 @@ describe('loadTokenizer on a byte-level BPE built here', () => {
     expect(tok.encode('')).toEqual([]);
   });
 
+  it('stops on the config EOS and every eos_token_id of generation_config.json, ignoring ids outside the vocabulary', () => {
+    const special = (json.added_tokens as Array<{ content: string }>)[0].content;
+    const withConfigs = loadTokenizer(json, { eos_token: special }, { eos_token_id: [7, 299, 5000] });
+    expect(withConfigs.eosId).toBe(299);
+    expect(withConfigs.stopIds.sort((a, b) => a - b)).toEqual([7, 299]);
+    expect(loadTokenizer(json, undefined, { eos_token_id: 12 }).stopIds).toEqual([12]);
+    expect(tok.stopIds).toEqual([]);
+  });
+
   it('encodes the special token text as its id', () => {
     expect(tok.encode('a<|endoftext|>')).toEqual([...tok.encode('a'), 299]);
   });

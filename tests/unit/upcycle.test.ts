@@ -1,13 +1,14 @@
 // Upcycling identities: a freshly upcycled MoE computes exactly its dense parent's logits.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, RoutingPlan, Tensor, WeightSet } from '../../src/engine/types.ts';
-import { exportCheckpoint, fromFloat32, loadCheckpoint, memorySource, toFloat32 } from '../../src/engine/format/index.ts';
+import { exportCheckpoint, fromFloat32, loadCheckpoint, memorySource, specFromConfig, toFloat32 } from '../../src/engine/format/index.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { scoreTokens } from '../../src/engine/run/index.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import { upcycle, UpcycleError, type UpcycleOptions } from '../../src/engine/upcycle/index.ts';
 import { randomDenseLlama } from '../../src/cli/randomModel.ts';
 import { buildByteLevelBpe } from '../../src/cli/byteBpe.ts';
+import { dirSource } from '../../src/cli/fsSource.ts';
 
 // A random 2-layer llama (d = 32, FFN width f = 64, vocab 300), weights scaled so logits are O(1).
 // The CPU forward itself is checked against PyTorch in the backend's own tests.
@@ -105,6 +106,38 @@ describe('on-disk round trip', () => {
     expect(loaded.spec.config.upcycling).toMatchObject({ experts: 8, granularity: 2, topK: 4, router: 'random', scaling: 'exact', noise: 0, parentIntermediateSize: 64 });
     const { logits } = await logitsOf(loaded.spec, loaded.weights);
     expect(maxAbsDiff(logits, parentLogits)).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+describe('parents with position features', () => {
+  // Llama 3 Meets MoE starts from a Llama 3.x parent (llama3 RoPE scaling); mistral parents may have a
+  // sliding window. The child must keep both, through export and load, and still equal its parent.
+  for (const name of ['llama3_rope', 'mistral_sliding']) {
+    it(`${name}: the Mixtral child keeps the parent's RoPE scaling and window and its logits`, async () => {
+      const dir = new URL(`../fixtures/models/${name}/`, import.meta.url).pathname;
+      const dense = await loadCheckpoint(dirSource(dir));
+      const tokens = Array.from({ length: name === 'llama3_rope' ? 40 : 12 }, (_, i) => (i * 37 + 5) % 300);
+      const score = async (spec: ModelSpec, weights: WeightSet) => {
+        const model = await createCpuBackend().load(spec, weights);
+        return (await scoreTokens(model, tokens, parseRoutingPlan('native'))).logits;
+      };
+      const child = upcycle(dense.spec, dense.weights, { experts: 4, topK: 2, router: { kind: 'random', scale: 2, seed: 5 } });
+      const loaded = await loadCheckpoint(memorySource(exportCheckpoint(child.spec, child.weights, dense.tokenizerJson)));
+      expect(loaded.spec.architecture).toBe('mixtral');
+      expect(loaded.spec.ropeScaling).toEqual(dense.spec.ropeScaling);
+      expect(loaded.spec.slidingWindow).toBe(dense.spec.slidingWindow);
+      expect(maxAbsDiff(await score(loaded.spec, loaded.weights), await score(dense.spec, dense.weights))).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
+  it("a mistral parent without a sliding_window key (MistralConfig's 4096) gives a child with 4096, not Mixtral's none", async () => {
+    const dense = await loadCheckpoint(dirSource(new URL('../fixtures/models/mistral_sliding/', import.meta.url).pathname));
+    const { sliding_window: _window, ...config } = dense.spec.config;
+    const spec = specFromConfig(config);
+    expect(spec.slidingWindow).toBe(4096);
+    const child = upcycle(spec, dense.weights, { experts: 4, topK: 2 });
+    const loaded = await loadCheckpoint(memorySource(exportCheckpoint(child.spec, child.weights, dense.tokenizerJson)));
+    expect(loaded.spec.slidingWindow).toBe(4096);
   });
 });
 

@@ -1,6 +1,6 @@
 // config.json (Hugging Face) <-> ModelSpec. Defaults follow the transformers config classes.
 
-import type { Architecture, DType, ModelSpec, MoeSpec } from '../types.ts';
+import type { Architecture, DType, Llama3RopeScaling, ModelSpec, MoeSpec } from '../types.ts';
 import { CheckpointError, HINT_CONFIG } from './errors.ts';
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
@@ -10,6 +10,7 @@ export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   'qwen2_moe',
   'qwen3_moe',
   'olmoe',
+  'granitemoe',
 ];
 
 const HF_CLASS: Record<Architecture, string> = {
@@ -19,6 +20,7 @@ const HF_CLASS: Record<Architecture, string> = {
   qwen2_moe: 'Qwen2MoeForCausalLM',
   qwen3_moe: 'Qwen3MoeForCausalLM',
   olmoe: 'OlmoeForCausalLM',
+  granitemoe: 'GraniteMoeForCausalLM',
 };
 
 // transformers' defaults for keys a config.json may leave out.
@@ -29,7 +31,12 @@ const DEFAULTS: Record<Architecture, { ropeTheta: number; maxPositions: number; 
   qwen2_moe: { ropeTheta: 10000, maxPositions: 32768, rmsNormEps: 1e-6 },
   qwen3_moe: { ropeTheta: 10000, maxPositions: 32768, rmsNormEps: 1e-6 },
   olmoe: { ropeTheta: 10000, maxPositions: 4096, rmsNormEps: 1e-5 },
+  granitemoe: { ropeTheta: 10000, maxPositions: 2048, rmsNormEps: 1e-6 },
 };
+
+// sliding_window when config.json leaves the key out: MistralConfig defaults to 4096, MixtralConfig to none.
+// The other architectures here have no sliding window (qwen's use_sliding_window is refused below).
+const DEFAULT_SLIDING_WINDOW: Partial<Record<Architecture, number | null>> = { mistral: 4096, mixtral: null };
 
 const TORCH_DTYPES: Record<string, DType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 const DTYPE_NAMES: Record<DType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -101,16 +108,57 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
   if (has('hidden_act') && c.hidden_act !== 'silu') {
     fail(`hidden_act "${String(c.hidden_act)}" is not supported; only "silu" (SwiGLU) is.`);
   }
-  const ropeScaling = c.rope_scaling as Record<string, unknown> | null | undefined;
+  if (has('mlp_bias') && c.mlp_bias !== false) {
+    fail(`mlp_bias is ${JSON.stringify(c.mlp_bias)}; biases in the feed-forward layers are not supported.`, 'Use a checkpoint with "mlp_bias": false.');
+  }
+  if (has('position_embedding_type') && c.position_embedding_type !== 'rope') {
+    fail(`position_embedding_type "${String(c.position_embedding_type)}" is not supported; only "rope" is.`);
+  }
+  if ((arch === 'qwen2_moe' || arch === 'qwen3_moe') && c.use_sliding_window === true) {
+    fail(
+      'use_sliding_window is true; per-layer sliding-window attention (max_window_layers) is not supported for qwen models.',
+      'Use a checkpoint with "use_sliding_window": false.',
+    );
+  }
+  // RoPE scaling: transformers reads rope_scaling (v4) or rope_parameters (v5); "type" is the old name of "rope_type".
+  const ropeScalingRaw = c.rope_scaling;
+  if (ropeScalingRaw !== undefined && ropeScalingRaw !== null && (typeof ropeScalingRaw !== 'object' || Array.isArray(ropeScalingRaw))) {
+    fail(`"rope_scaling" is ${JSON.stringify(ropeScalingRaw)}; it must be an object or null.`);
+  }
   const ropeParams = (typeof c.rope_parameters === 'object' && c.rope_parameters !== null
     ? c.rope_parameters
     : {}) as Record<string, unknown>;
-  const ropeType = ropeScaling?.rope_type ?? ropeScaling?.type ?? ropeParams.rope_type ?? 'default';
-  if (ropeType !== 'default') {
+  const [ropeKey, rope] = ropeScalingRaw
+    ? ['rope_scaling', ropeScalingRaw as Record<string, unknown>]
+    : ['rope_parameters', ropeParams];
+  const ropeType = rope.rope_type ?? rope.type ?? 'default';
+  let ropeScaling: Llama3RopeScaling | null = null;
+  if (ropeType === 'llama3') {
+    const ropeNumber = (key: string, check: (v: number) => boolean, rule: string): number => {
+      const v = rope[key];
+      if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) {
+        fail(`${ropeKey}.${key} is ${JSON.stringify(v)}; llama3 RoPE scaling needs ${rule}.`);
+      }
+      return v;
+    };
+    ropeScaling = {
+      type: 'llama3',
+      factor: ropeNumber('factor', (v) => v >= 1, 'a number ≥ 1'),
+      lowFreqFactor: ropeNumber('low_freq_factor', (v) => v > 0, 'a positive number'),
+      highFreqFactor: ropeNumber('high_freq_factor', (v) => v > 0, 'a positive number'),
+      originalMaxPositions: ropeNumber('original_max_position_embeddings', (v) => Number.isInteger(v) && v > 0, 'a positive integer'),
+    };
+    if (ropeScaling.highFreqFactor <= ropeScaling.lowFreqFactor) {
+      fail(`${ropeKey}.high_freq_factor (${ropeScaling.highFreqFactor}) must be larger than low_freq_factor (${ropeScaling.lowFreqFactor}).`);
+    }
+  } else if (ropeType !== 'default') {
     fail(
-      `RoPE scaling "${String(ropeType)}" is not supported.`,
-      'Only plain RoPE is implemented; use a checkpoint without rope_scaling.',
+      `${ropeKey}.${rope.rope_type !== undefined ? 'rope_type' : 'type'} "${String(ropeType)}" is not supported.`,
+      'Plain RoPE and Llama 3.1\'s "llama3" scaling are implemented; use a checkpoint with one of those.',
     );
+  }
+  if (rope.partial_rotary_factor !== undefined && rope.partial_rotary_factor !== 1) {
+    fail(`${ropeKey}.partial_rotary_factor is ${JSON.stringify(rope.partial_rotary_factor)}; only RoPE over the whole head (1) is supported.`);
   }
 
   const hiddenSize = int('hidden_size', { max: LIMITS.hidden_size });
@@ -120,10 +168,12 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
   if (numHeads % numKvHeads !== 0) {
     fail(`num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads}).`);
   }
-  if (!has('head_dim') && hiddenSize % numHeads !== 0) {
-    fail(`hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads}) and head_dim is not given.`);
+  // granitemoe derives head_dim from hidden_size and ignores a head_dim key, as transformers does.
+  const headDimGiven = arch !== 'granitemoe' && has('head_dim');
+  if (!headDimGiven && hiddenSize % numHeads !== 0) {
+    fail(`hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})${arch === 'granitemoe' ? '' : ' and head_dim is not given'}.`);
   }
-  const headDim = int('head_dim', { max: LIMITS.head_dim, fallback: hiddenSize / numHeads });
+  const headDim = headDimGiven ? int('head_dim', { max: LIMITS.head_dim }) : hiddenSize / numHeads;
   if (headDim % 2 !== 0) fail(`head_dim is ${headDim}; RoPE needs an even head dimension.`);
   const vocabSize = int('vocab_size', { max: LIMITS.vocab_size });
   const defaults = DEFAULTS[arch];
@@ -135,6 +185,20 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
       : defaults.ropeTheta;
   const maxPositions = int('max_position_embeddings', { max: 1 << 24, fallback: defaults.maxPositions });
   const tieWordEmbeddings = bool('tie_word_embeddings', false);
+
+  let slidingWindow: number | null = null;
+  const windowDefault = DEFAULT_SLIDING_WINDOW[arch];
+  if (windowDefault !== undefined) {
+    // A null sliding_window means full attention; a missing key, the config class's default.
+    slidingWindow =
+      c.sliding_window === undefined ? windowDefault : c.sliding_window === null ? null : int('sliding_window', { max: 1 << 30 });
+  }
+  // granitemoe's multipliers (GraniteMoeConfig defaults: 1.0 each); plain 1/√headDim attention elsewhere.
+  const granite = arch === 'granitemoe';
+  const embeddingMultiplier = granite ? positive('embedding_multiplier', 1) : 1;
+  const attentionScale = granite ? positive('attention_multiplier', 1) : 1 / Math.sqrt(headDim);
+  const residualMultiplier = granite ? positive('residual_multiplier', 1) : 1;
+  const logitsScaling = granite ? positive('logits_scaling', 1) : 1;
 
   let attentionBias: boolean;
   if (arch === 'qwen2_moe') {
@@ -165,7 +229,9 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
     const numExperts =
       arch === 'mixtral'
         ? int(has('num_local_experts') ? 'num_local_experts' : 'num_experts', { max: LIMITS.num_experts })
-        : int('num_experts', { max: LIMITS.num_experts });
+        : arch === 'granitemoe'
+          ? int('num_local_experts', { max: LIMITS.num_experts })
+          : int('num_experts', { max: LIMITS.num_experts });
     const topK = int('num_experts_per_tok', { max: LIMITS.num_experts });
     if (topK > numExperts) fail(`num_experts_per_tok (${topK}) is larger than the number of experts (${numExperts}).`);
 
@@ -181,7 +247,7 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
       moeLayers = new Array<boolean>(numLayers).fill(true);
     }
 
-    // Mixtral and OLMoE size their experts with intermediate_size; qwen uses moe_intermediate_size.
+    // Mixtral, OLMoE and GraniteMoe size their experts with intermediate_size; qwen uses moe_intermediate_size.
     const expertIntermediateSize = qwen
       ? int('moe_intermediate_size', { max: LIMITS.intermediate_size })
       : int('intermediate_size', { max: LIMITS.intermediate_size });
@@ -190,8 +256,9 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
       ? int('intermediate_size', { max: LIMITS.intermediate_size, fallback: hasDenseLayer ? undefined : expertIntermediateSize })
       : expertIntermediateSize;
 
-    // Mixtral always renormalises in transformers; an explicit false is honoured (DS-MoE exports).
-    const normTopkProb = bool('norm_topk_prob', arch === 'mixtral');
+    // Mixtral and GraniteMoe (softmax over the top-k logits) always renormalise in transformers; an explicit
+    // false is honoured (DS-MoE exports).
+    const normTopkProb = bool('norm_topk_prob', arch === 'mixtral' || arch === 'granitemoe');
     const sharedExpertIntermediateSize =
       arch === 'qwen2_moe' ? int('shared_expert_intermediate_size', { max: LIMITS.intermediate_size }) : 0;
     moe = { numExperts, topK, expertIntermediateSize, normTopkProb, sharedExpertIntermediateSize, moeLayers };
@@ -211,7 +278,13 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
     intermediateSize,
     rmsNormEps,
     ropeTheta,
+    ropeScaling,
     maxPositions,
+    slidingWindow,
+    embeddingMultiplier,
+    attentionScale,
+    residualMultiplier,
+    logitsScaling,
     tieWordEmbeddings,
     attentionBias,
     qkNorm,
@@ -243,6 +316,30 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
   };
   if (arch === 'qwen2_moe') owned.qkv_bias = spec.attentionBias;
   else if (arch !== 'mixtral') owned.attention_bias = spec.attentionBias;
+  if (arch === 'granitemoe') {
+    delete owned.head_dim; // derived from hidden_size by transformers
+    owned.embedding_multiplier = spec.embeddingMultiplier;
+    owned.attention_multiplier = spec.attentionScale;
+    owned.residual_multiplier = spec.residualMultiplier;
+    owned.logits_scaling = spec.logitsScaling;
+  } else if (spec.embeddingMultiplier !== 1 || spec.residualMultiplier !== 1 || spec.logitsScaling !== 1 ||
+             Math.abs(spec.attentionScale * Math.sqrt(spec.headDim) - 1) > 1e-12) {
+    throw new CheckpointError('config.json', `a ${arch} config cannot hold embedding, attention, residual or logits multipliers.`, 'Export it as granitemoe.');
+  }
+  if (arch === 'mistral' || arch === 'mixtral') owned.sliding_window = spec.slidingWindow;
+  else if (spec.slidingWindow !== null) {
+    throw new CheckpointError('config.json', `a ${arch} config cannot hold a sliding window.`, 'Export it as mistral or mixtral.');
+  }
+  const rope = spec.ropeScaling && {
+    rope_type: 'llama3',
+    factor: spec.ropeScaling.factor,
+    low_freq_factor: spec.ropeScaling.lowFreqFactor,
+    high_freq_factor: spec.ropeScaling.highFreqFactor,
+    original_max_position_embeddings: spec.ropeScaling.originalMaxPositions,
+  };
+  // transformers v5 configs carry rope_parameters instead of rope_scaling: keep to the dialect of the original.
+  const v5Rope = typeof spec.config.rope_parameters === 'object' && spec.config.rope_parameters !== null;
+  if (!v5Rope) owned.rope_scaling = rope;
 
   const moe = spec.moe;
   if (isMoeArchitecture(arch) !== (moe !== null)) {
@@ -262,7 +359,7 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
         throw new CheckpointError('config.json', `${arch} cannot describe a model with dense layers between MoE layers.`,
           'Export it as qwen3_moe, whose config lists dense layers in mlp_only_layers.');
       }
-      owned[arch === 'mixtral' ? 'num_local_experts' : 'num_experts'] = moe.numExperts;
+      owned[arch === 'mixtral' || arch === 'granitemoe' ? 'num_local_experts' : 'num_experts'] = moe.numExperts;
       owned.intermediate_size = moe.expertIntermediateSize;
     }
   }
@@ -272,8 +369,8 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
   const dropped = new Set(['num_local_experts', 'num_experts', 'moe_intermediate_size', 'shared_expert_intermediate_size',
     'decoder_sparse_step', 'mlp_only_layers', 'norm_topk_prob', 'num_experts_per_tok', 'qkv_bias', 'attention_bias', 'dtype']);
   const rest = Object.fromEntries(Object.entries(spec.config).filter(([key]) => !(key in owned) && !dropped.has(key)));
-  if (typeof rest.rope_parameters === 'object' && rest.rope_parameters !== null) {
-    rest.rope_parameters = { ...(rest.rope_parameters as object), rope_theta: spec.ropeTheta };
+  if (v5Rope) {
+    rest.rope_parameters = { ...(spec.config.rope_parameters as object), rope_theta: spec.ropeTheta, ...(rope ?? { rope_type: 'default' }) };
   }
   return { ...owned, ...rest };
 }

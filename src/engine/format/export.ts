@@ -15,13 +15,14 @@ function jsonBytes(value: unknown): Uint8Array {
 export function exportCheckpoint(
   spec: ModelSpec,
   weights: WeightSet,
-  tokenizerJson: unknown,
+  tokenizerJson: unknown | undefined,
   tokenizerConfigJson?: unknown,
 ): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   files.set('config.json', jsonBytes(configFromSpec(spec)));
   files.set('model.safetensors', writeSafetensors(tensorsFromWeights(spec, weights), { format: 'pt' }));
-  files.set('tokenizer.json', jsonBytes(tokenizerJson));
+  // A checkpoint without a tokenizer stays without one (token ids still work).
+  if (tokenizerJson !== undefined) files.set('tokenizer.json', jsonBytes(tokenizerJson));
   if (tokenizerConfigJson !== undefined) files.set('tokenizer_config.json', jsonBytes(tokenizerConfigJson));
   return files;
 }

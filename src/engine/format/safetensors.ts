@@ -16,28 +16,57 @@ export interface SafetensorsFile {
 // A header larger than this is not a real checkpoint (the reference implementation uses 100 MB).
 const MAX_HEADER_BYTES = 100_000_000;
 
-export function parseSafetensors(bytes: Uint8Array, fileName: string): SafetensorsFile {
-  function fail(message: string, hint = HINT_REDOWNLOAD): never {
-    throw new CheckpointError(fileName, message, hint);
-  }
-  const size = bytes.byteLength;
-  if (size < 8) fail(`the file is only ${size} bytes long, too short to be a safetensors file.`);
+/** One tensor as the header describes it: byte offsets relative to the start of the data section. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
 
+export interface SafetensorsHeader {
+  /** Bytes before the tensor data: 8 + the JSON header's length. */
+  dataStart: number;
+  /** Tensors in header order. */
+  entries: SafetensorsEntry[];
+  /** The optional "__metadata__" string map. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * The JSON header's length from a file's first 8 bytes, checked against the file size. Separate so a
+ * remote file's header can be fetched with two small range requests before any tensor data.
+ */
+export function readHeaderLength(prefix: Uint8Array, fileSize: number, fileName: string): number {
+  function fail(message: string): never {
+    throw new CheckpointError(fileName, message, HINT_REDOWNLOAD);
+  }
+  if (fileSize < 8 || prefix.byteLength < 8) fail(`the file is only ${Math.min(fileSize, prefix.byteLength)} bytes long, too short to be a safetensors file.`);
   // Read the u64 as two u32 halves so a lying huge value can be rejected without BigInt maths.
-  const view = new DataView(bytes.buffer, bytes.byteOffset, size);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const headerLength = hi * 2 ** 32 + lo;
-  if (hi !== 0 || headerLength > size - 8) {
-    fail(`header length ${headerLength} is beyond the end of the ${size}-byte file.`);
+  if (hi !== 0 || headerLength > fileSize - 8) {
+    fail(`header length ${headerLength} is beyond the end of the ${fileSize}-byte file.`);
   }
   if (headerLength > MAX_HEADER_BYTES) fail(`header length ${headerLength} is implausibly large.`);
   if (headerLength < 2) fail(`header length ${headerLength} is too small to hold a JSON header.`);
+  return headerLength;
+}
 
+/**
+ * Parse and check the JSON header (the bytes after the 8-byte length) of a file of `fileSize` bytes.
+ * Every check that needs no tensor data happens here, so a remote file can be vetted before download.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, fileName: string): SafetensorsHeader {
+  function fail(message: string, hint = HINT_REDOWNLOAD): never {
+    throw new CheckpointError(fileName, message, hint);
+  }
   let header: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
-    header = JSON.parse(text);
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch {
     fail('the header is not valid JSON.');
   }
@@ -45,10 +74,9 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
     fail('the header is not a JSON object.');
   }
 
-  const dataStart = 8 + headerLength;
-  const dataLength = size - dataStart;
-  const tensors = new Map<string, PlainTensor>();
-  const ranges: Array<{ name: string; begin: number; end: number }> = [];
+  const dataStart = 8 + headerBytes.byteLength;
+  const dataLength = fileSize - dataStart;
+  const entries: SafetensorsEntry[] = [];
   let metadata: Record<string, string> = {};
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
@@ -94,15 +122,10 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
         `tensor ${name} has shape [${(shape as number[]).join(',')}] of ${dtype} (needs ${expected > dataLength ? 'more than the file' : `${expected} bytes`}) but data_offsets span ${end - begin} bytes.`,
       );
     }
-    ranges.push({ name, begin, end });
-    tensors.set(name, {
-      dtype: dtype as DType,
-      shape: [...(shape as number[])],
-      bytes: bytes.subarray(dataStart + begin, dataStart + end),
-    });
+    entries.push({ name, dtype: dtype as DType, shape: [...(shape as number[])], begin, end });
   }
 
-  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const ranges = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < ranges.length; i++) {
     const prev = ranges[i - 1];
     const cur = ranges[i];
@@ -110,6 +133,17 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
     if (cur.begin < prev.end && cur.end > cur.begin && prev.end > prev.begin) {
       fail(`tensors ${prev.name} and ${cur.name} overlap in the file (bytes ${cur.begin}..${prev.end}).`);
     }
+  }
+  return { dataStart, entries, metadata };
+}
+
+export function parseSafetensors(bytes: Uint8Array, fileName: string): SafetensorsFile {
+  const size = bytes.byteLength;
+  const headerLength = readHeaderLength(bytes, size, fileName);
+  const { dataStart, entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, 8 + headerLength), size, fileName);
+  const tensors = new Map<string, PlainTensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    tensors.set(name, { dtype, shape, bytes: bytes.subarray(dataStart + begin, dataStart + end) });
   }
   return { tensors, metadata };
 }

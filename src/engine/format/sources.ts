@@ -37,12 +37,43 @@ export function filesSource(files: Iterable<NamedBlob>, label = 'dropped files')
   };
 }
 
-/** Files under a URL prefix, e.g. "https://huggingface.co/org/model/resolve/main/" or "/models/tiny/". */
+/** Reads a response body in chunks so a long download can report its progress. */
+async function readBody(response: Response, onProgress?: (received: number, total: number | null) => void): Promise<Uint8Array> {
+  const length = Number(response.headers.get('content-length'));
+  // A compressed reply's content-length counts compressed bytes: no total then.
+  const total = Number.isFinite(length) && length > 0 && !response.headers.get('content-encoding') ? length : null;
+  if (!onProgress || !response.body) return new Uint8Array(await response.arrayBuffer());
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  onProgress(0, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.byteLength;
+    onProgress(received, total);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(received);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Files under a URL prefix, e.g. "https://huggingface.co/org/model/resolve/main/" or "/models/tiny/".
+ * A 404, or an HTML page where a checkpoint file was asked for (what Vite's servers and many
+ * single-page hosts answer for a missing file, with status 200), counts as a missing file.
+ */
 export function urlSource(baseUrl: string, fetchFn: typeof fetch = (...args) => fetch(...args)): CheckpointSource {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   return {
     label: baseUrl,
-    async readFile(name) {
+    async readFile(name, onProgress) {
       const url = base + name.split('/').map(encodeURIComponent).join('/');
       let response: Response;
       try {
@@ -58,8 +89,13 @@ export function urlSource(baseUrl: string, fetchFn: typeof fetch = (...args) => 
           : 'The server refused the request; try again later or download the files.';
         throw new CheckpointError(name, `${url} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`, hint);
       }
+      const type = (response.headers.get('content-type') ?? '').toLowerCase();
+      if (type.startsWith('text/html') && !/\.html?$/i.test(name)) {
+        await response.body?.cancel().catch(() => undefined);
+        return null;
+      }
       try {
-        return new Uint8Array(await response.arrayBuffer());
+        return await readBody(response, onProgress);
       } catch (err) {
         throw new CheckpointError(name, `the download of ${url} broke off (${(err as Error).message}).`,
           'Check your connection and try again.');

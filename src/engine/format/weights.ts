@@ -2,6 +2,7 @@
 
 import type { FfnWeights, LayerWeights, ModelSpec, MoeWeights, PlainTensor, Tensor, WeightSet } from '../types.ts';
 import { bytesPerElement } from './dtype.ts';
+import { plainTensor } from './quant.ts';
 import { CheckpointError, HINT_MISMATCH } from './errors.ts';
 
 /** Where each tensor came from, for error messages (shard file name). */
@@ -63,6 +64,20 @@ export function weightsFromTensors(
     const moe = spec.moe!;
     const E = moe.numExperts;
     const f = moe.expertIntermediateSize;
+    if (spec.architecture === 'granitemoe') {
+      // GraniteMoe: router.layer, and experts fused as input_linear [E, 2f, d] (gate rows, then up rows)
+      // and output_linear [E, d, f].
+      const block = `model.layers.${layer}.block_sparse_moe`;
+      const router = take(`${block}.router.layer.weight`, [E, d]);
+      const input = take(`${block}.input_linear.weight`, [E, 2 * f, d]);
+      const output = take(`${block}.output_linear.weight`, [E, d, f]);
+      const experts = Array.from({ length: E }, (_, e) => ({
+        gate: slice(input, e, 2 * f, d, 0, f),
+        up: slice(input, e, 2 * f, d, f, f),
+        down: slice(output, e, d, f, 0, d),
+      }));
+      return { router, experts };
+    }
     // Mixtral checkpoints use block_sparse_moe; newer transformers (and qwen/olmoe) use mlp.
     const candidates = spec.architecture === 'mixtral' ? ['block_sparse_moe', 'mlp'] : ['mlp', 'block_sparse_moe'];
     const block =
@@ -132,9 +147,36 @@ export function weightsFromTensors(
   return { embed, layers, finalNorm, lmHead };
 }
 
+/** One [count, ...shape] tensor from `count` tensors of one dtype and shape (a copy). */
+function stack(tensors: Tensor[]): PlainTensor {
+  const parts = tensors.map((t) => plainTensor(t, 'writing a fused expert tensor'));
+  const each = parts[0].bytes.byteLength;
+  if (parts.some((t) => t.dtype !== parts[0].dtype || t.bytes.byteLength !== each)) {
+    throw new CheckpointError('model.safetensors', 'experts of one layer differ in dtype or size, so they cannot be written as one fused tensor.', HINT_MISMATCH);
+  }
+  const bytes = new Uint8Array(each * parts.length);
+  parts.forEach((t, i) => bytes.set(t.bytes, i * each));
+  return { dtype: parts[0].dtype, shape: [parts.length, ...parts[0].shape], bytes };
+}
+
+/** GraniteMoe's input_linear for one expert: gate rows then up rows, [2f, d]. */
+function gateUp(ffn: FfnWeights): PlainTensor {
+  const gate = plainTensor(ffn.gate, 'writing a fused expert tensor');
+  const up = plainTensor(ffn.up, 'writing a fused expert tensor');
+  const { dtype } = gate;
+  if (up.dtype !== dtype) {
+    throw new CheckpointError('model.safetensors', 'an expert stores gate and up weights in different dtypes, so they cannot be fused.', HINT_MISMATCH);
+  }
+  const bytes = new Uint8Array(gate.bytes.byteLength + up.bytes.byteLength);
+  bytes.set(gate.bytes, 0);
+  bytes.set(up.bytes, gate.bytes.byteLength);
+  return { dtype, shape: [gate.shape[0] + up.shape[0], gate.shape[1]], bytes };
+}
+
 /**
  * HF tensor names for a WeightSet, in a stable order (embedding, layers, norm, head). MoE blocks use
- * per-expert tensors: Mixtral `block_sparse_moe.experts.E.w1/w3/w2`, others `mlp.experts.E.*_proj`.
+ * per-expert tensors: Mixtral `block_sparse_moe.experts.E.w1/w3/w2`, others `mlp.experts.E.*_proj`;
+ * GraniteMoe its fused `block_sparse_moe.input_linear` / `output_linear` (copied together).
  */
 export function tensorsFromWeights(spec: ModelSpec, weights: WeightSet): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
@@ -162,7 +204,12 @@ export function tensorsFromWeights(spec: ModelSpec, weights: WeightSet): Map<str
     put(`${attn}.k_norm.weight`, layer.kNorm);
     put(`${p}.post_attention_layernorm.weight`, layer.ffnNorm);
     if (layer.mlp) putFfn(`${p}.mlp`, layer.mlp, ['gate_proj', 'up_proj', 'down_proj']);
-    if (layer.moe) {
+    if (layer.moe && spec.architecture === 'granitemoe') {
+      const block = `${p}.block_sparse_moe`;
+      put(`${block}.router.layer.weight`, layer.moe.router);
+      put(`${block}.input_linear.weight`, stack(layer.moe.experts.map(gateUp)));
+      put(`${block}.output_linear.weight`, stack(layer.moe.experts.map((e) => e.down)));
+    } else if (layer.moe) {
       const mixtral = spec.architecture === 'mixtral';
       const block = `${p}.${mixtral ? 'block_sparse_moe' : 'mlp'}`;
       put(`${block}.gate.weight`, layer.moe.router);

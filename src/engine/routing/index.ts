@@ -188,8 +188,10 @@ function byDescendingProb(probs: Float32Array, ids: Iterable<number>): number[] 
 }
 
 /**
- * Route one token at one MoE layer, exactly as REFERENCE §2 says. An ablated expert has p = 0,
- * so it is only chosen when topk:K leaves more slots than there are live experts (weight 0).
+ * Route one token at one MoE layer, as REFERENCE §2 says. An ablated expert has p = 0. By default
+ * (plan.ablation 'excluded') it is never chosen: topk:K with fewer than K live experts chooses the
+ * live ones, and dense runs only the live ones. With plan.ablation 'zero-weight' (the PyTorch
+ * reference, literally) it fills top-k slots no live expert can take and stays in dense, weight 0.
  */
 export function routeToken(routerLogits: Float32Array, layer: number, moe: MoeSpec, plan: RoutingPlan, layerIv?: LayerInterventions): TokenRouting {
   const E = moe.numExperts;
@@ -197,9 +199,12 @@ export function routeToken(routerLogits: Float32Array, layer: number, moe: MoeSp
   const { ablated, forced } = layerIv ?? interventionsForLayer(plan, layer);
   const probs = routerProbabilities(routerLogits, ablated);
   const mode = plan.mode;
+  const literal = plan.ablation === 'zero-weight';
+  // The experts that may be chosen at all.
+  const live = [...probs.keys()].filter((i) => literal || !ablated.has(i));
 
   if (mode.kind === 'dense') {
-    const experts = byDescendingProb(probs, probs.keys());
+    const experts = byDescendingProb(probs, live);
     return { experts, weights: experts.map((e) => probs[e]), probs };
   }
 
@@ -214,7 +219,7 @@ export function routeToken(routerLogits: Float32Array, layer: number, moe: MoeSp
   } else {
     const k = mode.kind === 'native' ? moe.topK : mode.k;
     const slots = Math.max(k - forced.size, 0);
-    const candidates = byDescendingProb(probs, probs.keys()).filter((i) => !forced.has(i));
+    const candidates = byDescendingProb(probs, live).filter((i) => !forced.has(i));
     for (const i of candidates.slice(0, slots)) chosen.add(i);
   }
 

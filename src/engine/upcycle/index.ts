@@ -248,6 +248,8 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
     rope_theta: spec.ropeTheta,
     rms_norm_eps: spec.rmsNormEps,
     max_position_embeddings: spec.maxPositions,
+    // A mistral parent's window may come from MistralConfig's default (4096), which Mixtral's config does not share.
+    sliding_window: spec.slidingWindow,
     tie_word_embeddings: spec.tieWordEmbeddings,
     output_router_logits: false,
     router_aux_loss_coef: spec.config.router_aux_loss_coef ?? 0.02,

@@ -2,6 +2,8 @@
 // activations are row-major Float32Array [rows, cols]. Sums run in f64 (JS numbers) and are rounded
 // to f32 when stored, which keeps us within float error of PyTorch's f32 kernels.
 
+import type { Llama3RopeScaling } from '../../types.ts';
+
 /** RMSNorm of each `width`-wide group of x: x · rsqrt(mean(x²) + eps) · weight. */
 export function rmsNorm(x: Float32Array, width: number, weight: Float32Array, eps: number): Float32Array {
   const y = new Float32Array(x.length);
@@ -15,11 +17,26 @@ export function rmsNorm(x: Float32Array, width: number, weight: Float32Array, ep
   return y;
 }
 
-/** inv_freq[i] = theta^(-2i/headDim), rounded to f32 like the Hugging Face rotary embedding. */
-export function ropeInverseFrequencies(headDim: number, theta: number): Float32Array {
+/**
+ * inv_freq[i] = theta^(-2i/headDim), rounded to f32 like the Hugging Face rotary embedding; with Llama 3.1
+ * scaling, each frequency is then slowed, kept or blended by its wavelength (REFERENCE §7).
+ */
+export function ropeInverseFrequencies(headDim: number, theta: number, scaling: Llama3RopeScaling | null = null): Float32Array {
   const half = headDim / 2;
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(theta ** Math.fround((2 * i) / headDim));
+  if (scaling) {
+    const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: L0 } = scaling;
+    for (let i = 0; i < half; i++) {
+      const f = inv[i];
+      const wavelength = (2 * Math.PI) / f;
+      if (wavelength > L0 / low) inv[i] = f / factor;
+      else if (wavelength >= L0 / high) {
+        const smooth = (L0 / wavelength - low) / (high - low);
+        inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+      }
+    }
+  }
   return inv;
 }
 
@@ -59,7 +76,11 @@ export function sigmoid(v: number): number {
   return 1 / (1 + Math.exp(-v));
 }
 
-/** In place: a[i] += b[i]. */
-export function addInPlace(a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) a[i] += b[i];
+/** In place: a[i] += b[i] · scale (the product rounded to f32 first, as PyTorch does). */
+export function addInPlace(a: Float32Array, b: Float32Array, scale = 1): void {
+  if (scale === 1) {
+    for (let i = 0; i < a.length; i++) a[i] += b[i];
+  } else {
+    for (let i = 0; i < a.length; i++) a[i] += Math.fround(b[i] * scale);
+  }
 }

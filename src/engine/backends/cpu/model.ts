@@ -1,4 +1,4 @@
-// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe decoder in one file,
+// The CPU reference forward pass: a whole llama / mixtral / qwen-moe / olmoe / granitemoe decoder in one file,
 // read top to bottom. Every backend must agree with this one.
 
 import { checkForwardInput } from '../../run/errors.ts';
@@ -194,7 +194,7 @@ export class CpuModel implements LoadedModel {
       }
       return layer;
     });
-    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(headDim, spec.ropeTheta, spec.ropeScaling);
     this.moeLayerIndex = this.layers.flatMap((layer, l) => (layer.moe ? [l] : []));
   }
 
@@ -240,12 +240,17 @@ export class CpuModel implements LoadedModel {
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const headsPerKv = numHeads / numKvHeads;
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = spec.attentionScale; // 1/√headDim, or granitemoe's attention_multiplier
+    const window = spec.slidingWindow ?? Infinity;
+    const residual = spec.residualMultiplier; // granitemoe scales each sublayer's output before the add
 
     // Token embeddings: x is the residual stream, [T, d].
     const x = new Float32Array(T * d);
     tokens.forEach((id, t) => this.embed.decodeRow(id, x.subarray(t * d, (t + 1) * d)));
     this.stats.weightBytes += (T * this.embed.bytes) / V; // one row per token
+    if (spec.embeddingMultiplier !== 1) {
+      for (let i = 0; i < x.length; i++) x[i] *= spec.embeddingMultiplier;
+    }
 
     const trace: TokenRouting[][] = [];
     for (let l = 0; l < this.layers.length; l++) {
@@ -272,16 +277,18 @@ export class CpuModel implements LoadedModel {
       keys.set(k, start * kvWidth);
       values.set(v, start * kvWidth);
 
-      // Causal grouped-query attention: token t (position start+t) sees positions 0..start+t.
+      // Causal grouped-query attention: token t (position start+t) sees positions first..start+t, where
+      // first is 0, or with a sliding window only the last `window` positions.
       const attn = new Float32Array(T * qWidth);
       const scores = new Float64Array(start + T);
       for (let t = 0; t < T; t++) {
         const visible = start + t + 1;
+        const first = Math.max(0, visible - window);
         for (let hq = 0; hq < numHeads; hq++) {
           const qOff = t * qWidth + hq * headDim;
           const kvOff = Math.floor(hq / headsPerKv) * headDim;
           let max = -Infinity;
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const kOff = j * kvWidth + kvOff;
             let s = 0;
             for (let i = 0; i < headDim; i++) s += q[qOff + i] * keys[kOff + i];
@@ -290,9 +297,9 @@ export class CpuModel implements LoadedModel {
             if (s > max) max = s;
           }
           let sum = 0;
-          for (let j = 0; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          for (let j = first; j < visible; j++) sum += scores[j] = Math.exp(scores[j] - max);
           const out = new Float64Array(headDim);
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < visible; j++) {
             const wj = Math.fround(scores[j] / sum);
             const vOff = j * kvWidth + kvOff;
             for (let i = 0; i < headDim; i++) out[i] += wj * values[vOff + i];
@@ -300,15 +307,15 @@ export class CpuModel implements LoadedModel {
           attn.set(out, qOff);
         }
       }
-      addInPlace(x, this.mm(layer.o, attn, T));
+      addInPlace(x, this.mm(layer.o, attn, T), residual);
 
       // --- Feed-forward: dense MLP or mixture of experts ----------------------------------------
       const h2 = this.norm(x, d, layer.ffnNorm, eps);
       if (layer.mlp) {
-        addInPlace(x, this.ffn(h2, T, layer.mlp));
+        addInPlace(x, this.ffn(h2, T, layer.mlp), residual);
       } else {
         const { y, routing } = this.moeBlock(h2, T, l, layer.moe!, options);
-        addInPlace(x, y);
+        addInPlace(x, y, residual);
         trace.push(routing);
       }
     }
@@ -320,6 +327,9 @@ export class CpuModel implements LoadedModel {
     const rows = T - first;
     const last = this.norm(x.subarray(first * d), d, this.finalNorm, eps);
     const logitsFlat = this.mm(this.lmHead, last, rows);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < logitsFlat.length; i++) logitsFlat[i] /= spec.logitsScaling; // granitemoe
+    }
     const logits = Array.from({ length: rows }, (_, r) => logitsFlat.slice(r * V, (r + 1) * V));
 
     return {

@@ -55,10 +55,13 @@ export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kern
   }
 }
 
-/** H[t] = table row ids[idOffset + t]; a table split by rows passes each part with its first row and row count. */
-export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, row0 = 0, rowCount = 0xffffffff): void {
+/**
+ * out = table[ids] · scale (scale: granitemoe's embedding_multiplier). A table split by rows passes each part
+ * with its first row and row count; the part writes only the tokens whose row it holds.
+ */
+export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, scale = 1, row0 = 0, rowCount = 0xffffffff): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
-  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, row0, rowCount, 0, 0, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
+  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, { f32: scale }, row0, rowCount, 0, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
 }
 
 export interface RmsNormArgs {
@@ -113,10 +116,20 @@ export interface AttentionArgs {
   headDim: number;
   pos0: number;
   scoreStride: number; // ≥ pos0 + tokens
+  /** Multiplies q·k; default 1/√headDim. */
+  scale?: number;
+  /** Sliding window: a query sees only the last `window` positions, itself included. Default: all. */
+  window?: number | null;
+  /** Multiplies the output (granitemoe's residual_multiplier); default 1. */
+  outScale?: number;
 }
 
 export function attention(rec: Recorder, a: AttentionArgs): void {
-  const p = params([a.tokens, a.heads, a.kvHeads, a.headDim, a.pos0, a.scoreStride, { f32: 1 / Math.sqrt(a.headDim) }, 0]);
+  const p = params([
+    a.tokens, a.heads, a.kvHeads, a.headDim,
+    a.pos0, a.scoreStride, { f32: a.scale ?? 1 / Math.sqrt(a.headDim) }, a.window ?? 0,
+    { f32: a.outScale ?? 1 }, 0, 0, 0,
+  ]);
   rec.dispatch('attention', 'F32', p, [a.q, a.kCache, a.vCache, a.scores, a.out], [a.heads, a.tokens]);
 }
 
@@ -140,13 +153,15 @@ export interface RouterArgs {
   k: number;
   threshold: number;
   renorm: boolean;
+  /** RoutingPlan.ablation: 'zero-weight' lets ablated experts fill leftover top-k slots and stay in dense (weight 0). */
+  ablation?: 'excluded' | 'zero-weight';
 }
 
 export function route(rec: Recorder, a: RouterArgs): void {
   const p = params([
     a.tokens, a.experts, ROUTE_MODE[a.mode], a.k,
     { f32: a.threshold }, a.renorm ? 1 : 0, a.layer, a.logitsOffset ?? 0,
-    a.recBase, 0, 0, 0,
+    a.recBase, a.ablation === 'zero-weight' ? 1 : 0, 0, 0,
   ]);
   rec.dispatch('router', 'F32', p, [a.logits, a.flags, a.route], [Math.ceil(a.tokens / 64)]);
 }
@@ -174,6 +189,8 @@ export interface ExpertArgs {
   h: GPUBuffer; // [tokens, d] residual, accumulated into
   xOffset?: number;
   hOffset?: number;
+  /** Multiplies what is added into h (granitemoe's residual_multiplier); default 1. */
+  outScale?: number;
   /**
    * A 16-byte STORAGE | INDIRECT buffer: when given, the gate/up kernel is dispatched for the most slots any
    * token actually uses (read from the routing records on the GPU) rather than for `slots`.
@@ -200,7 +217,7 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   } else {
     rec.dispatch('expertGateUp', gateFormat, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, 0, eBase, eCount, 0, 0]);
+  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, { f32: a.outScale ?? 1 }, eBase, eCount, 0, 0]);
   const [dx, dz] = splitGroups(a.d);
   rec.dispatch('expertDown', formatOf(a.down), dn, [a.down.buffer, a.act, a.route, a.h, a.down.aux ?? a.down.buffer], [dx, a.tokens, dz]);
 }

@@ -354,7 +354,7 @@ export class WebGpuModel implements LoadedModel {
     this.embed = this.rowParts(w.embed, 'embed');
     this.lmHead = w.lmHead === w.embed ? this.embed : this.rowParts(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
-    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta, spec.ropeScaling);
     let nonExpert = bytesOf(w.lmHead) + heldBytes(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
@@ -492,7 +492,7 @@ export class WebGpuModel implements LoadedModel {
     for (let t0 = 0; t0 < T; t0 += C) {
       const tc = Math.min(C, T - t0);
       const pos = pos0 + t0;
-      for (const part of this.embed) K.embed(rec, part.weight, ids, t0, tc, d, h, part.row0, part.rows);
+      for (const part of this.embed) K.embed(rec, part.weight, ids, t0, tc, d, h, spec.embeddingMultiplier, part.row0, part.rows);
       let m = 0;
       this.layers.forEach((L, l) => {
         // Attention
@@ -514,6 +514,7 @@ export class WebGpuModel implements LoadedModel {
         K.attention(rec, {
           q, kCache: cache.keys[l], vCache: cache.values[l], scores, out: attnOut,
           tokens: tc, heads: nH, kvHeads: nKv, headDim: hd, pos0: pos, scoreStride: kvLen,
+          scale: spec.attentionScale, window: spec.slidingWindow, outScale: spec.residualMultiplier,
         });
         K.project(rec, { weight: L.o, rows: d, K: qW, tokens: tc, x: attnOut, y: h, accumulate: true }, this.dummy);
 
@@ -523,7 +524,7 @@ export class WebGpuModel implements LoadedModel {
           for (const p of w.parts) {
             K.experts(rec, {
               gate: p.gate, up: p.up, down: p.down, f: w.f, d, tokens: tc, slots,
-              route, recBase, recExperts, x: xn, act, h, indirectArgs,
+              route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
               ...(w.parts.length > 1 ? { eBase: p.e0, eCount: p.count } : {}),
             });
           }
@@ -536,7 +537,7 @@ export class WebGpuModel implements LoadedModel {
           K.project(rec, { weight: L.router!, rows: E, K: d, tokens: tc, x: xn, y: routerLogits }, this.dummy);
           K.route(rec, {
             logits: routerLogits, flags, route: routeBuf, recBase, tokens: tc, experts: E, layer: l,
-            mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb,
+            mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb, ablation: plan.ablation,
           });
           // Threshold sets vary in size: size the gate/up dispatch on the GPU from the routing just decided.
           ffn(L.experts!, routeBuf, recBase, E, plan.slots[l], plan.mode === 'threshold' ? dispatchArgs : undefined);
@@ -572,6 +573,9 @@ export class WebGpuModel implements LoadedModel {
     cache.length = pos0 + T;
 
     const allLogits = new Float32Array(logitBytes);
+    if (spec.logitsScaling !== 1) {
+      for (let i = 0; i < allLogits.length; i++) allLogits[i] /= spec.logitsScaling; // granitemoe, once per readback
+    }
     const logitRowsOut = Array.from({ length: logitRows }, (_, r) => allLogits.slice(r * V, (r + 1) * V));
     const words = new Uint32Array(routeBytes ?? new ArrayBuffer(0));
     const floats = new Float32Array(words.buffer);
@@ -634,7 +638,7 @@ export class WebGpuModel implements LoadedModel {
     const k = m.kind === 'topk' ? m.k : m.kind === 'native' ? (moe?.topK ?? 1) : E;
     // Slots dispatched per token: the most experts any token can get in this layer.
     const slots = forced.map((f) => (mode === 'topk' ? Math.min(E, Math.max(k, f)) : E));
-    return { flags, mode, k, threshold: m.kind === 'threshold' ? m.t : 0, slots };
+    return { flags, mode, k, threshold: m.kind === 'threshold' ? m.t : 0, slots, ablation: plan.ablation };
   }
 
   // -------------------------------------------------------------------------------------------
