@@ -5,29 +5,20 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useStore } from 'zustand';
 import {
   BUILT_IN_TEXTS,
-  createLensStore,
-  formatLensParams,
-  isLensKey,
-  isRouting,
-  jobTexts,
   LENS_LIMITS,
   LENS_NAMES,
   LENS_TITLE,
   lensCsv,
   lensJson,
   lensSentence,
-  linkSettings,
-  parseLensFragment,
   textNameOf,
   tradeoffCurves,
   type LensesState,
   type LensName,
   type PastedText,
 } from '../state/lenses.ts';
-import { formatShareFragment } from '../state/url.ts';
-import { playgroundStore, usePlayground } from '../state/useStore.ts';
+import { controller, usePlayground } from '../state/useStore.ts';
 import type { LensJobResult, LensSide } from '../worker/lensJobs.ts';
-import type { WorkerResponse } from '../worker/protocol.ts';
 import {
   AgreementBars,
   CoactivationHeatmap,
@@ -38,141 +29,16 @@ import {
   VocabLists,
 } from '../viz/lenses/index.ts';
 import { download, standaloneSvg, svgToPng } from '../viz/svgExport.ts';
-import type { EngineClient } from './engineClient.ts';
 import './lenses.css';
 
-const BASE = import.meta.env.BASE_URL;
-
-// The link is read once, when the page opens (the page rewrites its address afterwards).
-const fromLink = parseLensFragment(typeof location === 'undefined' ? '' : location.hash);
-export const lensStore = createLensStore({
-  open: fromLink.present,
-  settings: fromLink.settings,
-  pendingRun: fromLink.present,
-});
-playgroundStore.getState().addNotices(fromLink.notices);
-
-/** The lens keys the address bar carries: the last result's settings while the view is open, so a reload reruns it. */
-export function lensFragmentSuffix(): string {
-  const { open, resultSettings, settings } = lensStore.getState();
-  if (!open || !resultSettings) return '';
-  return `&${formatLensParams(linkSettings(resultSettings, settings.focus || 'domain')).params}`;
-}
-
-function writeAddress(): void {
-  const params = new URLSearchParams(location.hash.slice(1));
-  for (const key of [...params.keys()]) if (isLensKey(key)) params.delete(key);
-  history.replaceState(null, '', `${location.pathname}${location.search}#${params.toString()}${lensFragmentSuffix()}`);
-}
-
-if (typeof window !== 'undefined') {
-  lensStore.subscribe((next, prev) => {
-    if (next.open !== prev.open || next.resultSettings !== prev.resultSettings) writeAddress();
-  });
-}
+const lensStore = controller.lenses.store;
 
 function useLenses<T>(selector: (s: LensesState) => T): T {
   return useStore(lensStore, selector);
 }
 
-/** Lens replies go to the lens store; one subscription per worker client. */
-const subscribed = new WeakSet<EngineClient>();
-function listen(client: EngineClient): void {
-  if (subscribed.has(client)) return;
-  subscribed.add(client);
-  client.subscribe((message: WorkerResponse) => {
-    if (message.type === 'lensProgress' || message.type === 'lensDone' || message.type === 'lensFailed')
-      lensStore.getState().receive(message);
-  });
-}
-
-let builtInTexts: Promise<Record<string, string>> | null = null;
-/** public/eval/NAME.txt, fetched once; a text that cannot be read is left out (jobTexts says so). */
-function fetchBuiltInTexts(): Promise<Record<string, string>> {
-  builtInTexts ??= Promise.all(
-    BUILT_IN_TEXTS.map((name) =>
-      fetch(`${BASE}eval/${name}.txt`)
-        .then((r) => (r.ok ? r.text() : null))
-        .catch(() => null)
-        .then((text): [string, string | null] => [name, text]),
-    ),
-  ).then((pairs) => {
-    const texts: Record<string, string> = {};
-    for (const [name, text] of pairs) if (text !== null) texts[name] = text;
-    return texts;
-  });
-  return builtInTexts;
-}
-
-export type ResolveModel = (id: string) => { id: string; url: string } | null;
-
-interface Props {
-  client: () => EngineClient | null;
-  resolveModel: ResolveModel;
-}
-
-/** Starts a lens job with the current settings; a sentence (and nothing lost) when they cannot run. */
-async function runLenses(client: EngineClient | null, resolveModel: ResolveModel): Promise<void> {
-  const state = lensStore.getState();
-  const s = state.settings;
-  const fail = (message: string, hint: string) => state.setProblem({ message, hint });
-  if (!client) return fail('The engine is not started yet.', 'Wait a moment and press Run again.');
-  const pageModel = playgroundStore.getState().share.model;
-  const modelId = s.model || pageModel;
-  const a = resolveModel(modelId);
-  if (!a)
-    return fail(
-      modelId ? `The model ${JSON.stringify(modelId)} is not one of the built-in models.` : 'No model is chosen yet.',
-      'Pick a model in the Lenses view.',
-    );
-  if (!isRouting(s.routing))
-    return fail(
-      `The routing ${JSON.stringify(s.routing)} is not a routing mode.`,
-      'Write native, dense, topk:K or threshold:T (interventions after |, e.g. topk:2|L1E3-).',
-    );
-  const compareId = s.compareModel || a.id;
-  const b = s.compare ? resolveModel(compareId) : null;
-  if (s.compare && !b)
-    return fail(
-      `The second model ${JSON.stringify(compareId)} is not one of the built-in models.`,
-      'Pick another model to compare with.',
-    );
-  if (s.compare && !isRouting(s.compareRouting))
-    return fail(
-      `The second routing ${JSON.stringify(s.compareRouting)} is not a routing mode.`,
-      'Write native, dense, topk:K or threshold:T.',
-    );
-  const texts = jobTexts(s, s.source === 'builtin' ? await fetchBuiltInTexts() : {});
-  if ('problem' in texts) return fail(texts.problem, texts.hint);
-  listen(client);
-  const requestId = client.newRequestId();
-  const job = {
-    a: { model: { id: a.id, baseUrl: a.url }, routing: s.routing },
-    b: b ? { model: { id: b.id, baseUrl: b.url }, routing: s.compareRouting } : undefined,
-    texts: texts.texts,
-    maxTokens: s.maxTokens,
-    tradeoff: s.tradeoff,
-  };
-  state.begin(requestId, job, { model: a.id, compareModel: b?.id ?? '' });
-  client.send({ type: 'lens', requestId, job });
-}
-
-export function LensesPanel({ client, resolveModel }: Props) {
+export function LensesPanel() {
   const open = useLenses((s) => s.open);
-  const pendingRun = useLenses((s) => s.pendingRun);
-  const builtInModels = usePlayground((s) => s.builtInModels);
-  const pageModel = usePlayground((s) => s.share.model);
-  const backend = usePlayground((s) => s.backend);
-
-  // A link that names a lens runs it once the page knows its models and the engine is up.
-  useEffect(() => {
-    if (!open || !pendingRun || builtInModels === null || !backend) return;
-    // Without a lens model, the link means the page's model: wait until the page has chosen it.
-    if (!lensStore.getState().settings.model && !pageModel) return;
-    lensStore.getState().setPendingRun(false);
-    void runLenses(client(), resolveModel);
-  }, [open, pendingRun, builtInModels, backend, pageModel, client, resolveModel]);
-
   return (
     <section className="panel lenses-panel" aria-label="Lenses" data-testid="lenses">
       <div className="lenses-head">
@@ -194,7 +60,7 @@ export function LensesPanel({ client, resolveModel }: Props) {
         </p>
       ) : (
         <>
-          <LensForm client={client} resolveModel={resolveModel} />
+          <LensForm />
           <LensResults />
         </>
       )}
@@ -211,7 +77,7 @@ function modelOptions(
   return list;
 }
 
-function LensForm({ client, resolveModel }: Props) {
+function LensForm() {
   const settings = useLenses((s) => s.settings);
   const job = useLenses((s) => s.job);
   const problem = useLenses((s) => s.problem);
@@ -242,7 +108,7 @@ function LensForm({ client, resolveModel }: Props) {
       className="lens-form"
       onSubmit={(e) => {
         e.preventDefault();
-        void runLenses(client(), resolveModel);
+        void controller.lenses.run();
       }}
     >
       <fieldset>
@@ -454,11 +320,7 @@ function LensForm({ client, resolveModel }: Props) {
         </button>{' '}
         {job && (
           <>
-            <button
-              type="button"
-              data-testid="lens-cancel"
-              onClick={() => client()?.send({ type: 'lensCancel', requestId: job.requestId })}
-            >
+            <button type="button" data-testid="lens-cancel" onClick={() => controller.lenses.cancel()}>
               Cancel
             </button>{' '}
             <progress max={1} value={job.fraction} data-testid="lens-progress" aria-label="lens progress">
@@ -508,7 +370,6 @@ function stem(result: LensJobResult, name: LensName): string {
 
 function LensCard({ name, result, children }: { name: LensName; result: LensJobResult; children: ReactNode }) {
   const ref = useRef<HTMLDivElement>(null);
-  const resultSettings = useLenses((s) => s.resultSettings);
   const focus = useLenses((s) => s.settings.focus);
   const [link, setLink] = useState<{ url: string; problem: string | null } | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -587,11 +448,10 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
             data-testid={`lens-${name}-link`}
             aria-label={`Share a link to ${title}`}
             onClick={() => {
-              if (!resultSettings) return;
-              const lens = formatLensParams(linkSettings(resultSettings, name));
-              const url = `${location.origin}${location.pathname}${location.search}#${formatShareFragment(playgroundStore.getState().share)}&${lens.params}`;
-              setLink({ url, problem: lens.problem });
-              void navigator.clipboard?.writeText(url).catch(() => undefined);
+              const made = controller.lenses.linkFor(name);
+              if (!made) return;
+              setLink(made);
+              void navigator.clipboard?.writeText(made.url).catch(() => undefined);
             }}
           >
             link

@@ -13,7 +13,7 @@ import {
   type LensProgress,
   type LensText,
 } from '../engine/lens/index.ts';
-import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
+import { formatPlanText, validateRoutingPlan } from '../engine/routing/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
 import type { Backend, CheckpointSource, LoadedModel, RoutingPlan } from '../engine/types.ts';
 
@@ -23,10 +23,10 @@ export interface LensModelRef {
   baseUrl: string;
 }
 
-/** One run of the lenses: a model under a routing plan string ("topk:2", "native|L1E3-"). */
+/** One run of the lenses: a model under a routing plan. */
 export interface LensRunSpec {
   model: LensModelRef;
-  routing: string;
+  routing: RoutingPlan;
 }
 
 export interface LensJobSpec {
@@ -44,6 +44,7 @@ export interface LensJobSpec {
 export interface LensSide {
   label: string;
   modelId: string;
+  /** The plan as routing text, e.g. "topk:2|L1E3-". */
   routing: string;
   analysis: CorpusAnalysis;
 }
@@ -81,14 +82,8 @@ function yieldToEvents(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-function planOf(routing: string): RoutingPlan {
-  const [mode, interventions = ''] = routing.split('|');
-  return parseRoutingPlan(mode, interventions);
-}
-
 function labelOf(run: LensRunSpec): string {
-  const [mode, iv] = run.routing.split('|');
-  return `${run.model.id} (${mode}${iv ? ` with ${iv}` : ''})`;
+  return `${run.model.id} (${formatPlanText(run.routing)})`;
 }
 
 export class LensJobs {
@@ -197,7 +192,7 @@ export class LensJobs {
 
     const a = await this.load(job.a.model, (s) => report(s));
     if (signal.aborted) throw new LensAbortedError();
-    const planA = planOf(job.a.routing);
+    const planA = job.a.routing;
     validateRoutingPlan(planA, a.model.spec);
     const texts: LensText[] = job.texts.map(({ name, text }) => {
       const tokens = a.tokenizer.encode(text);
@@ -219,14 +214,19 @@ export class LensJobs {
       signal,
       onProgress: onProgress(labelA),
     });
-    const sideA: LensSide = { label: labelA, modelId: job.a.model.id, routing: job.a.routing, analysis: analysisA };
+    const sideA: LensSide = {
+      label: labelA,
+      modelId: job.a.model.id,
+      routing: formatPlanText(planA),
+      analysis: analysisA,
+    };
     if (!job.b) return { a: sideA, b: null, agreement: null, tokens };
 
     stage = 1;
     const sameModel = job.b.model.baseUrl === job.a.model.baseUrl;
     const b = sameModel ? a : await this.load(job.b.model, (s) => report(s));
     if (signal.aborted) throw new LensAbortedError();
-    const planB = planOf(job.b.routing);
+    const planB = job.b.routing;
     validateRoutingPlan(planB, b.model.spec);
     const labelB = labelOf(job.b);
     // B reads A's tokens, so that the agreement compares the same positions (compareRuns checks the vocabularies match).
@@ -248,7 +248,7 @@ export class LensJobs {
     );
     return {
       a: sideA,
-      b: { label: labelB, modelId: job.b.model.id, routing: job.b.routing, analysis: analysisB },
+      b: { label: labelB, modelId: job.b.model.id, routing: formatPlanText(planB), analysis: analysisB },
       agreement: { ...agreement, a: labelA, b: labelB },
       tokens,
     };

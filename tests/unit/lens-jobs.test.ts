@@ -8,7 +8,7 @@ import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { loadCheckpoint } from '../../src/engine/format/index.ts';
 import { analyzeCorpus, compareRuns } from '../../src/engine/lens/index.ts';
-import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
+import { parsePlanText, parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import { loadTokenizer } from '../../src/engine/tokenizer.ts';
 import type { LensJobSpec } from '../../src/worker/lensJobs.ts';
 import type { WorkerResponse } from '../../src/worker/protocol.ts';
@@ -34,7 +34,7 @@ async function session(onMessage?: (m: WorkerResponse, s: EngineSession) => void
 }
 
 const job = (patch: Partial<LensJobSpec> = {}): LensJobSpec => ({
-  a: { model: { id: 'a', baseUrl: A }, routing: 'native' },
+  a: { model: { id: 'a', baseUrl: A }, routing: parsePlanText('native') },
   texts: [
     { name: 'english', text: eval_('english') },
     { name: 'python', text: eval_('python') },
@@ -50,7 +50,7 @@ describe('lens jobs in the engine session', () => {
     await s.handle({
       type: 'lens',
       requestId: 5,
-      job: job({ b: { model: { id: 'b', baseUrl: B }, routing: 'topk:1' }, tradeoff: true }),
+      job: job({ b: { model: { id: 'b', baseUrl: B }, routing: parsePlanText('topk:1') }, tradeoff: true }),
     });
     await s.lensesIdle();
     const done = messages.find((m) => m.type === 'lensDone');
@@ -130,7 +130,7 @@ describe('lens jobs in the engine session', () => {
       requestId: 9,
       prompt: 'The experts',
       sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 2 },
-      routing: 'native',
+      routing: parsePlanText('native'),
     });
     await s.idle();
     expect(messages.find((m) => m.type === 'generated')).toMatchObject({ requestId: 9 });
@@ -145,10 +145,15 @@ describe('lens jobs in the engine session', () => {
       return m?.type === 'lensFailed' ? `${m.message} ${m.hint}` : 'no failure';
     };
     expect(
-      await failure(1, job({ a: { model: { id: 'llama', baseUrl: join(models, 'llama_f32') }, routing: 'native' } })),
+      await failure(
+        1,
+        job({ a: { model: { id: 'llama', baseUrl: join(models, 'llama_f32') }, routing: parsePlanText('native') } }),
+      ),
     ).toMatch(/dense: it has no router.*upcycle/);
     expect(await failure(2, job({ texts: [{ name: 'blank', text: '  ' }] }))).toMatch(/The text "blank" is empty/);
     expect(await failure(3, job({ texts: [] }))).toMatch(/no texts/);
-    expect(await failure(4, job({ a: { model: { id: 'a', baseUrl: A }, routing: 'topk:9' } }))).toMatch(/9/);
+    expect(await failure(4, job({ a: { model: { id: 'a', baseUrl: A }, routing: parsePlanText('topk:9') } }))).toMatch(
+      /9/,
+    );
   });
 });

@@ -263,7 +263,7 @@ describe('export rows and the job store', () => {
   it('takes progress and results of its own job only; a failure keeps the result on screen', () => {
     const store = createLensStore({ settings: { ...DEFAULT_LENS_SETTINGS, layer: 9 } });
     const spec = {
-      a: { model: { id: 'A', baseUrl: '/a/' }, routing: 'native' },
+      a: { model: { id: 'A', baseUrl: '/a/' }, routing: parseRoutingPlan('native', '') },
       texts: [],
       maxTokens: 8,
       tradeoff: false,
