@@ -2,6 +2,7 @@
 // worker, and its result; the link schema of its fields; the rows each lens exports. Plain data,
 // no DOM: the view (src/ui/LensesPanel.tsx) and tests read it the same way.
 import { z } from 'zod';
+import { formatPlanText, parsePlanText } from '../engine/routing/index.ts';
 import { createStore } from 'zustand/vanilla';
 import {
   agreementTable,
@@ -125,18 +126,18 @@ const LABEL: Record<keyof typeof KEYS, string> = {
   layer: 'lens layer',
 };
 
-const IV = 'L\\d{1,3}E\\d{1,3}[+-]';
-const ROUTING = new RegExp(
-  `^(native|dense|topk:[1-9]\\d{0,2}|threshold:\\d{1,3}(\\.\\d{1,4})?)(\\|${IV}(,${IV}){0,63})?$`,
-  'i',
-);
+/** A routing plan in the engine's one vocabulary (parsePlanText), written back in its canonical form. */
 const routing = z
   .string()
   .trim()
-  .regex(ROUTING, 'not a routing mode such as native, topk:1, threshold:1 or dense')
-  .transform((s) => {
-    const [mode, iv] = s.split('|');
-    return iv ? `${mode.toLowerCase()}|${iv.toUpperCase()}` : mode.toLowerCase();
+  .max(2000, 'too long')
+  .transform((text, ctx) => {
+    try {
+      return formatPlanText(parsePlanText(text));
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not a routing mode such as native, topk:1, threshold:1 or dense' });
+      return z.NEVER;
+    }
   });
 const modelId = z
   .string()
@@ -155,11 +156,6 @@ const textName = z
   .min(1, 'has no name')
   .max(LENS_LIMITS.nameChars, `a name longer than ${LENS_LIMITS.nameChars} characters`)
   .regex(/^[\p{L}\p{N} _.-]+$/u, 'a name with characters other than letters, digits, space, _ . -');
-
-/** Whether `routing` is a plan string the worker reads (the same grammar as the link). */
-export function isRouting(value: string): boolean {
-  return routing.safeParse(value).success;
-}
 
 /** A text's name made fit for a link and the tables: a file name without its extension, odd characters replaced. */
 export function textNameOf(raw: string): string {
