@@ -12,6 +12,7 @@ import type { DType, FfnWeights, LayerWeights, ModelSpec, MoeSpec, Tensor, Weigh
 import { fromFloat32, toFloat32 } from '../format/index.ts';
 import { plainTensor } from '../format/quant.ts';
 import { gaussian } from './random.ts';
+import { MoeError } from '../errors.ts';
 
 export type RouterInit = { kind: 'random'; seed?: number; scale?: number } | { kind: 'zero' };
 export type ExpertScaling = 'exact' | 'megatron-cuberoot';
@@ -50,12 +51,10 @@ export interface UpcyclingMetadata {
 }
 
 /** Upcycling options that cannot work for this parent. */
-export class UpcycleError extends Error {
-  readonly hint: string;
+export class UpcycleError extends MoeError {
   constructor(message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'UpcycleError';
-    this.hint = hint;
   }
 }
 

@@ -97,10 +97,6 @@ export class GpuContext {
     };
   }
 
-  get limits(): GPUSupportedLimits {
-    return this.device.limits;
-  }
-
   /** Largest single buffer we may create and bind as storage. */
   get maxBufferBytes(): number {
     return Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
