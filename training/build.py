@@ -114,7 +114,7 @@ def upcycle(dense_dir: Path, out_dir: Path, experts: int, granularity: int, top_
 
 @torch.no_grad()
 def check_upcycle_identity(dense_dir: Path, moe_dir: Path, seq: list[int]) -> float:
-    """An upcycled model with renormalised top-k equals its parent at init (REFERENCE §3)."""
+    """An upcycled model with renormalised top-k equals its parent at init (docs/upcycling.md)."""
     ids = torch.tensor([seq])
     a = hf.load_folder(dense_dir)(ids)[0]
     b = hf.load_folder(moe_dir, "topk")(ids)[0]

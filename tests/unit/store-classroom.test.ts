@@ -1,5 +1,5 @@
 // The worker session's classroom requests and the store's intervention history: upcycling the dense
-// llama fixture in memory writes exactly the parent's text (REFERENCE §3 identity); chips cycle and undo.
+// llama fixture in memory writes exactly the parent's text (docs/upcycling.md: the identity); chips cycle and undo.
 import { describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';

@@ -1,4 +1,4 @@
-// Upcycling (REFERENCE §3): a dense llama/mistral model becomes a Mixtral-layout MoE, in memory.
+// Upcycling (docs/upcycling.md): a dense llama/mistral model becomes a Mixtral-layout MoE, in memory.
 //
 // Every expert starts as (a shard of) the dense FFN and a new router is added. With renormalised
 // top-k over whole copies the MoE computes exactly the parent's function at initialisation.
