@@ -50,11 +50,13 @@ class Plan:
     vocab_size: int
     model: ModelConfig
     dense: TrainConfig
+    parent: TrainConfig  # continued training of the dense model on the corpus + extra text
     moe: TrainConfig
     dsmoe: TrainConfig
     fine: TrainConfig
     experts: int = 8
     top_k: int = 2
+    extra_chars: int = 0  # training-only text per domain (corpus.build_extra); 0: none
 
 
 def full_plan(threads: int) -> Plan:
@@ -64,6 +66,10 @@ def full_plan(threads: int) -> Plan:
     return Plan(
         max_chars=3_000_000, vocab_size=4096, model=model,
         dense=TrainConfig(steps=3500, lr=2e-3, warmup=200, **common),
+        # The parent the children start from: the dense run above, trained further on the corpus plus
+        # 3 MB of extra English and Python (re-warmed, cosine to 5% of the peak).
+        parent=TrainConfig(steps=6000, lr=1e-3, warmup=100, min_lr_ratio=0.05, **common),
+        extra_chars=3_000_000,
         # Llama 3 recipe, scaled down: a much lower LR than pretraining, cosine decay, Switch aux loss 1e-2.
         moe=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
         # DS-MoE's alpha is 2e-4..6e-4 over billions of tokens; in 1000 steps that barely sharpens the router
@@ -82,6 +88,8 @@ def smoke_plan(threads: int) -> Plan:
     return Plan(
         max_chars=150_000, vocab_size=512, model=model,
         dense=TrainConfig(steps=40, lr=3e-3, warmup=5, **common),
+        parent=TrainConfig(steps=20, lr=1e-3, warmup=2, **common),
+        extra_chars=20_000,
         moe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
         dsmoe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=5e-4, **common),
         fine=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
@@ -110,6 +118,26 @@ def upcycle(dense_dir: Path, out_dir: Path, experts: int, granularity: int, top_
            "--granularity", str(granularity), "--top-k", str(top_k), "--seed", str(seed)]
     print("build: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
+
+
+V1_PARENT_COMMIT = "1a232eb"
+
+
+def import_v1_parent(folder: Path, tok_dir: Path) -> bool:
+    """Write the dense parent as committed at V1_PARENT_COMMIT into folder (False when git lacks it)."""
+    blobs = {}
+    for name in ("config.json", "model.safetensors"):
+        got = subprocess.run(["git", "-C", str(REPO), "show", f"{V1_PARENT_COMMIT}:public/models/dense-parent/{name}"],
+                             capture_output=True)
+        if got.returncode != 0:
+            return False
+        blobs[name] = got.stdout
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in blobs.items():
+        (folder / name).write_bytes(data)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tok_dir / name, folder / name)
+    return True
 
 
 @torch.no_grad()
@@ -159,7 +187,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="where models go (default: public/models, or a temp folder with --smoke)")
     ap.add_argument("--work", type=Path, help="corpus, tokens, runs (default: training/work + training/runs)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "upcycle", "moe-top2", "ds-moe",
+    ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "parent", "upcycle", "moe-top2", "ds-moe",
                                         "fine-grained"],
                     help="stop after this stage")
     ap.add_argument("--only", choices=["moe-top2", "ds-moe", "fine-grained"],
@@ -188,11 +216,18 @@ def main() -> None:
     corpus_dir = work / "corpus"
     if not all((corpus_dir / f"{d}.heldout.txt").exists() and (eval_dir / f"{d}.txt").exists() for d in corpus.DOMAINS):
         corpus.build_corpus(corpus_dir, eval_dir, plan.max_chars, seed=1234)
+    if plan.extra_chars and not all((corpus_dir / f"{d}.extra.txt").exists() for d in corpus.DOMAINS):
+        corpus.build_extra(corpus_dir, plan.extra_chars, seed=1234)
     if done("corpus"):
         return
 
     stage("tokenizer")
     tok_dir = work / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists() and tok_public is not None and (tok_public / "tokenizer.json").exists():
+        # The committed tokenizer is the one every built-in model uses: never retrain it behind their back.
+        tok_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(tok_public / name, tok_dir / name)
     if not (tok_dir / "tokenizer.json").exists():
         texts = [(corpus_dir / f"{d}.train.txt").read_text("utf-8") for d in corpus.DOMAINS]
         bpe.Encoder(bpe.train_bpe(texts, plan.vocab_size)).save(tok_dir, plan.model.max_position_embeddings)
@@ -211,23 +246,42 @@ def main() -> None:
     tokens_dir = work / "tokens"
     tokens_dir.mkdir(parents=True, exist_ok=True)
     for d in corpus.DOMAINS:
-        for split in ("train", "heldout"):
+        for split in ("train", "heldout", "extra"):
             path = tokens_dir / f"{d}.{split}.npy"
+            if split == "extra" and not (corpus_dir / f"{d}.extra.txt").exists():
+                continue
             if not path.exists():
                 ids = np.array(enc.encode((corpus_dir / f"{d}.{split}.txt").read_text("utf-8")), dtype=np.uint16)
                 np.save(path.with_suffix(".tmp.npy"), ids)
                 path.with_suffix(".tmp.npy").rename(path)
                 print(f"tokens: {d}.{split}: {len(ids)} tokens", flush=True)
     train_data, heldout = load_tokens(tokens_dir, "train"), load_tokens(tokens_dir, "heldout")
+    extended = dict(train_data)
+    for d in corpus.DOMAINS:
+        if (tokens_dir / f"{d}.extra.npy").exists():
+            extended[d] = np.concatenate([train_data[d], np.zeros(1, np.uint16), np.load(tokens_dir / f"{d}.extra.npy")])
     if done("tokens"):
         return
 
     stage("dense")
+    # The first dense model (3500 steps on the corpus alone). Training it takes ~40 min; the one this
+    # project shipped until the parent was trained further is in git, so when its run is missing it is
+    # taken from there (V1_PARENT_COMMIT) rather than retrained.
+    v1_dir = work / "dense-v1"
+    if not (v1_dir / "model.safetensors").exists() and not args.smoke and import_v1_parent(v1_dir, tok_dir):
+        print(f"build: dense-v1 taken from git ({V1_PARENT_COMMIT})", flush=True)
+    if not (v1_dir / "model.safetensors").exists():
+        model = train(runs / "dense", lambda: Transformer(plan.model), plan.dense, train_data, heldout)
+        hf.export_folder(model, v1_dir, tok_dir)
+    if done("dense"):
+        return
+
+    stage("parent")
     dense_out = out / "dense-parent"
-    model = train(runs / "dense", lambda: Transformer(plan.model), plan.dense, train_data, heldout)
+    model = train(runs / "parent", lambda: hf.load_folder(v1_dir), plan.parent, extended, heldout)
     if not (dense_out / "model.safetensors").exists():
         hf.export_folder(model, dense_out, tok_dir)
-    if done("dense"):
+    if done("parent"):
         return
 
     # (name, upcycled start: experts, granularity, top-k; training mode; plan; renormalise top-k at inference)
