@@ -115,11 +115,15 @@ class MoeBlock(nn.Module):
         for w in (self.w1, self.w3, self.w2):
             nn.init.normal_(w, std=0.02)
         self.last_probs: torch.Tensor | None = None  # [T, E], kept for logging expert load
+        self.ablated: set[int] = set()  # experts the router may not choose (measurement only)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        probs = self.gate(x).float().softmax(-1)  # [T, E]
+        logits = self.gate(x).float()
+        if self.ablated:  # as the playground ablates: the expert's logit is -inf before the softmax
+            logits[:, sorted(self.ablated)] = float("-inf")
+        probs = logits.softmax(-1)  # [T, E]
         self.last_probs = probs.detach()
         if self.mode == "dense":
             # All experts as one wide SwiGLU: weighting h_e by p_e before the down projection
