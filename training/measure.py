@@ -3,6 +3,7 @@ hyperparameters between runs; the model cards (training/cards.ts) measure the ex
 the playground's engine.
 
     /usr/bin/python3 training/measure.py public/models/moe-top2 [--mode topk|dense] [--ablation]
+    /usr/bin/python3 training/measure.py training/runs/moe-top2/ckpt.pt      (a run in progress)
 
 Reports: held-out loss per domain (first 512 tokens of each text, windows of 256, as the cards),
 per MoE layer the expert distance (mean over experts of |W_e - mean W| / |mean W| on the gate
@@ -119,4 +120,14 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(json.dumps(measure(hf.load_folder(a.folder, a.mode), a.ablation)))
+    if a.folder.suffix == ".pt":  # a training checkpoint (training/runs/<stage>/ckpt.pt), e.g. mid-run
+        from model import ModelConfig
+        ckpt = torch.load(a.folder)
+        model = Transformer(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+        for layer in model.layers:
+            if layer.block_sparse_moe is not None:
+                layer.block_sparse_moe.mode = a.mode
+        print(json.dumps({"step": ckpt["step"]} | measure(model, a.ablation)))
+    else:
+        print(json.dumps(measure(hf.load_folder(a.folder, a.mode), a.ablation)))

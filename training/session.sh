@@ -3,13 +3,14 @@
 # (so an edit to build.py's plan applies to the stages that have not started yet). Background use:
 #   setsid nohup sh training/session.sh >> training/runs/build.log 2>&1 < /dev/null &
 # Stop it with `kill -- -PGID` (the group setsid made); running it again resumes from the checkpoints.
+# Order: the children first (upcycled from the plan's `children_from` parent), the continued parent last.
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p training/runs
 PY="nice -n 10 /usr/bin/python3 training/build.py --threads ${THREADS:-1}"
-$PY --until parent
-for child in moe-top2 fine-grained ds-moe fine-grained-naive fine-grained-scratch; do
+for child in ${CHILDREN:-moe-top2 fine-grained ds-moe fine-grained-naive fine-grained-scratch}; do
   $PY --only "$child"
 done
+$PY --until parent
 $PY  # expected logits + samples (every stage above is skipped as done)
 echo "session: all stages done $(date +%H:%M:%S)"

@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     aux_coef: float = 0.0  # topk: ~1e-2 (Switch); dense (DS-MoE): ~5e-4 (mutual information)
     router_lr_mult: float = 1.0  # the routers' learning rate is lr * this (and they get no weight decay)
+    mi_coef: float = 0.0  # top-k training: add mi_coef * the mutual-information loss (routers that decide)
     seed: int = 1234
     threads: int = 1
     log_every: int = 20
@@ -155,6 +156,9 @@ def train(run_dir: Path, make_model: Callable[[], Transformer], tc: TrainConfig,
         lm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         aux = aux / max(1, n_moe)
         loss = lm_loss + tc.aux_coef * aux
+        if tc.mi_coef:
+            loss = loss + tc.mi_coef * sum(layer.block_sparse_moe.last_mi for layer in model.layers
+                                           if layer.block_sparse_moe is not None) / max(1, n_moe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
