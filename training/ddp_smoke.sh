@@ -1,7 +1,8 @@
 #!/bin/sh
 # The --smoke pipeline under torchrun with two CPU processes (DDP over gloo), checked against the same
-# pipeline in one process: every training stage must log the same language-model losses (to 1e-3; the
-# Switch/MI auxiliary losses are computed per process on half the batch, so they differ by design).
+# pipeline in one process: the dense stages must log the same training losses (to 1e-4); the MoE stages
+# to 5e-3, because their Switch/MI losses are batch statistics computed per process on half the batch
+# (as in any data-parallel MoE training), so their gradients, and then their weights, differ slightly.
 #   sh training/ddp_smoke.sh          (about a minute on the shared 2-core machine)
 set -e
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ for stage in stages:
     b = [(r["step"], r["loss"]) for r in rows[1] if "loss" in r and "eval" not in r]
     assert [s for s, _ in a] == [s for s, _ in b], f"{stage}: logged steps differ"
     worst = max(abs(x - y) for (_, x), (_, y) in zip(a, b))
-    assert worst < 1e-3, f"{stage}: one process and two (DDP) differ by {worst} in the training loss"
+    limit = 1e-4 if stage in ("dense", "parent") else 5e-3
+    assert worst < limit, f"{stage}: one process and two (DDP) differ by {worst} in the training loss (limit {limit})"
     print(f"ddp_smoke: {stage}: {len(a)} logged steps, max |loss difference| {worst:.1e}")
 print("ddp_smoke: ok")
 PY
