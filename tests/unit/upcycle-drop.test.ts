@@ -1,7 +1,11 @@
 // Drop-Upcycling (Nakamura et al., ICLR 2025): each expert re-initialises a share r of its
 // intermediate units (rows of gate/up, the same columns of down) from N(mean, std) of the matrix.
 // Checked against the parent's own weights: which units changed, how many, and what they hold.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ModelSpec, Tensor, WeightSet } from '../../src/engine/types.ts';
 import { toFloat32 } from '../../src/engine/format/index.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
@@ -149,5 +153,37 @@ describe('Drop-Upcycling', () => {
     expect(() => upcycleOptionsFromFlags({ experts: '8', drop: '-0.1' })).toThrow(CliError);
     expect(upcycleOptionsFromFlags({ experts: '8', drop: '0.5' }).drop).toBe(0.5);
     expect(upcycleOptionsFromFlags({ experts: '8' }).drop).toBe(0);
+  });
+});
+
+describe('moe upcycle --drop', () => {
+  const LLAMA = 'tests/fixtures/models/llama_f32';
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'moe-drop-'));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const moe = (...argv: string[]) => spawnSync(process.execPath, ['bin/moe.mjs', ...argv], { encoding: 'utf8', timeout: 60_000 });
+
+  it('writes a child that records the ratio, says it no longer equals its parent, and indeed differs', () => {
+    const out = join(tmp, 'dropped');
+    const up = moe('upcycle', LLAMA, out, '--experts', '4', '--top-k', '2', '--seed', '3', '--drop', '0.5');
+    expect(up.stderr).toBe('');
+    expect(up.status).toBe(0);
+    expect(up.stdout).toMatch(/Drop-Upcycling re-initialised \d+ of \d+ units per expert, so the child no longer equals its parent/);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.upcycling).toMatchObject({ experts: 4, topK: 2, drop: 0.5 });
+    const logits = (dir: string) => JSON.parse(moe('eval', dir, '--tokens', '5,17,42,99', '--json').stdout).logits as number[][];
+    const a = logits(LLAMA).flat();
+    const b = logits(out).flat();
+    expect(Math.max(...a.map((x, i) => Math.abs(x - b[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('rejects a ratio outside [0, 1] in one line, writing nothing', () => {
+    const r = moe('upcycle', LLAMA, join(tmp, 'bad'), '--experts', '4', '--drop', '2');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    expect(r.stderr).toMatch(/--drop 2 is not valid: it must be a number between 0 and 1/);
+    expect(existsSync(join(tmp, 'bad'))).toBe(false);
   });
 });
