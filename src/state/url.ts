@@ -178,7 +178,7 @@ const modelIdText = z
   .regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has')
   .refine((s) => !s.includes('..'), 'climbs out of the site');
 
-const RECIPE = /^E([1-9]\d{0,2})G([1-9]\d?)K([1-9]\d{0,2})S(\d{1,9})$/;
+const RECIPE = /^E([1-9]\d{0,2})G([1-9]\d?)K([1-9]\d{0,2})S(\d{1,9})(?:D(100|[1-9]?\d))?$/;
 
 // ---------------------------------------------------------------------------------------------
 // The table: every field of a link, once. Order = order in the link.
@@ -224,7 +224,7 @@ export const SHARE_FIELDS = {
       .string()
       .trim()
       .toUpperCase()
-      .refine((s) => s === '' || RECIPE.test(s), 'not an upcycling recipe such as E8G1K2S0'),
+      .refine((s) => s === '' || RECIPE.test(s), 'not an upcycling recipe such as E8G1K2S0 or E8G1K2S0D50'),
   }),
   /** Large type and high contrast for a projector. */
   presenter: flagField({ key: 'pres', label: 'presenter switch', default: false, omitWhenDefault: true }),
@@ -382,11 +382,16 @@ export function planTextOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): 
 /** Upcycling recipe "E8G1K2S0" ⇄ numbers. */
 export function parseRecipe(recipe: string): UpcycleRecipe | null {
   const m = RECIPE.exec(recipe.toUpperCase());
-  return m ? { experts: Number(m[1]), granularity: Number(m[2]), topK: Number(m[3]), seed: Number(m[4]) } : null;
+  if (!m) return null;
+  const parsed: UpcycleRecipe = { experts: Number(m[1]), granularity: Number(m[2]), topK: Number(m[3]), seed: Number(m[4]) };
+  const dropPercent = m[5] === undefined ? 0 : Number(m[5]);
+  if (dropPercent > 0) parsed.drop = dropPercent / 100;
+  return parsed;
 }
 
 export function formatRecipe(r: UpcycleRecipe): string {
-  return `E${r.experts}G${r.granularity}K${r.topK}S${r.seed}`;
+  const dropPercent = Math.round((r.drop ?? 0) * 100);
+  return `E${r.experts}G${r.granularity}K${r.topK}S${r.seed}${dropPercent > 0 ? `D${dropPercent}` : ''}`;
 }
 
 /**

@@ -4,12 +4,17 @@
 import type { RoutingPlan, RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { LensRequest, LensResponse } from './lensJobs.ts';
 
-/** An upcycling recipe: N experts, granularity G, top-k K, router seed S (the share link writes it "E8G1K2S0"). */
+/**
+ * An upcycling recipe: N experts, granularity G, top-k K, router seed S and, optionally, the
+ * Drop-Upcycling share D in percent (the share link writes it "E8G1K2S0", or "E8G1K2S0D50").
+ */
 export interface UpcycleRecipe {
   experts: number;
   granularity: number;
   topK: number;
   seed: number;
+  /** Share of each expert's intermediate units re-initialised (0 = plain copies, 0.5 = half). */
+  drop?: number;
 }
 
 export interface BackendStatus {

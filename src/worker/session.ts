@@ -188,6 +188,7 @@ export class EngineSession {
       topK: recipe.topK,
       router: { kind: 'random', seed: recipe.seed },
       seed: recipe.seed,
+      drop: recipe.drop ?? 0,
       from: request.modelId,
     });
     const tok = loadTokenizer(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson);
@@ -224,7 +225,8 @@ export class EngineSession {
     } finally {
       parentModel.dispose();
     }
-    const id = `${request.modelId}+up${recipe.experts}x${recipe.granularity}k${recipe.topK}s${recipe.seed}`;
+    const dropTag = recipe.drop ? `d${Math.round(recipe.drop * 100)}` : '';
+    const id = `${request.modelId}+up${recipe.experts}x${recipe.granularity}k${recipe.topK}s${recipe.seed}${dropTag}`;
     this.install(request.requestId, id, child.spec, childModel, tok, tokenizerFingerprint(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson));
   }
 

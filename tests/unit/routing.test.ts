@@ -1,4 +1,4 @@
-// The routing contract (REFERENCE §2) against hand-computed cases.
+// The routing contract (docs/routing.md) against hand-computed cases.
 
 import { describe, expect, it } from 'vitest';
 import {

@@ -91,6 +91,10 @@ describe('classroom share keys', () => {
     expect(parseRecipe('E8G2K4S7')).toEqual({ experts: 8, granularity: 2, topK: 4, seed: 7 });
     expect(formatRecipe({ experts: 16, granularity: 1, topK: 2, seed: 0 })).toBe('E16G1K2S0');
     expect(parseRecipe('')).toBeNull();
+    expect(parseRecipe('E8G1K2S0D25')).toEqual({ experts: 8, granularity: 1, topK: 2, seed: 0, drop: 0.25 });
+    expect(parseRecipe('E8G1K2S0D0')).toEqual({ experts: 8, granularity: 1, topK: 2, seed: 0 });
+    expect(parseRecipe('E8G1K2S0D101')).toBeNull();
+    expect(formatRecipe({ experts: 8, granularity: 1, topK: 2, seed: 0, drop: 0 })).toBe('E8G1K2S0');
   });
 });
 

@@ -5,14 +5,13 @@
 // against this file). The page, the share link, the worker and the CLI all read routing through here.
 
 import type { Intervention, ModelSpec, MoeSpec, RoutingMode, RoutingPlan, TokenRouting } from '../types.ts';
+import { MoeError } from '../errors.ts';
 
 /** A routing string, intervention string or plan the user wrote does not make sense. */
-export class RoutingModeError extends Error {
-  readonly hint: string;
+export class RoutingModeError extends MoeError {
   constructor(message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'RoutingModeError';
-    this.hint = hint;
   }
 }
 
