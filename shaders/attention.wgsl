@@ -19,8 +19,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> S: array<f32>;  // [tokens, heads, scoreStride]
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;  // [tokens, heads, headDim]
 
-const WG = 64u;
-var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -44,14 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     S[sb + j] = s;
     m = max(m, s);
   }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let mx = red[0];
-  workgroupBarrier();
+  let mx = workgroup_max(lid, m);
 
   var sum = 0.0;
   for (var j = first + lid; j < n; j += WG) {
@@ -59,13 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     S[sb + j] = e;
     sum += e;
   }
-  red[lid] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
+  let total = workgroup_sum(lid, sum);
   // Pass 3 reads scores written by other threads of this workgroup.
   storageBarrier();
 

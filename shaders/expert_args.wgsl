@@ -14,7 +14,7 @@ struct Params {
 fn main() {
   var maxCount = 0u;
   for (var t = 0u; t < P.tokens; t++) {
-    maxCount = max(maxCount, ROUTE[P.recBase + t * (1u + 3u * P.recExperts)]);
+    maxCount = max(maxCount, ROUTE[route_record(P.recBase, t, P.recExperts)]);
   }
   ARGS[P.argsOffset] = P.groupsX;
   ARGS[P.argsOffset + 1u] = min(maxCount, P.slots) * P.tokens;

@@ -15,9 +15,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> H: array<f32>;
 @group(0) @binding(5) var<storage, read> WD_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
-const WG = 64u;
 const ROW_SPLIT = 32768u;
-var<workgroup> partial: array<f32, WG>;
 var<workgroup> countShared: u32;
 
 @compute @workgroup_size(WG)
@@ -25,7 +23,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let row = wid.x + wid.z * ROW_SPLIT;
   let t = wid.y;
   let E = P.recExperts;
-  let rb = P.recBase + t * (1u + 3u * E);
+  let rb = route_record(P.recBase, t, E);
   if (lid == 0u) { countShared = min(ROUTE[rb], P.slots); }
   let count = workgroupUniformLoad(&countShared);
   if (row >= P.d) { return; }
@@ -44,14 +42,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     acc += w * dot;
   }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(lid, acc);
   if (lid == 0u) {
     let hi = P.hOffset + t * P.d + row;
-    H[hi] = H[hi] + partial[0] * P.outScale;
+    H[hi] = H[hi] + total * P.outScale;
   }
 }

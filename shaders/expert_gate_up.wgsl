@@ -17,10 +17,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> WG_GATE_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 @group(0) @binding(7) var<storage, read> WG_UP_Q: array<u32>;
 
-const WG = 64u;
 const ROW_SPLIT = 32768u;
-var<workgroup> gPart: array<f32, WG>;
-var<workgroup> uPart: array<f32, WG>;
 var<workgroup> countShared: u32;
 var<workgroup> expertShared: u32;
 
@@ -31,7 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   // dispatch of y = maxCount · tokens (expert_args.wgsl) covers exactly the slots some token uses.
   let slot = wid.y / P.tokens;
   let t = wid.y % P.tokens;
-  let rb = P.recBase + t * (1u + 3u * P.recExperts);
+  let rb = route_record(P.recBase, t, P.recExperts);
   if (lid == 0u) {
     countShared = ROUTE[rb];
     expertShared = ROUTE[rb + 1u + min(slot, P.recExperts - 1u)];
@@ -50,18 +47,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     g += weight_WG_GATE(i) * x;
     u += weight_WG_UP(i) * x;
   }
-  gPart[lid] = g;
-  uPart[lid] = u;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      gPart[lid] += gPart[lid + s];
-      uPart[lid] += uPart[lid + s];
-    }
-    workgroupBarrier();
-  }
+  let gSum = workgroup_sum(lid, g);
+  let uSum = workgroup_sum(lid, u);
   if (lid == 0u) {
-    let gv = gPart[0];
-    ACT[(t * P.slots + slot) * P.f + row] = gv / (1.0 + exp(-gv)) * uPart[0];
+    let gv = gSum;
+    ACT[(t * P.slots + slot) * P.f + row] = gv / (1.0 + exp(-gv)) * uSum;
   }
 }

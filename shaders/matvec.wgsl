@@ -14,10 +14,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(5) var<storage, read> W_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
-const WG = 64u;
 // Rows beyond 65535 workgroups per dimension spill into y (large vocabularies).
 const ROW_SPLIT = 32768u;
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -31,14 +29,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let i = wBase + k;
     acc += weight_W(i) * X[xBase + k];
   }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(lid, acc);
   if (lid == 0u) {
-    var v = partial[0];
+    var v = total;
     if (P.hasBias != 0u) { v += BIAS[row]; }
     let yi = P.yOffset + t * P.yStride + row;
     if (P.accumulate != 0u) { v += Y[yi]; }

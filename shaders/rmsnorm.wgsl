@@ -8,8 +8,6 @@ struct Params { rows: u32, len: u32, inOffset: u32, outOffset: u32, eps: f32, _p
 @group(0) @binding(2) var<storage, read> WEIGHT: array<f32>;
 @group(0) @binding(3) var<storage, read_write> OUT: array<f32>;
 
-const WG = 64u;
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -21,13 +19,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let v = X[xb + i];
     ss += v * v;
   }
-  partial[lid] = ss;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let scale = inverseSqrt(partial[0] / f32(P.len) + P.eps);
+  let scale = inverseSqrt(workgroup_sum(lid, ss) / f32(P.len) + P.eps);
   let ob = P.outOffset + row * P.len;
   for (var i = lid; i < P.len; i += WG) {
     OUT[ob + i] = X[xb + i] * scale * WEIGHT[i];

@@ -27,7 +27,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let E = P.experts;
   let lb = P.logitsOffset + t * E;
   let fb = P.layer * E;
-  let rb = P.recBase + t * (1u + 3u * E);
+  let rb = route_record(P.recBase, t, E);
   let pb = rb + 1u + 2u * E;
 
   var mx = -3.4e38;

@@ -20,27 +20,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bpe  # noqa: E402
 import corpus  # noqa: E402
 import hf  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from train import TrainConfig, train  # noqa: E402
+from train import TrainConfig, train, world  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = {"english": "The meaning of life is", "german": "Der Mann sagte:", "python": "def __init__(self",
            "arithmetic": "12 + 7 ="}
+
+
+@dataclass
+class Child:
+    """One MoE model made from the parent: `moe upcycle` options, then training."""
+    name: str
+    granularity: int  # 1: 8 whole copies; 4: 2 copies x 4 shards (fine-grained)
+    top_k: int
+    mode: str  # "topk" (sparse training, renormalised top-k) | "dense" (DS-MoE: every expert, raw p)
+    train: TrainConfig
+    drop: float = 0.0  # Drop-Upcycling ratio (`moe upcycle --drop`)
+    scratch: bool = False  # same shape, random init instead of the parent's weights
 
 
 @dataclass
@@ -50,27 +64,57 @@ class Plan:
     vocab_size: int
     model: ModelConfig
     dense: TrainConfig
-    moe: TrainConfig
-    dsmoe: TrainConfig
-    fine: TrainConfig
+    parent: TrainConfig  # continued training of the dense model on the corpus + extra text
+    children: list[Child]
+    # Which dense model the children are upcycled from: "parent" (the continued one) or "v1" (the first
+    # dense run, when the continued parent is not finished or not better; see README).
+    children_from: str = "parent"
     experts: int = 8
-    top_k: int = 2
+    extra_chars: int = 0  # training-only text per domain (corpus.build_extra); 0: none
 
 
 def full_plan(threads: int) -> Plan:
     model = ModelConfig(vocab_size=4096, hidden_size=192, num_hidden_layers=4, num_attention_heads=6,
                         num_key_value_heads=2, head_dim=32, intermediate_size=512, max_position_embeddings=256)
     common = dict(batch_size=8, seq_len=256, threads=threads, seed=1234)
+    # The children's recipe (see README, "Choosing the children's recipe"): Drop-Upcycling (r = 0.5) so that
+    # experts start different; LR 1e-3 (the re-initialised half must be learnt again); a router learning rate
+    # 10x the rest and the mutual-information loss (5e-2) next to the Switch loss (1e-2), so that routers
+    # commit: a 200-step probe with r = 0.5, LR 4e-4, router x10 and the Switch loss alone still had router
+    # entropy 1.9 of ln 8 = 2.08 nats.
+    # 700 steps (1.4 M tokens): planned as 1000, cut at step 100 of moe-top2 when the shared machine gave
+    # this process ~30% of a core (3-4 s/step), so that two children and the cards fit in the session.
+    sparse = TrainConfig(steps=700, lr=1e-3, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, router_lr_mult=10.0,
+                         mi_coef=5e-2, **common)
+    # DS-MoE: every expert in training (weighted by raw p), the mutual-information loss as its only router
+    # loss, with the sparse children's weight (5e-2; it took their router entropy to 0.3-0.7 nats by step
+    # 300), LR, router LR and steps; ~3x their cost per step.
+    dsmoe = TrainConfig(steps=700, lr=1e-3, warmup=50, min_lr_ratio=0.01, aux_coef=5e-2, router_lr_mult=10.0,
+                        **common)
     return Plan(
         max_chars=3_000_000, vocab_size=4096, model=model,
         dense=TrainConfig(steps=3500, lr=2e-3, warmup=200, **common),
-        # Llama 3 recipe, scaled down: a much lower LR than pretraining, cosine decay, Switch aux loss 1e-2.
-        moe=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
-        # DS-MoE's alpha is 2e-4..6e-4 over billions of tokens; in 1000 steps that barely sharpens the router
-        # (a 60-step trial at 5e-4: top-2 with raw weights cost ~0.25 nats over dense), so we use the same
-        # coefficient as the Switch loss of the top-2 child, 1e-2.
-        dsmoe=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
-        fine=TrainConfig(steps=1000, lr=4e-4, warmup=50, min_lr_ratio=0.01, aux_coef=1e-2, **common),
+        # The parent the children start from: the dense run above, trained further on the corpus plus
+        # 3 MB of extra English and Python (re-warmed, cosine to 5% of the peak). Planned as 6000 steps; cut to
+        # 2000 at step ~400 (the schedule follows the new length from there) when the shared machine ran at
+        # ~1.2 s/step instead of the 0.35 measured at the start.
+        parent=TrainConfig(steps=2000, lr=1e-3, warmup=100, min_lr_ratio=0.05, **common),
+        extra_chars=3_000_000,
+        # This session's machine ran ~3x slower than measured (load 8-12 on 2 cores), so the children were
+        # upcycled from the first dense model while the continued parent waits (resumable).
+        children_from="v1",
+        # In the order they train (most wanted first). fine-grained, fine-grained-naive and fine-grained-scratch
+        # are the zoo: one shape, equal training compute, three starts.
+        children=[
+            Child("moe-top2", 1, 2, "topk", sparse, drop=0.5),
+            # r = 0.25 for the quarter-width shards: at r = 0.5 the start lost 1.19 nats against the parent
+            # (g1: 0.81), at r = 0.25 0.46 (measure.py on the upcycled folders), too much to win back in 700 steps.
+            Child("fine-grained", 4, 4, "topk", sparse, drop=0.25),
+            Child("ds-moe", 1, 2, "dense", dsmoe, drop=0.5),
+            Child("fine-grained-naive", 4, 4, "topk", sparse, drop=0.0),
+            Child("fine-grained-scratch", 4, 4, "topk", replace(sparse, lr=2e-3, warmup=100, min_lr_ratio=0.1),
+                  scratch=True),
+        ],
     )
 
 
@@ -79,17 +123,41 @@ def smoke_plan(threads: int) -> Plan:
                         num_key_value_heads=1, head_dim=32, intermediate_size=128, max_position_embeddings=64)
     common = dict(batch_size=8, seq_len=64, threads=threads, seed=1234, log_every=5, eval_every=20,
                   eval_windows=4, ckpt_every=10)
+    sparse = TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, router_lr_mult=10.0, mi_coef=5e-2, **common)
     return Plan(
         max_chars=150_000, vocab_size=512, model=model,
         dense=TrainConfig(steps=40, lr=3e-3, warmup=5, **common),
-        moe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
-        dsmoe=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=5e-4, **common),
-        fine=TrainConfig(steps=20, lr=1e-3, warmup=2, aux_coef=1e-2, **common),
+        parent=TrainConfig(steps=20, lr=1e-3, warmup=2, **common),
+        extra_chars=20_000,
+        children=[
+            Child("moe-top2", 1, 2, "topk", sparse, drop=0.5),
+            Child("fine-grained", 4, 4, "topk", sparse, drop=0.5),
+            Child("ds-moe", 1, 2, "dense", replace(sparse, aux_coef=1e-1), drop=0.5),
+            Child("fine-grained-naive", 4, 4, "topk", sparse),
+            Child("fine-grained-scratch", 4, 4, "topk", sparse, scratch=True),
+        ],
     )
 
 
 def stage(name: str) -> None:
-    print(f"\n=== {name} ({time.strftime('%H:%M:%S')})", flush=True)
+    if is_main():
+        print(f"\n=== {name} ({time.strftime('%H:%M:%S')})", flush=True)
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def init_distributed() -> None:
+    """Under torchrun (WORLD_SIZE > 1): one process group over gloo (the model runs on CPU). Rank 0 does
+    everything but training (corpus, tokens, upcycling, export); every rank trains its share of each batch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
 
 
 def load_tokens(tokens_dir: Path, split: str) -> dict[str, np.ndarray]:
@@ -104,17 +172,40 @@ def write_agreement(enc: bpe.Encoder, eval_dir: Path, path: Path) -> None:
     path.write_text(json.dumps({k: {"text": v, "ids": enc.encode(v)} for k, v in cases.items()}, ensure_ascii=False))
 
 
-def upcycle(dense_dir: Path, out_dir: Path, experts: int, granularity: int, top_k: int, seed: int) -> None:
+def upcycle(dense_dir: Path, out_dir: Path, experts: int, granularity: int, top_k: int, seed: int,
+            drop: float = 0.0) -> None:
     """The project's own `moe upcycle` makes every MoE start (so the app and the foundry share one recipe)."""
     cmd = ["node", str(REPO / "bin/moe.mjs"), "upcycle", str(dense_dir), str(out_dir), "--experts", str(experts),
            "--granularity", str(granularity), "--top-k", str(top_k), "--seed", str(seed)]
+    if drop:
+        cmd += ["--drop", str(drop)]
     print("build: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+V1_PARENT_COMMIT = "1a232eb"
+
+
+def import_v1_parent(folder: Path, tok_dir: Path) -> bool:
+    """Write the dense parent as committed at V1_PARENT_COMMIT into folder (False when git lacks it)."""
+    blobs = {}
+    for name in ("config.json", "model.safetensors"):
+        got = subprocess.run(["git", "-C", str(REPO), "show", f"{V1_PARENT_COMMIT}:public/models/dense-parent/{name}"],
+                             capture_output=True)
+        if got.returncode != 0:
+            return False
+        blobs[name] = got.stdout
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in blobs.items():
+        (folder / name).write_bytes(data)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tok_dir / name, folder / name)
+    return True
+
+
 @torch.no_grad()
 def check_upcycle_identity(dense_dir: Path, moe_dir: Path, seq: list[int]) -> float:
-    """An upcycled model with renormalised top-k equals its parent at init (REFERENCE §3)."""
+    """An upcycled model with renormalised top-k equals its parent at init (docs/upcycling.md)."""
     ids = torch.tensor([seq])
     a = hf.load_folder(dense_dir)(ids)[0]
     b = hf.load_folder(moe_dir, "topk")(ids)[0]
@@ -159,17 +250,22 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="where models go (default: public/models, or a temp folder with --smoke)")
     ap.add_argument("--work", type=Path, help="corpus, tokens, runs (default: training/work + training/runs)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "upcycle", "moe-top2", "ds-moe",
-                                        "fine-grained"],
+    child_names = [c.name for c in full_plan(1).children]
+    ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "parent", "upcycle", *child_names],
                     help="stop after this stage")
-    ap.add_argument("--only", choices=["moe-top2", "ds-moe", "fine-grained"],
+    ap.add_argument("--only", choices=child_names,
                     help="train just this MoE child (its prerequisites must be built); lets two children "
                          "train side by side, one per core")
     args = ap.parse_args()
+    init_distributed()
 
     plan = smoke_plan(args.threads) if args.smoke else full_plan(args.threads)
     if args.smoke:
-        root = args.work or Path(tempfile.mkdtemp(prefix="moe-foundry-smoke-"))
+        root = args.work or Path(tempfile.mkdtemp(prefix="moe-foundry-smoke-")) if is_main() else None
+        if world()[1] > 1:  # every rank works in rank 0's folder
+            shared = [root]
+            dist.broadcast_object_list(shared, src=0)
+            root = shared[0]
         work, runs = root / "work", root / "runs"
         out = args.out or root / "models"
         eval_dir, tok_public = root / "eval", None
@@ -178,21 +274,149 @@ def main() -> None:
         runs = (args.work / "runs") if args.work else REPO / "training/runs"
         out = args.out or REPO / "public/models"
         eval_dir, tok_public = REPO / "public/eval", REPO / "training/tokenizer"
-    print(f"build: work={work} runs={runs} out={out}", flush=True)
+    if is_main():
+        print(f"build: work={work} runs={runs} out={out}" + (f"; {world()[1]} processes (torchrun)" if world()[1] > 1 else ""),
+              flush=True)
     started = time.time()
+    try:
+        run_stages(args, plan, work, runs, out, eval_dir, tok_public, started)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def run_stages(args, plan: Plan, work: Path, runs: Path, out: Path, eval_dir: Path, tok_public: Path | None,
+               started: float) -> None:
 
     def done(name: str) -> bool:
         return args.until == name
 
     stage("corpus")
     corpus_dir = work / "corpus"
+    if is_main():
+        prepare(args, plan, work, eval_dir, tok_public)
+    barrier()
+    if done("corpus") or done("tokenizer"):
+        return
+    tok_dir, tokens_dir = work / "tokenizer", work / "tokens"
+    enc = bpe.Encoder.load(tok_dir)
+    train_data, heldout = load_tokens(tokens_dir, "train"), load_tokens(tokens_dir, "heldout")
+    extended = dict(train_data)
+    for d in corpus.DOMAINS:
+        if (tokens_dir / f"{d}.extra.npy").exists():
+            extended[d] = np.concatenate([train_data[d], np.zeros(1, np.uint16), np.load(tokens_dir / f"{d}.extra.npy")])
+    if done("tokens"):
+        return
+
+    stage("dense")
+    # The first dense model (3500 steps on the corpus alone). Training it takes ~40 min; the one this
+    # project shipped until the parent was trained further is in git, so when its run is missing it is
+    # taken from there (V1_PARENT_COMMIT) rather than retrained.
+    v1_dir = work / "dense-v1"
+    if is_main() and not (v1_dir / "model.safetensors").exists() and not args.smoke \
+            and import_v1_parent(v1_dir, tok_dir):
+        print(f"build: dense-v1 taken from git ({V1_PARENT_COMMIT})", flush=True)
+    barrier()
+    if not (v1_dir / "model.safetensors").exists():
+        model = train(runs / "dense", lambda: Transformer(plan.model), plan.dense, train_data, heldout)
+        if is_main():
+            hf.export_folder(model, v1_dir, tok_dir)
+        barrier()
+    if done("dense"):
+        return
+
+    if plan.children_from == "parent" or args.until == "parent":
+        stage("parent")
+        dense_out = out / "dense-parent"
+        model = train(runs / "parent", lambda: hf.load_folder(v1_dir), plan.parent, extended, heldout)
+        if is_main() and not (dense_out / "model.safetensors").exists():
+            hf.export_folder(model, dense_out, tok_dir)
+        barrier()
+        if done("parent"):
+            return
+    else:
+        # The children come from the first dense model; it is also what public/models/dense-parent holds.
+        dense_out = v1_dir
+        if is_main() and not (out / "dense-parent" / "model.safetensors").exists():
+            shutil.copytree(v1_dir, out / "dense-parent")
+        barrier()
+
+    for child in plan.children:
+        if args.only and child.name != args.only:
+            continue
+        stage(child.name)
+        tag = f"g{child.granularity}" + (f"-drop{child.drop}" if child.drop else "")
+        up_dir = work / f"upcycled-{tag}"
+        if is_main() and not (up_dir / "config.json").exists():
+            upcycle(dense_out, up_dir, plan.experts, child.granularity, child.top_k, seed=1234, drop=child.drop)
+        barrier()
+        if child.drop == 0 and is_main():
+            diff = check_upcycle_identity(dense_out, up_dir, heldout["english"][:32].tolist())
+            print(f"build: {up_dir.name} equals its parent at init (max |logit diff| {diff:.2e})", flush=True)
+        elif is_main():
+            print(f"build: {up_dir.name}: Drop-Upcycling re-initialised {child.drop:.0%} of each expert's units, "
+                  "so it does not equal its parent at init", flush=True)
+        if done("upcycle"):
+            return
+        target = out / child.name
+
+        def make(up_dir: Path = up_dir, child: Child = child) -> Transformer:
+            model = hf.load_folder(up_dir, child.mode)
+            if child.scratch:  # same shape, every weight random (the from-scratch member of the zoo)
+                model = Transformer(model.config)
+            return model
+
+        model = train(runs / child.name, make, child.train, extended, heldout)
+        if is_main() and not (target / "model.safetensors").exists():
+            hf.export_folder(model, target, tok_dir, norm_topk_prob=child.mode == "topk")
+            # What made it (the cards read this to describe the model and rebuild its start).
+            (target / "recipe.json").write_text(json.dumps(
+                {"name": child.name, "parent": plan.children_from, "granularity": child.granularity,
+                 "top_k": child.top_k, "mode": child.mode, "drop": child.drop, "scratch": child.scratch,
+                 "upcycle_seed": 1234, "train": asdict(child.train)}, indent=2) + "\n")
+        barrier()
+        if done(child.name):
+            return
+    if args.only or not is_main():
+        return
+    children = [c.name for c in plan.children]
+    names = ["dense-parent"] + children
+
+    stage("expected")
+    probe = heldout["english"][:12].tolist() + heldout["arithmetic"][:12].tolist()
+    for name in names:
+        write_expected(out / name, probe, runs / "expected" / f"{name}.json")
+
+    stage("samples")
+    # ds-moe twice: as trained (every expert) and as served natively (top-2, raw probabilities).
+    samples({"dense-parent": (out / "dense-parent", "topk"), "ds-moe all experts": (out / "ds-moe", "dense"),
+             **{name: (out / name, "topk") for name in children}}, enc,
+            (runs / "samples.md"), max_new=24 if args.smoke else 60)
+    sizes = {n: (out / n / "model.safetensors").stat().st_size for n in names}
+    print(f"build: finished in {time.time() - started:.0f}s; model sizes {sizes}", flush=True)
+    (runs / "build.json").write_text(json.dumps({"seconds": round(time.time() - started), "sizes": sizes}) + "\n")
+
+
+def prepare(args, plan: Plan, work: Path, eval_dir: Path, tok_public: Path | None) -> None:
+    """corpus, tokenizer, tokens (rank 0 only)."""
+    def done(name: str) -> bool:
+        return args.until == name
+
+    corpus_dir = work / "corpus"
     if not all((corpus_dir / f"{d}.heldout.txt").exists() and (eval_dir / f"{d}.txt").exists() for d in corpus.DOMAINS):
         corpus.build_corpus(corpus_dir, eval_dir, plan.max_chars, seed=1234)
+    if plan.extra_chars and not all((corpus_dir / f"{d}.extra.txt").exists() for d in corpus.DOMAINS):
+        corpus.build_extra(corpus_dir, plan.extra_chars, seed=1234)
     if done("corpus"):
         return
 
     stage("tokenizer")
     tok_dir = work / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists() and tok_public is not None and (tok_public / "tokenizer.json").exists():
+        # The committed tokenizer is the one every built-in model uses: never retrain it behind their back.
+        tok_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(tok_public / name, tok_dir / name)
     if not (tok_dir / "tokenizer.json").exists():
         texts = [(corpus_dir / f"{d}.train.txt").read_text("utf-8") for d in corpus.DOMAINS]
         bpe.Encoder(bpe.train_bpe(texts, plan.vocab_size)).save(tok_dir, plan.model.max_position_embeddings)
@@ -211,64 +435,15 @@ def main() -> None:
     tokens_dir = work / "tokens"
     tokens_dir.mkdir(parents=True, exist_ok=True)
     for d in corpus.DOMAINS:
-        for split in ("train", "heldout"):
+        for split in ("train", "heldout", "extra"):
             path = tokens_dir / f"{d}.{split}.npy"
+            if split == "extra" and not (corpus_dir / f"{d}.extra.txt").exists():
+                continue
             if not path.exists():
                 ids = np.array(enc.encode((corpus_dir / f"{d}.{split}.txt").read_text("utf-8")), dtype=np.uint16)
                 np.save(path.with_suffix(".tmp.npy"), ids)
                 path.with_suffix(".tmp.npy").rename(path)
                 print(f"tokens: {d}.{split}: {len(ids)} tokens", flush=True)
-    train_data, heldout = load_tokens(tokens_dir, "train"), load_tokens(tokens_dir, "heldout")
-    if done("tokens"):
-        return
-
-    stage("dense")
-    dense_out = out / "dense-parent"
-    model = train(runs / "dense", lambda: Transformer(plan.model), plan.dense, train_data, heldout)
-    if not (dense_out / "model.safetensors").exists():
-        hf.export_folder(model, dense_out, tok_dir)
-    if done("dense"):
-        return
-
-    # (name, upcycled start: experts, granularity, top-k; training mode; plan; renormalise top-k at inference)
-    children = [("moe-top2", (plan.experts, 1, plan.top_k), "topk", plan.moe, True),
-                ("ds-moe", (plan.experts, 1, plan.top_k), "dense", plan.dsmoe, False),
-                ("fine-grained", (plan.experts, 4, 4), "topk", plan.fine, True)]
-    for name, (experts, granularity, top_k), mode, tc, norm in children:
-        if args.only and name != args.only:
-            continue
-        stage(name)
-        up_dir = work / ("upcycled" if granularity == 1 else f"upcycled-g{granularity}")
-        if not (up_dir / "config.json").exists():
-            upcycle(dense_out, up_dir, experts, granularity, top_k, seed=1234)
-        diff = check_upcycle_identity(dense_out, up_dir, heldout["english"][:32].tolist())
-        print(f"build: {up_dir.name} equals its parent at init (max |logit diff| {diff:.2e})", flush=True)
-        if done("upcycle"):
-            return
-        target = out / name
-        model = train(runs / name, lambda: hf.load_folder(up_dir, mode), tc, train_data, heldout)
-        if not (target / "model.safetensors").exists():
-            hf.export_folder(model, target, tok_dir, norm_topk_prob=norm)
-        if done(name):
-            return
-    if args.only:
-        return
-    names = ["dense-parent"] + [c[0] for c in children]
-
-    stage("expected")
-    probe = heldout["english"][:12].tolist() + heldout["arithmetic"][:12].tolist()
-    for name in names:
-        write_expected(out / name, probe, runs / "expected" / f"{name}.json")
-
-    stage("samples")
-    # ds-moe twice: as trained (every expert) and as served natively (top-2, raw probabilities).
-    samples({"dense-parent": (out / "dense-parent", "topk"), "moe-top2": (out / "moe-top2", "topk"),
-             "ds-moe": (out / "ds-moe", "topk"), "ds-moe all experts": (out / "ds-moe", "dense"),
-             "fine-grained": (out / "fine-grained", "topk")}, enc,
-            (runs / "samples.md"), max_new=24 if args.smoke else 60)
-    sizes = {n: (out / n / "model.safetensors").stat().st_size for n in names}
-    print(f"build: finished in {time.time() - started:.0f}s; model sizes {sizes}", flush=True)
-    (runs / "build.json").write_text(json.dumps({"seconds": round(time.time() - started), "sizes": sizes}) + "\n")
 
 
 if __name__ == "__main__":

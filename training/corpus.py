@@ -25,6 +25,11 @@ from pathlib import Path
 DOMAINS = ["english", "german", "python", "arithmetic"]
 EOT = "<|endoftext|>"
 APT_PACKAGES = ["fortunes", "fortunes-de", "libpython3.11-stdlib"]
+# More training text (training only: the held-out split and public/eval come from the sources above alone,
+# so held-out numbers stay comparable with models trained before these were added).
+EXTRA_PACKAGES = ["bible-kjv", "python3.11-doc"]
+PY_DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
+INFO_DIR = Path("/usr/share/info")
 FORTUNES_EN = Path("/usr/share/games/fortunes")
 FORTUNES_DE = Path("/usr/share/games/fortunes/de")
 PY_STDLIB = Path("/usr/lib/python3.11")
@@ -156,6 +161,73 @@ def collect(domain: str, max_chars: int, seed: int) -> list[str]:
     return kept
 
 
+def english_extra_docs() -> list[str]:
+    """The King James Bible (one document per chapter), the Python documentation's reStructuredText
+    sources, and the GNU manuals installed in info form."""
+    docs: list[str] = []
+    bible = subprocess.run(["bible", "-l0", "Ge1:1-Re22:21"], capture_output=True, text=True, check=True).stdout
+    for chapter in re.split(r"\n(?=\S[^\n]* \d+\n)", bible):
+        text = clean(re.sub(r"(?m)^ +\d+ ", "", chapter))
+        if len(text) >= 200:
+            docs.append(text)
+    for path in sorted(PY_DOC_SOURCES.rglob("*.txt")):
+        text = clean(path.read_text("utf-8", errors="replace"))
+        docs.extend(chunk for chunk in chunks(text, 3000) if len(chunk) >= 200)
+    for path in sorted(INFO_DIR.glob("*.info*.gz")):
+        if path.name.startswith("python"):  # the Python docs again (already read from their sources)
+            continue
+        raw = subprocess.run(["zcat", str(path)], capture_output=True, check=True).stdout.decode("utf-8", "replace")
+        for node in raw.split("\x1f"):
+            text = clean(node)
+            if len(text) >= 200 and not text.startswith("Tag Table"):
+                docs.append(text)
+    return docs
+
+
+def python_extra_docs() -> list[str]:
+    """Standard-library packages (email, asyncio, json, ...) beyond the top-level modules; no test suites."""
+    docs: list[str] = []
+    for path in sorted(PY_STDLIB.glob("*/**/*.py")):
+        rel = path.relative_to(PY_STDLIB).parts
+        if rel[0] in ("test", "idlelib", "lib2to3", "site-packages", "dist-packages") or "tests" in rel or "test" in rel:
+            continue
+        docs.extend(chunks(clean(path.read_text("utf-8", errors="replace")), 2000))
+    return docs
+
+
+def chunks(text: str, size: int) -> list[str]:
+    """Cut at blank lines into pieces of about `size` characters."""
+    out, chunk = [], ""
+    for block in re.split(r"\n\n+", text):
+        chunk = chunk + "\n\n" + block if chunk else block
+        if len(chunk) >= size:
+            out.append(chunk)
+            chunk = ""
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+def build_extra(out_dir: Path, max_chars: int, seed: int) -> dict[str, int]:
+    """<out>/<domain>.extra.txt: training-only text per domain (empty for domains without extra sources)."""
+    ensure_packages(EXTRA_PACKAGES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for domain in DOMAINS:
+        docs = english_extra_docs() if domain == "english" else python_extra_docs() if domain == "python" else []
+        random.Random(seed).shuffle(docs)
+        kept, total = [], 0
+        for doc in docs:
+            if total >= max_chars:
+                break
+            kept.append(doc)
+            total += len(doc)
+        (out_dir / f"{domain}.extra.txt").write_text(EOT.join(kept), "utf-8")
+        stats[domain] = total
+        print(f"corpus: {domain:10s} extra training text: {len(kept)} documents, {total} characters", flush=True)
+    return stats
+
+
 def build_corpus(out_dir: Path, eval_dir: Path | None, max_chars: int, seed: int, held_out_every: int = 40,
                  eval_chars: int = 4000) -> dict[str, dict[str, int]]:
     ensure_packages(APT_PACKAGES)
@@ -165,9 +237,21 @@ def build_corpus(out_dir: Path, eval_dir: Path | None, max_chars: int, seed: int
         docs = collect(domain, max_chars, seed)
         train = [d for d in docs if not is_held_out(domain, d, held_out_every)]
         held = [d for d in docs if is_held_out(domain, d, held_out_every)]
+        eval_path = eval_dir / f"{domain}.txt" if eval_dir is not None else None
+        if eval_path is not None and eval_path.exists():
+            # The shipped eval texts are the held-out set every card compares against: keep them as they
+            # are, and keep every training document that contains one of their paragraphs out of training
+            # (the Debian sources can change between releases and reshuffle which documents are held out).
+            paragraphs = [p.strip() for p in eval_path.read_text("utf-8").split("\n\n") if len(p.strip()) >= 60]
+            leaked = [d for d in train if any(p in d for p in paragraphs)]
+            if leaked:
+                print(f"corpus: {domain}: {len(leaked)} training documents overlap public/eval; moved to held-out",
+                      flush=True)
+                train = [d for d in train if d not in leaked]
+                held = held + leaked
         (out_dir / f"{domain}.train.txt").write_text(EOT.join(train), "utf-8")
         (out_dir / f"{domain}.heldout.txt").write_text(EOT.join(held), "utf-8")
-        if eval_dir is not None:
+        if eval_path is not None and not eval_path.exists():
             eval_dir.mkdir(parents=True, exist_ok=True)
             sample, size = [], 0
             for doc in held:

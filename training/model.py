@@ -115,11 +115,16 @@ class MoeBlock(nn.Module):
         for w in (self.w1, self.w3, self.w2):
             nn.init.normal_(w, std=0.02)
         self.last_probs: torch.Tensor | None = None  # [T, E], kept for logging expert load
+        self.ablated: set[int] = set()  # experts the router may not choose (measurement only)
+        self.last_mi: torch.Tensor | None = None  # mutual-information loss of the last forward (with grad)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        probs = self.gate(x).float().softmax(-1)  # [T, E]
+        logits = self.gate(x).float()
+        if self.ablated:  # as the playground ablates: the expert's logit is -inf before the softmax
+            logits[:, sorted(self.ablated)] = float("-inf")
+        probs = logits.softmax(-1)  # [T, E]
         self.last_probs = probs.detach()
         if self.mode == "dense":
             # All experts as one wide SwiGLU: weighting h_e by p_e before the down projection
@@ -131,7 +136,7 @@ class MoeBlock(nn.Module):
             mean_p = probs.mean(0)
             entropy_of_mean = -(mean_p * (mean_p + 1e-9).log()).sum()
             mean_entropy = -(probs * (probs + 1e-9).log()).sum(-1).mean()
-            aux = -entropy_of_mean + mean_entropy
+            aux = -entropy_of_mean + mean_entropy  # the same value as last_mi below
         else:
             weights, chosen = probs.topk(self.top_k, dim=-1)
             if self.renormalise:
@@ -147,6 +152,10 @@ class MoeBlock(nn.Module):
             # Switch: f_i = share of routed (token, slot) pairs, P_i = mean probability.
             share = F.one_hot(chosen, self.num_experts).float().sum((0, 1)) / chosen.numel()
             aux = self.num_experts * (share * probs.mean(0)).sum()
+        # The mutual-information term (DS-MoE's loss; for top-k training an optional extra, TrainConfig.mi_coef):
+        # low per-token entropy (routers that decide) with a high entropy of the mean (balanced use).
+        mean_p = probs.mean(0)
+        self.last_mi = (mean_p * (mean_p + 1e-9).log()).sum() - (probs * (probs + 1e-9).log()).sum(-1).mean()
         return out.reshape(shape), aux
 
 

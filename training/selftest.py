@@ -28,7 +28,7 @@ def check_resume(tokens_dir: Path) -> None:
     held = {d: np.load(tokens_dir / f"{d}.heldout.npy") for d in DOMAINS}
     c = ModelConfig(vocab_size=512, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                     head_dim=16, intermediate_size=64, max_position_embeddings=32, num_experts=4)
-    tc = TrainConfig(steps=12, batch_size=4, seq_len=32, warmup=3, aux_coef=1e-2, log_every=4, eval_every=100,
+    tc = TrainConfig(steps=12, batch_size=4, seq_len=32, warmup=3, aux_coef=1e-2, router_lr_mult=10.0, log_every=4, eval_every=100,
                      eval_windows=2, ckpt_every=4)
     with tempfile.TemporaryDirectory() as tmp:
         whole = train(Path(tmp) / "whole", lambda: Transformer(c), tc, data, held)

@@ -6,6 +6,11 @@ A run lives in one folder:
     done.json   written when the run finished (a finished run is skipped)
 Interrupt it at any time; calling train() again with the same folder resumes from ckpt.pt.
 Batches depend only on (seed, step), so a resumed run sees the same data as an uninterrupted one.
+
+Under `torchrun` (several processes, PyTorch DDP over gloo on CPU or NCCL on GPUs) each process
+computes the rows r, r + W, r + 2W, ... of the same global batch and DDP averages the gradients, so W
+processes train the same model on the same data as one process (up to float rounding); rank 0
+evaluates, logs and writes the checkpoint, every rank resumes from it.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from model import Transformer
@@ -35,12 +41,21 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     aux_coef: float = 0.0  # topk: ~1e-2 (Switch); dense (DS-MoE): ~5e-4 (mutual information)
+    router_lr_mult: float = 1.0  # the routers' learning rate is lr * this (and they get no weight decay)
+    mi_coef: float = 0.0  # top-k training: add mi_coef * the mutual-information loss (routers that decide)
     seed: int = 1234
     threads: int = 1
     log_every: int = 20
     eval_every: int = 250
     eval_windows: int = 16  # per domain
     ckpt_every: int = 100
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torchrun with an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -92,10 +107,16 @@ def train(run_dir: Path, make_model: Callable[[], Transformer], tc: TrainConfig,
     torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
     model = make_model()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    rank, world_size = world()
+    is_router = lambda n: n.endswith("block_sparse_moe.gate.weight")  # noqa: E731
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not is_router(n)]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    routers = [p for n, p in model.named_parameters() if is_router(n)]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay, "lr_mult": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
+    if routers:
+        groups.append({"params": routers, "weight_decay": 0.0, "lr_mult": tc.router_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.95))
     ckpt_path = run_dir / "ckpt.pt"
     step = 0
     if ckpt_path.exists():
@@ -103,19 +124,25 @@ def train(run_dir: Path, make_model: Callable[[], Transformer], tc: TrainConfig,
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
-        print(f"train: resuming {run_dir.name} from step {step}", flush=True)
+        if rank == 0:
+            print(f"train: resuming {run_dir.name} from step {step}", flush=True)
     if (run_dir / "done.json").exists():
         return model
+    # DDP: same initial weights everywhere (rank 0's), gradients averaged across processes.
+    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=model.config.num_experts > 0) \
+        if world_size > 1 else model
 
     def save() -> None:
+        if rank != 0:
+            return
         tmp = run_dir / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "train_config": asdict(tc), "model_config": model.config.to_dict()}, tmp)
         os.replace(tmp, ckpt_path)
 
     n_moe = sum(1 for layer in model.layers if layer.block_sparse_moe is not None)
-    log = open(run_dir / "log.jsonl", "a")
-    if step == 0:
+    log = open(run_dir / "log.jsonl", "a") if rank == 0 else open(os.devnull, "w")
+    if step == 0 and rank == 0:
         log.write(json.dumps({"start": True, "params": model.num_params(), "train_config": asdict(tc),
                               "model_config": model.config.to_dict()}) + "\n")
         log.write(json.dumps({"step": 0, "eval": evaluate(model, heldout, tc)}) + "\n")
@@ -123,26 +150,34 @@ def train(run_dir: Path, make_model: Callable[[], Transformer], tc: TrainConfig,
     model.train()
     while step < tc.steps:
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, tc)
-        batch = sample_batch(train_data, tc, step)
-        logits, aux = model(batch[:, :-1])
+            group["lr"] = lr_at(step, tc) * group.get("lr_mult", 1.0)
+        batch = sample_batch(train_data, tc, step)[rank::world_size]
+        logits, aux = net(batch[:, :-1])
         lm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         aux = aux / max(1, n_moe)
         loss = lm_loss + tc.aux_coef * aux
+        if tc.mi_coef:
+            loss = loss + tc.mi_coef * sum(layer.block_sparse_moe.last_mi for layer in model.layers
+                                           if layer.block_sparse_moe is not None) / max(1, n_moe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         step += 1
-        lm_sum, aux_sum, count = lm_sum + lm_loss.item(), aux_sum + float(aux), count + 1
+        if world_size > 1:  # log the global batch's loss, as one process would
+            summed = torch.tensor([lm_loss.item(), float(aux)])
+            dist.all_reduce(summed)
+            lm_loss, aux = summed[0] / world_size, summed[1] / world_size
+        lm_sum, aux_sum, count = lm_sum + float(lm_loss), aux_sum + float(aux), count + 1
         if step % tc.log_every == 0 or step == tc.steps:
             entry = {"step": step, "lr": round(lr_at(step - 1, tc), 7), "loss": round(lm_sum / count, 4),
                      "aux": round(aux_sum / count, 4), "sec_per_step": round((time.time() - t0) / count, 3)}
             log.write(json.dumps(entry) + "\n")
             log.flush()
-            print(f"train {run_dir.name}: {entry}", flush=True)
+            if rank == 0:
+                print(f"train {run_dir.name}: {entry}", flush=True)
             t0, lm_sum, aux_sum, count = time.time(), 0.0, 0.0, 0
-        if step % tc.eval_every == 0 or step == tc.steps:
+        if (step % tc.eval_every == 0 or step == tc.steps) and rank == 0:
             ev = evaluate(model, heldout, tc)
             log.write(json.dumps({"step": step, "eval": ev}) + "\n")
             log.flush()
@@ -153,5 +188,8 @@ def train(run_dir: Path, make_model: Callable[[], Transformer], tc: TrainConfig,
             log.close()
             return model
     log.close()
-    (run_dir / "done.json").write_text(json.dumps({"step": step, "eval": evaluate(model, heldout, tc)}) + "\n")
+    if rank == 0:
+        (run_dir / "done.json").write_text(json.dumps({"step": step, "eval": evaluate(model, heldout, tc)}) + "\n")
+    if world_size > 1:
+        dist.barrier()
     return model

@@ -7,16 +7,15 @@ import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.t
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
 import { openSource, progressLine } from './sources.ts';
 import { nodeGpu } from './nodeGpu.ts';
+import { MoeError } from '../engine/errors.ts';
 
 /** A mistake on the command line: printed as one line, exit status 1. */
-export class CliError extends Error {
-  readonly hint: string;
+export class CliError extends MoeError {
   /** Print the usage line after the message. */
   readonly showUsage: boolean;
   constructor(message: string, hint: string, showUsage = false) {
-    super(message);
+    super(message, hint);
     this.name = 'CliError';
-    this.hint = hint;
     this.showUsage = showUsage;
   }
 }

@@ -55,9 +55,9 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   upcycle: {
-    usage: 'moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot]',
+    usage: 'moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot] [--drop R]  (--drop: Drop-Upcycling, re-initialise a share R of each expert\'s units; the child then differs from its parent)',
     positionals: 2,
-    options: { experts: str, granularity: str, 'top-k': str, router: str, 'router-scale': str, seed: str, noise: str, scaling: str },
+    options: { experts: str, granularity: str, 'top-k': str, router: str, 'router-scale': str, seed: str, noise: str, scaling: str, drop: str },
     run: ([dense, out], v) =>
       upcycleCommand(dense, out, {
         experts: s(v.experts),
@@ -68,6 +68,7 @@ const COMMANDS: Record<string, CommandDef> = {
         seed: s(v.seed),
         noise: s(v.noise),
         scaling: s(v.scaling),
+        drop: s(v.drop),
       }),
   },
   bench: {

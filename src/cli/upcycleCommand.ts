@@ -14,6 +14,7 @@ export interface UpcycleFlags {
   seed?: string;
   noise?: string;
   scaling?: string;
+  drop?: string;
 }
 
 export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
@@ -23,6 +24,7 @@ export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
   const topK = flags.topK === undefined ? undefined : numberFlag('top-k', flags.topK, 2, isCount, 'a whole number ≥ 1');
   const seed = numberFlag('seed', flags.seed, 0, isNonNegativeInteger, 'a whole number ≥ 0');
   const noise = numberFlag('noise', flags.noise, 0, (n) => n >= 0, 'a number ≥ 0');
+  const drop = numberFlag('drop', flags.drop, 0, (n) => n >= 0 && n <= 1, 'a number between 0 and 1');
   const routerKind = flags.router ?? 'random';
   if (routerKind !== 'random' && routerKind !== 'zero') throw new CliError(`Unknown router "${routerKind}".`, 'Use --router random or --router zero.');
   const scale = numberFlag('router-scale', flags.routerScale, DEFAULT_ROUTER_SCALE, (n) => n >= 0, 'a number ≥ 0');
@@ -37,6 +39,7 @@ export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
     noise,
     router: routerKind === 'zero' ? { kind: 'zero' } : { kind: 'random', scale },
     scaling: scaling as ExpertScaling,
+    drop,
   };
 }
 
@@ -61,6 +64,8 @@ export async function upcycleCommand(denseDir: string, outDir: string, flags: Up
   const moe = child.spec.moe!;
   process.stdout.write(
     `wrote ${outDir}: mixtral, ${moe.numExperts} experts (granularity ${options.granularity}), top-${moe.topK}, ` +
-      `expert width ${moe.expertIntermediateSize}, ${child.spec.dtype}, ${formatBytes(total)}\n`,
+      `expert width ${moe.expertIntermediateSize}, ${child.spec.dtype}, ${formatBytes(total)}` +
+      (options.drop ? `; Drop-Upcycling re-initialised ${Math.round(options.drop * moe.expertIntermediateSize)} of ${moe.expertIntermediateSize} units per expert, so the child no longer equals its parent` : '') +
+      '\n',
   );
 }

@@ -1,14 +1,13 @@
 // A thin wrapper around @huggingface/tokenizers: the engine only needs text <-> ids.
 import { Tokenizer } from '@huggingface/tokenizers';
+import { MoeError } from './errors.ts';
 
-export class TokenizerError extends Error {
+export class TokenizerError extends MoeError {
   readonly file: string;
-  readonly hint: string;
   constructor(file: string, message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'TokenizerError';
     this.file = file;
-    this.hint = hint;
   }
 }
 

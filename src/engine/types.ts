@@ -100,7 +100,7 @@ export interface MoeSpec {
 
 /**
  * Llama 3.1's RoPE frequency scaling (rope_type "llama3"). For inverse frequency f with wavelength λ = 2π/f:
- * λ > L₀/lowFreqFactor → f/factor; λ < L₀/highFreqFactor → f; in between a linear blend (REFERENCE §7).
+ * λ > L₀/lowFreqFactor → f/factor; λ < L₀/highFreqFactor → f; in between a linear blend (docs/formats.md).
  */
 export interface Llama3RopeScaling {
   type: 'llama3';
@@ -148,7 +148,7 @@ export interface ModelSpec {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routing (REFERENCE §2)
+// Routing (docs/routing.md)
 
 export type RoutingMode =
   | { kind: 'native' }

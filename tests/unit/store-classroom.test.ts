@@ -1,10 +1,11 @@
 // The worker session's classroom requests and the store's intervention history: upcycling the dense
-// llama fixture in memory writes exactly the parent's text (REFERENCE §3 identity); chips cycle and undo.
+// llama fixture in memory writes exactly the parent's text (docs/upcycling.md: the identity); chips cycle and undo.
 import { describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { chipAction, createPlaygroundStore, cycleChip } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
+import { formatRecipe, parseRecipe } from '../../src/state/url.ts';
 
 const llama = resolve(import.meta.dirname, '../fixtures/models/llama_f32');
 
@@ -29,6 +30,23 @@ describe('upcycling in the session', () => {
       expect(proof!.renormalised).toBe(true);
       expect(model).toMatchObject({ numExperts: 8, topK: recipe.topK, architecture: 'mixtral', moeLayers: [0, 1] });
     }
+  });
+
+  it('Drop-Upcycling in the page: the child starts different from its parent, and the recipe says so in its id and link', async () => {
+    const store = createPlaygroundStore();
+    const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+    await session.handle({ type: 'init', preferBackend: 'cpu' });
+    store.getState().begin(1, 'loading');
+    const recipe = { experts: 8, granularity: 1, topK: 2, seed: 3, drop: 0.5 };
+    await session.handle({ type: 'upcycle', requestId: 1, modelId: 'dense-parent', baseUrl: llama, recipe, proof: { prompt: 'The experts', sampling: { temperature: 0.9, topP: 0.95, seed: 11, maxTokens: 8 } } });
+    const { proof, model, error } = store.getState();
+    expect(error).toBeNull();
+    expect(proof!.recipe.drop).toBe(0.5);
+    // Half of every expert's units are new random weights: the logits move far beyond float rounding.
+    expect(proof!.maxLogitDifference).toBeGreaterThan(1e-2);
+    expect(model?.id).toMatch(/d50$/);
+    expect(formatRecipe(recipe)).toBe('E8G1K2S3D50');
+    expect(parseRecipe('E8G1K2S3D50')).toEqual(recipe);
   });
 
   it('reports an impossible recipe as an error and keeps the model that was loaded', async () => {

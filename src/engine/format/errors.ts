@@ -1,17 +1,15 @@
 // Errors a user can cause with a bad checkpoint: a file name, one readable sentence, and a hint.
+import { MoeError } from '../errors.ts';
 
-export class CheckpointError extends Error {
+export class CheckpointError extends MoeError {
   /** The file (or folder / URL) the problem is in, e.g. "model.safetensors" or "config.json". */
   readonly file: string;
-  /** What the user can do about it. */
-  readonly hint: string;
 
   constructor(file: string, message: string, hint: string) {
     // Lead with the file unless the sentence already names it.
-    super(message.includes(file) ? message : `${file}: ${message}`);
+    super(message.includes(file) ? message : `${file}: ${message}`, hint);
     this.name = 'CheckpointError';
     this.file = file;
-    this.hint = hint;
   }
 }
 

@@ -20,6 +20,7 @@ import type {
   WeightSet,
 } from '../types.ts';
 import { f16BitsToFloat, floatToF16Bits, numelOf, toFloat32 } from './dtype.ts';
+import { MoeError } from '../errors.ts';
 
 export const QUANT_SCHEMES: readonly QuantScheme[] = ['none', 'q8', 'q4'];
 
@@ -288,24 +289,18 @@ export function weightBytesBySchemes(weights: WeightSet): Record<QuantScheme, nu
 }
 
 /** A quantization the chosen backend cannot run, or weights that cannot be quantized: one sentence and a hint. */
-export class QuantizationError extends Error {
-  override readonly name = 'QuantizationError';
-  constructor(
-    message: string,
-    readonly hint = 'Load the model without quantization (--quantize none), or on the CPU backend.',
-  ) {
-    super(message);
+export class QuantizationError extends MoeError {
+  constructor(message: string, hint = 'Load the model without quantization (--quantize none), or on the CPU backend.') {
+    super(message, hint);
+    this.name = 'QuantizationError';
   }
 }
 
 /** Weights that do not fit where a backend must hold them; refused before anything is allocated. */
-export class ModelTooLargeError extends Error {
-  override readonly name = 'ModelTooLargeError';
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
+export class ModelTooLargeError extends MoeError {
+  constructor(message: string, hint: string) {
+    super(message, hint);
+    this.name = 'ModelTooLargeError';
   }
 }
 

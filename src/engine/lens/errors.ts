@@ -1,12 +1,11 @@
 // Errors a caller of the lenses can cause: a dense model, no text, two runs that cannot be compared.
+import { MoeError } from '../errors.ts';
 
 /** A lens request that cannot be served; `message` says what, `hint` what to do instead. */
-export class LensError extends Error {
-  readonly hint: string;
+export class LensError extends MoeError {
   constructor(message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'LensError';
-    this.hint = hint;
   }
 }
 

@@ -1,12 +1,11 @@
 // Errors a caller of the engine can cause at run time (too long a prompt, a token the model does not know).
+import { MoeError } from '../errors.ts';
 
 /** A run request the model cannot serve; `message` says what, `hint` what to do instead. */
-export class RunError extends Error {
-  readonly hint: string;
+export class RunError extends MoeError {
   constructor(message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'RunError';
-    this.hint = hint;
   }
 }
 

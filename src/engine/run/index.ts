@@ -53,11 +53,6 @@ export function entropy(probs: ArrayLike<number>): number {
   return h;
 }
 
-/** Router entropy of one token at one layer, in nats. */
-export function routerEntropy(routing: TokenRouting): number {
-  return entropy(routing.probs);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Random numbers and sampling
 

@@ -1,4 +1,4 @@
-// Upcycling (REFERENCE §3): a dense llama/mistral model becomes a Mixtral-layout MoE, in memory.
+// Upcycling (docs/upcycling.md): a dense llama/mistral model becomes a Mixtral-layout MoE, in memory.
 //
 // Every expert starts as (a shard of) the dense FFN and a new router is added. With renormalised
 // top-k over whole copies the MoE computes exactly the parent's function at initialisation.
@@ -7,11 +7,18 @@
 // of f/G; E = N/G copies give N experts and expert j·G+g holds shard g (gate/up rows, down columns).
 // Since down(silu(gate x)·up x) is a sum over intermediate units, the G shards of one copy add up
 // to the dense FFN.
+//
+// Drop-Upcycling (Nakamura et al., ICLR 2025) with ratio r: after copying, each expert re-initialises
+// round(r·I) of its I intermediate units, drawn independently per expert: those rows of gate and up
+// and the same columns of down are replaced by samples from a normal with the mean and standard
+// deviation of the matrix they replace. The experts then differ from the start (which is what lets
+// them specialise), and the child no longer equals its parent at initialisation when r > 0.
 
 import type { DType, FfnWeights, LayerWeights, ModelSpec, MoeSpec, Tensor, WeightSet } from '../types.ts';
 import { fromFloat32, toFloat32 } from '../format/index.ts';
 import { plainTensor } from '../format/quant.ts';
-import { gaussian } from './random.ts';
+import { gaussian, sampleIndices, uniformStream } from './random.ts';
+import { MoeError } from '../errors.ts';
 
 export type RouterInit = { kind: 'random'; seed?: number; scale?: number } | { kind: 'zero' };
 export type ExpertScaling = 'exact' | 'megatron-cuberoot';
@@ -31,6 +38,8 @@ export interface UpcycleOptions {
   noise?: number;
   /** Default 'exact'. */
   scaling?: ExpertScaling;
+  /** Drop-Upcycling ratio r in [0, 1]: share of each expert's intermediate units re-initialised. Default 0. */
+  drop?: number;
   /** Where the parent came from (folder, URL, model id), recorded in the metadata. */
   from?: string;
 }
@@ -46,16 +55,16 @@ export interface UpcyclingMetadata {
   seed: number;
   noise: number;
   scaling: ExpertScaling;
+  /** Drop-Upcycling ratio (0: plain copies). */
+  drop: number;
   parentIntermediateSize: number;
 }
 
 /** Upcycling options that cannot work for this parent. */
-export class UpcycleError extends Error {
-  readonly hint: string;
+export class UpcycleError extends MoeError {
   constructor(message: string, hint: string) {
-    super(message);
+    super(message, hint);
     this.name = 'UpcycleError';
-    this.hint = hint;
   }
 }
 
@@ -102,6 +111,41 @@ function defaultTopK(granularity: number, copies: number): number {
   return granularity * Math.min(2, copies);
 }
 
+/** Mean and (population) standard deviation of a tensor's values. */
+function meanStd(values: Float32Array): { mean: number; std: number } {
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = sum / values.length;
+  let sq = 0;
+  for (const v of values) sq += (v - mean) * (v - mean);
+  return { mean, std: Math.sqrt(sq / values.length) };
+}
+
+/**
+ * Drop-Upcycling of one expert: the intermediate units in `indices` get fresh values from N(mean, std)
+ * of the matrix they replace: rows of gate and up ([I, d]), columns of down ([d, I]).
+ */
+function dropUnits(expert: FfnWeights, indices: number[], nextGaussian: () => number): FfnWeights {
+  if (indices.length === 0) return expert;
+  const rows = (weight: Tensor): Tensor => {
+    const t = plainTensor(weight, 'Drop-Upcycling');
+    const values = toFloat32(t).slice();
+    const { mean, std } = meanStd(values);
+    const d = t.shape[1];
+    for (const i of indices) for (let c = 0; c < d; c++) values[i * d + c] = mean + std * nextGaussian();
+    return fromFloat32(values, t.shape, t.dtype);
+  };
+  const cols = (weight: Tensor): Tensor => {
+    const t = plainTensor(weight, 'Drop-Upcycling');
+    const values = toFloat32(t).slice();
+    const { mean, std } = meanStd(values);
+    const [d, width] = t.shape;
+    for (let r = 0; r < d; r++) for (const i of indices) values[r * width + i] = mean + std * nextGaussian();
+    return fromFloat32(values, t.shape, t.dtype);
+  };
+  return { gate: rows(expert.gate), up: rows(expert.up), down: cols(expert.down) };
+}
+
 function validate(spec: ModelSpec, weights: WeightSet, o: Required<Omit<UpcycleOptions, 'router' | 'from'>>): void {
   const fix = 'Pick the options so that N = E·G whole copies and G divides the FFN width.';
   if ((spec.architecture !== 'llama' && spec.architecture !== 'mistral') || spec.moe !== null) {
@@ -132,6 +176,9 @@ function validate(spec: ModelSpec, weights: WeightSet, o: Required<Omit<UpcycleO
     throw new UpcycleError(`top-k must be a whole number between 1 and the number of experts (${n}), got ${k}.`, `With granularity ${g}, a multiple of ${g} keeps the child exactly equal to its parent.`);
   }
   if (!Number.isFinite(noise) || noise < 0) throw new UpcycleError(`Noise must be a number ≥ 0, got ${noise}.`, 'Use 0 for exact copies or a small value such as 0.01.');
+  if (!Number.isFinite(o.drop) || o.drop < 0 || o.drop > 1) {
+    throw new UpcycleError(`The drop ratio must be a number between 0 and 1, got ${o.drop}.`, 'Use 0 for plain copies; Drop-Upcycling works well with 0.5.');
+  }
 }
 
 /**
@@ -148,6 +195,7 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
     seed: options.seed ?? 0,
     noise: options.noise ?? 0,
     scaling: options.scaling ?? 'exact',
+    drop: options.drop ?? 0,
   };
   validate(spec, weights, o);
   const router = options.router ?? { kind: 'random' };
@@ -171,6 +219,9 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
   const gateUpFactor = o.scaling === 'exact' ? 1 : Math.cbrt(g);
   const noiseRandom = gaussian(o.seed, 1);
   const routerRandom = gaussian(routerSeed, 0);
+  const dropIndexRandom = uniformStream(o.seed, 2);
+  const dropValueRandom = gaussian(o.seed, 3);
+  const dropCount = Math.round(o.drop * shardSize);
 
   const layers: LayerWeights[] = weights.layers.map((layer) => {
     const mlp = layer.mlp as FfnWeights;
@@ -191,15 +242,15 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
     const experts: FfnWeights[] = [];
     for (let e = 0; e < o.experts; e++) {
       const sh = shards[e % g];
-      experts.push(
+      const copy =
         o.noise === 0
           ? scaledShards[e % g]
           : {
               gate: transform(sh.gate, gateUpFactor, o.noise, noiseRandom),
               up: transform(sh.up, gateUpFactor, o.noise, noiseRandom),
               down: transform(sh.down, downFactor, o.noise, noiseRandom),
-            },
-      );
+            };
+      experts.push(dropCount === 0 ? copy : dropUnits(copy, sampleIndices(shardSize, dropCount, dropIndexRandom), dropValueRandom));
     }
     // Router "virtual groups": one random row per copy, repeated for its G shards, so the shards of a
     // copy always tie and top-k (ties → lower index) takes whole copies when k is a multiple of G.
@@ -225,6 +276,7 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
     seed: o.seed,
     noise: o.noise,
     scaling: o.scaling,
+    drop: o.drop,
     parentIntermediateSize: spec.intermediateSize,
   };
   const moe: MoeSpec = {

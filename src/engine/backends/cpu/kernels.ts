@@ -19,7 +19,7 @@ export function rmsNorm(x: Float32Array, width: number, weight: Float32Array, ep
 
 /**
  * inv_freq[i] = theta^(-2i/headDim), rounded to f32 like the Hugging Face rotary embedding; with Llama 3.1
- * scaling, each frequency is then slowed, kept or blended by its wavelength (REFERENCE §7).
+ * scaling, each frequency is then slowed, kept or blended by its wavelength (docs/formats.md).
  */
 export function ropeInverseFrequencies(headDim: number, theta: number, scaling: Llama3RopeScaling | null = null): Float32Array {
   const half = headDim / 2;

@@ -1,6 +1,7 @@
 // The device, its counted buffers, its compiled pipelines, and a recorder that turns a list of kernel
 // dispatches into one command buffer with one uniform upload and (at most) one readback.
 
+import preludeWgsl from '../../../../shaders/prelude.wgsl?raw';
 import weightsWgsl from '../../../../shaders/weights.wgsl?raw';
 import embedWgsl from '../../../../shaders/embed.wgsl?raw';
 import matvecWgsl from '../../../../shaders/matvec.wgsl?raw';
@@ -96,10 +97,6 @@ export class GpuContext {
     };
   }
 
-  get limits(): GPUSupportedLimits {
-    return this.device.limits;
-  }
-
   /** Largest single buffer we may create and bind as storage. */
   get maxBufferBytes(): number {
     return Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
@@ -169,7 +166,9 @@ export class GpuContext {
     const key = readsWeights ? `${name}:${format.code}:${format.group}` : name;
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = readsWeights ? `${weightsWgsl}\n${kernel.weights.map(accessor).join('')}\n${kernel.source}` : kernel.source;
+      const code = readsWeights
+        ? `${preludeWgsl}\n${weightsWgsl}\n${kernel.weights.map(accessor).join('')}\n${kernel.source}`
+        : `${preludeWgsl}\n${kernel.source}`;
       const module = this.device.createShaderModule({ code, label: name });
       p = this.device.createComputePipeline({
         layout: 'auto',

@@ -8,7 +8,7 @@ import { GpuContext, type BufferStats } from './context.ts';
 import { WebGpuUnavailableError } from './errors.ts';
 import { WebGpuModel } from './model.ts';
 
-export { WebGpuUnavailableError, WebGpuDeviceLostError, WebGpuTooLargeError, WebGpuInternalError } from './errors.ts';
+export { WebGpuUnavailableError, WebGpuDeviceLostError, WebGpuTooLargeError, WebGpuUnsupportedError, WebGpuInternalError } from './errors.ts';
 export { WebGpuModel, type WebGpuForwardStats } from './model.ts';
 export type { BufferStats } from './context.ts';
 

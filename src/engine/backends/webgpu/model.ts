@@ -20,7 +20,7 @@ import type {
   WeightSet,
 } from '../../types.ts';
 import { Recorder, USAGE, type GpuContext } from './context.ts';
-import { WebGpuTooLargeError } from './errors.ts';
+import { WebGpuTooLargeError, WebGpuUnsupportedError } from './errors.ts';
 import * as K from './kernels.ts';
 import type { GpuWeight } from './kernels.ts';
 
@@ -198,7 +198,7 @@ export class WebGpuModel implements LoadedModel {
       }
     };
     if (spec.moe && spec.moe.numExperts > MAX_EXPERTS) {
-      throw new WebGpuTooLargeError(`The model has ${spec.moe.numExperts} experts per layer; the WebGPU backend handles at most ${MAX_EXPERTS}.`);
+      throw new WebGpuUnsupportedError(`The model has ${spec.moe.numExperts} experts per layer; the WebGPU backend handles at most ${MAX_EXPERTS}.`);
     }
     this.checkShapes(w);
     // Embedding tables, LM heads and expert stacks larger than one buffer are split (by rows, by experts):
@@ -327,7 +327,7 @@ export class WebGpuModel implements LoadedModel {
       const sameFormat = (t: Tensor) =>
         t.dtype === dtype && (!isQuantized(t) || (isQuantized(first) && t.groupSize === first.groupSize && (t.mins === undefined) === (first.mins === undefined)));
       if (!experts.every((e) => sameFormat(e[name]))) {
-        throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
+        throw new WebGpuUnsupportedError(`${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
       }
       const each = experts[0][name].bytes.byteLength;
       const total = each * experts.length;
