@@ -36,9 +36,10 @@ export function memoryNeeded(
   const widest = Math.max(spec.intermediateSize, spec.moe?.expertIntermediateSize ?? 0, spec.hiddenSize * 4);
   const working = kv + spec.vocabSize * 4 * 2 + widest * 4 * 64;
   const files = weightBytes;
-  // The CPU backend computes from the files' bytes in place unless it quantizes (then the codes are a
-  // second copy while loading); the WebGPU backend uploads and lets the files go.
-  const cpuTotal = quant === 'none' ? files + working : files + weights + working;
+  // The CPU backend copies the weights (as stored, or their quantized codes) into its WebAssembly memory
+  // (at most 4 GiB: src/engine/backends/cpu), so the files and that copy coexist while loading; the WebGPU
+  // backend uploads and lets the files go.
+  const cpuTotal = files + weights + working;
   return { files, weights, working, total: backend === 'webgpu' ? Math.max(files, weights) + working : cpuTotal };
 }
 
