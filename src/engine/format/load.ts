@@ -143,7 +143,11 @@ export async function loadCheckpoint(source: CheckpointSource, options: LoadOpti
     tokenizerConfigJson = parseJson(tokenizerConfigRead.bytes, 'tokenizer_config.json');
   }
 
-  const generationConfigRead = await readChecked(source, 'generation_config.json', 'json', options);
+  // Optional and read last among the small files: when it cannot be fetched at all (an offline copy
+  // kept before this file was read), the model still loads; only extra stop ids are lost.
+  const generationConfigRead = await readChecked(source, 'generation_config.json', 'json', options).catch(
+    () => ({ absent: 'missing' }) as const,
+  );
   let generationConfigJson: unknown;
   if ('bytes' in generationConfigRead) {
     bytesOnDisk += generationConfigRead.bytes.byteLength;
