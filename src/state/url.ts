@@ -2,6 +2,7 @@
 // Every key is whitelisted, typed (zod) and clamped; a bad, oversized or stale value falls back
 // to its default and leaves a notice the page shows. Nothing here touches the DOM.
 import { z } from 'zod';
+import { isLocalModel, isRemoteSource } from './sources.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -150,11 +151,12 @@ const controlList = z
   .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
   .refine((names) => names.every((n) => (CONTROL_NAMES as readonly string[]).includes(n)), `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`)
   .transform((names) => [...new Set(names)] as ControlName[]);
+/** A built-in id, a same-site path (/fixtures/...), or a remote source (hf:ORG/NAME[@REV], an https:// address); never a local file. */
 const modelId = z
   .string()
   .max(LIMITS.modelChars, 'too long')
-  .regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has')
-  .refine((s) => !s.includes('..'), 'climbs out of the site');
+  .refine((s) => isRemoteSource(s) || /^[A-Za-z0-9._/-]*$/.test(s), 'has characters a model id never has')
+  .refine((s) => isRemoteSource(s) || !s.includes('..'), 'climbs out of the site');
 
 const FIELDS = {
   // Model ids are built-in ids or same-site paths (/fixtures/...): letters, digits, . _ - /
@@ -289,6 +291,8 @@ export function formatShareFragment(state: ShareState): string {
   for (const field of Object.keys(KEYS) as (keyof ShareState)[]) {
     const value = state[field];
     if (OMIT_WHEN_DEFAULT.includes(field) && String(value) === String(DEFAULT_SHARE_STATE[field])) continue;
+    // A model from the reader's disk cannot travel: the link opens without it.
+    if ((field === 'model' || field === 'bModel') && isLocalModel(String(value))) continue;
     params.set(KEYS[field], typeof value === 'boolean' ? (value ? '1' : '0') : String(value));
   }
   return params.toString();

@@ -2,6 +2,7 @@
 // Only plain, structured-cloneable data crosses it: no GPU objects, no class instances.
 import type { UpcycleRecipe } from '../state/url.ts';
 import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
+import type { SourceRequest, SourceResponse } from './sourceProtocol.ts';
 
 export interface BackendStatus {
   kind: 'cpu' | 'webgpu';
@@ -59,7 +60,9 @@ export type WorkerRequest =
    */
   | { type: 'upcycle'; requestId: number; modelId: string; baseUrl: string; recipe: UpcycleRecipe; proof: { prompt: string; sampling: SamplingSettings } }
   /** Cancel whatever generation or scoring runs now. */
-  | { type: 'cancel' };
+  | { type: 'cancel' }
+  /** Opening checkpoints from the hub, a URL or the disk, and the models kept on this device (sourceProtocol.ts). */
+  | SourceRequest;
 
 export type WorkerResponse =
   | { type: 'backend'; status: BackendStatus }
@@ -115,4 +118,5 @@ export type WorkerResponse =
       renormalised: boolean;
     }
   | { type: 'cancelled'; requestId: number }
-  | { type: 'error'; requestId?: number; message: string; hint?: string };
+  | { type: 'error'; requestId?: number; message: string; hint?: string }
+  | SourceResponse;
