@@ -125,6 +125,9 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
   const set = store.setState;
   const get = store.getState;
 
+  /** What to do when a link's model is not on this device (the page then opens another model and asks). */
+  let whenMissing: (() => void) | null = null;
+
   function refreshDevice(): void {
     port.send({ type: 'device-list', requestId: port.newRequestId() });
   }
@@ -167,8 +170,9 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
    * A link names a remote model: open it from this device when it is stored (no network), else show
    * host, repository, revision and size and ask. The lookup reads only configs and headers.
    */
-  function askForLink(source: string): void {
+  function askForLink(source: string, onMissing?: () => void): void {
     const requestId = port.newRequestId();
+    whenMissing = onMissing ?? null;
     set({ linkAsk: { source }, download: { requestId, source, status: 'running', progress: null, files: {}, failure: null, warning: null, fromDevice: true } });
     port.send({ type: 'source-fetch', requestId, source, endpoint: get().endpoint, deviceOnly: true });
   }
@@ -227,6 +231,8 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
           if (state.linkAsk && message.failure.reason === 'offline-miss' && d.fromDevice) {
             set({ download: null });
             lookup(state.linkAsk.source);
+            whenMissing?.();
+            whenMissing = null;
             return;
           }
           set({ download: { ...d, status: 'failed', failure: message.failure } });

@@ -26,8 +26,17 @@ import { ProbHeatmap } from '../viz/ProbHeatmap.tsx';
 import { ExpertLoad } from '../viz/ExpertLoad.tsx';
 import { LossStrip } from '../viz/LossStrip.tsx';
 import type { WorkerResponse } from '../worker/protocol.ts';
+// Opening models from the hub, an address or the disk (issue 11).
+import { OpenModel } from './OpenModel.tsx';
+import { DeviceModels } from './DeviceModels.tsx';
+import { createSourceActions, createSourcesStore, hubEndpointFor, isRemoteSource } from '../state/sources.ts';
+import { parseSourceRef } from '../engine/source/ref.ts';
+import { devicePath, storeKeyOf } from '../worker/sourceProtocol.ts';
 
 const BASE = import.meta.env.BASE_URL;
+/** The hub `hf:` models come from: the site's setting, or `?hub=` on loopback (development, tests). */
+const HUB = hubEndpointFor(location.search, import.meta.env.VITE_HUB_ENDPOINT as string | undefined);
+const sourcesStore = createSourcesStore(HUB.endpoint);
 const VIEW_LABEL: Record<ViewName, string> = { paths: 'Token paths', probs: 'Router probabilities', load: 'Expert load' };
 
 async function fetchBuiltInModels(): Promise<BuiltInModel[]> {
@@ -64,7 +73,7 @@ function isFixturePath(id: string): boolean {
 }
 
 /** The model to open: the link's, else `?model=` (tests), else the first built-in one. */
-function chooseModel(models: BuiltInModel[], requested: string): { model: BuiltInModel | null; notice?: string } {
+function chooseModel(models: BuiltInModel[], requested: string): { model: BuiltInModel | null; notice?: string; remote?: string } {
   const query = new URLSearchParams(location.search).get('model') ?? '';
   const byId = (id: string): BuiltInModel | null => {
     const builtIn = models.find((m) => m.id === id);
@@ -76,6 +85,8 @@ function chooseModel(models: BuiltInModel[], requested: string): { model: BuiltI
     return null;
   };
   const fallback = byId(query) ?? models[0] ?? null;
+  // A remote model in a link is never downloaded by itself: the page opens another and asks.
+  if (requested && isRemoteSource(requested)) return { model: fallback, remote: requested };
   if (requested) {
     const wanted = byId(requested);
     if (wanted) return { model: wanted };
@@ -105,7 +116,7 @@ function isSoftwareAdapter(description: string): boolean {
 }
 
 function modelUrl(model: BuiltInModel): string {
-  return model.path.startsWith('/') ? model.path : `${BASE}${model.path}`;
+  return model.path.startsWith('/') || model.path.startsWith('device:') ? model.path : `${BASE}${model.path}`;
 }
 
 export function App() {
@@ -170,6 +181,16 @@ export function App() {
     }
   }, []);
 
+  const sources = useMemo(
+    () =>
+      createSourceActions(sourcesStore, {
+        send: (request) => clientRef.current?.send(request),
+        newRequestId: () => clientRef.current?.newRequestId() ?? 0,
+        openModel: (m) => loadModel(m),
+      }),
+    [loadModel],
+  );
+
   useEffect(() => {
     // The saved example paints before the engine is up.
     fetch(`${BASE}example-trace.json`)
@@ -184,6 +205,7 @@ export function App() {
       const store = playgroundStore.getState();
       // Replies to a request a newer one replaced change nothing on the page (the store drops them too).
       const current = !('requestId' in message) || message.requestId === undefined || message.requestId === store.activeRequest;
+      sources.receive(message);
       store.receive(message);
       if (!current && message.type !== 'error') return;
       switch (message.type) {
@@ -200,13 +222,17 @@ export function App() {
               state.setShare({ ...parsed, step: 0 });
               requested = parsed.model;
             }
-            const { model: picked, notice } = chooseModel(models, requested);
+            const { model: picked, notice, remote } = chooseModel(models, requested);
             if (notice) state.addNotices([notice]);
-            if (!picked) {
-              setStage('no built-in model is installed');
-              return;
-            }
-            loadModel(picked);
+            if (HUB.notice) state.addNotices([HUB.notice]);
+            sources.refreshDevice();
+            const openPicked = () => {
+              if (picked) loadModel(picked);
+              else setStage('no built-in model is installed');
+            };
+            // A link's remote model opens from this device when it is stored; otherwise another model opens and the page asks.
+            if (remote) sources.askForLink(remote, openPicked);
+            else openPicked();
           });
           break;
         case 'progress':
@@ -249,7 +275,7 @@ export function App() {
       unsubscribe();
       client.terminate();
     };
-  }, [loadModel, rescoreIfNeeded]);
+  }, [loadModel, rescoreIfNeeded, sources]);
 
   // A routing or intervention change applies to the text on screen at once.
   const routing = planOf(share);
@@ -293,6 +319,8 @@ export function App() {
     const builtIn = list.find((m) => m.id === id);
     if (builtIn) return { id: builtIn.id, url: modelUrl(builtIn) };
     if (isFixturePath(id)) return { id, url: id.endsWith('/') ? id : `${id}/` };
+    // A hub or web model is read from this device's store (or the worker's memory), never fetched here.
+    if (isRemoteSource(id)) return { id, url: devicePath(storeKeyOf(parseSourceRef(id), HUB.endpoint)) };
     return null;
   }, []);
 
@@ -541,6 +569,13 @@ export function App() {
             router’s choices, losses and the dense vs sparse trade-off are what a large MoE does, at a scale you can run here.
           </p>
         </section>
+      )}
+
+      {!hidden('model') && !locked('model') && !share.embed && (
+        <div className="open-row">
+          <OpenModel store={sourcesStore} actions={sources} backend={backend?.kind ?? null} modelId={model?.id ?? null} onCopyLinkWithoutModel={onShare} />
+          <DeviceModels store={sourcesStore} actions={sources} modelId={model?.id ?? null} />
+        </div>
       )}
 
       {notices.length > 0 && (

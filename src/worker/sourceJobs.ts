@@ -11,9 +11,9 @@ import { SourceError } from '../engine/source/errors.ts';
 import { httpSource, type RemoteSource } from '../engine/source/http.ts';
 import { inspectRemote, type CheckpointPreview } from '../engine/source/inspect.ts';
 import { checkFits, memoryNeeded } from '../engine/source/memory.ts';
-import { DEFAULT_HUB_ENDPOINT, formatSourceRef, hubBaseUrl, parseSourceRef, type SourceRef } from '../engine/source/ref.ts';
+import { formatSourceRef, hubBaseUrl, parseSourceRef, type SourceRef } from '../engine/source/ref.ts';
 import type { ModelStore, StoredFile, StoredModel } from '../engine/source/store.ts';
-import { devicePath, type SourceFailureMessage, type SourcePreview, type SourceRequest, type SourceResponse } from './sourceProtocol.ts';
+import { devicePath, storeKeyOf, type SourceFailureMessage, type SourcePreview, type SourceRequest, type SourceResponse } from './sourceProtocol.ts';
 
 type Post = (message: SourceResponse) => void;
 
@@ -37,14 +37,6 @@ export function browserMemoryLimit(): { bytes: number; name: string } {
     return { bytes: reported * GiB, name: 'the memory this browser reports for this device' };
   }
   return { bytes: 4 * GiB, name: 'the 4 GB this page assumes when the browser does not say how much memory the device has' };
-}
-
-/** The store key of a remote source: its canonical string, plus the hub when it is not the default one. */
-export function storeKeyOf(ref: SourceRef, endpoint: string): string {
-  const text = formatSourceRef(ref);
-  if (ref.kind !== 'hf') return text;
-  const origin = endpoint.replace(/\/+$/, '');
-  return origin === DEFAULT_HUB_ENDPOINT ? text : `${text} via ${origin}`;
 }
 
 function remoteRef(text: string): SourceRef & { kind: 'hf' | 'url' } {

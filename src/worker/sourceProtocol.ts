@@ -4,6 +4,7 @@
 import type { DownloadProgress } from '../engine/source/download.ts';
 import type { SourceFailure } from '../engine/source/errors.ts';
 import type { StoredModel } from '../engine/source/store.ts';
+import { DEFAULT_HUB_ENDPOINT, formatSourceRef, type SourceRef } from '../engine/source/ref.ts';
 
 /** What "Look up" shows before a byte of weights moves. */
 export interface SourcePreview {
@@ -68,3 +69,11 @@ export const SOURCE_REQUEST_TYPES: ReadonlySet<string> = new Set(['source-lookup
 
 /** The `load` baseUrl of a checkpoint the worker holds or stores under `key`. */
 export const devicePath = (key: string) => `device:${key}`;
+/** The store key of a remote source: its canonical string, plus the hub when it is not the default one. */
+export function storeKeyOf(ref: SourceRef, endpoint: string): string {
+  const text = formatSourceRef(ref);
+  if (ref.kind !== 'hf') return text;
+  const origin = endpoint.replace(/\/+$/, '');
+  return origin === DEFAULT_HUB_ENDPOINT ? text : `${text} via ${origin}`;
+}
+
