@@ -235,7 +235,9 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
             whenMissing = null;
             return;
           }
-          set({ download: { ...d, status: 'failed', failure: message.failure } });
+          const files = { ...d.files };
+          for (const [name, received] of Object.entries(message.kept ?? {})) files[name] = { received, size: files[name]?.size ?? received };
+          set({ download: { ...d, status: 'failed', failure: message.failure, files } });
         } else if (state.lookup.status === 'looking' && state.lookup.requestId === message.requestId) {
           set({ lookup: { status: 'failed', requestId: message.requestId, source: message.source, failure: message.failure } });
         } else if (state.local && state.local.requestId === message.requestId) {

@@ -27,7 +27,7 @@ function formatSeconds(s: number): string {
 function Failure({ failure, onRetry, testId }: { failure: SourceFailureMessage; onRetry?: () => void; testId: string }) {
   return (
     <div className="error" role="alert" data-testid={testId} data-reason={failure.reason}>
-      <strong>{failure.message}</strong>
+      <strong>{failure.message.charAt(0).toUpperCase() + failure.message.slice(1)}</strong>
       {failure.hint && <p>{failure.hint}</p>}
       {onRetry && failure.canRetry && (
         <p className="buttons">
@@ -70,7 +70,9 @@ function PreviewCard({ preview, backend }: { preview: SourcePreview; backend: 'c
         {rows.map(([label, value, id]) => (
           <div key={id} className="preview-row">
             <dt>{label}</dt>
-            <dd data-testid={id}>{value}</dd>
+            <dd data-testid={id} {...(id === 'preview-parameters' ? { 'data-total': preview.parametersTotal, 'data-active': preview.parametersActive } : {})}>
+              {value}
+            </dd>
           </div>
         ))}
         <div className="preview-row">

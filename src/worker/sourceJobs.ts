@@ -218,10 +218,11 @@ export class SourceJobs {
     const abort = new AbortController();
     this.running = { requestId: request.requestId, abort };
     let source = request.source;
+    let key = '';
     try {
       const ref = remoteRef(request.source);
       source = formatSourceRef(ref);
-      const key = storeKeyOf(ref, request.endpoint);
+      key = storeKeyOf(ref, request.endpoint);
       const store = await this.store();
       // Stored completely: open from the device, no network at all.
       if (store && (await store.manifest(key))) {
@@ -273,7 +274,11 @@ export class SourceJobs {
             : undefined,
       });
     } catch (error) {
-      this.post({ type: 'source-failed', requestId: request.requestId, source, failure: failureOf(error) });
+      const kept: Record<string, number> = {};
+      const state = this.resume.get(key);
+      for (const [name, bytes] of state?.finished ?? []) kept[name] = bytes.byteLength;
+      for (const [name, part] of state?.partial ?? []) kept[name] = part.received;
+      this.post({ type: 'source-failed', requestId: request.requestId, source, failure: failureOf(error), kept });
     } finally {
       if (this.running?.abort === abort) this.running = null;
     }

@@ -12,6 +12,7 @@ import { memorySource } from '../../src/engine/format/sources.ts';
 import { createPlaygroundStore } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
+import { showToken } from '../../src/viz/palette.ts';
 import { LLM_JP_8X152M_CONFIG, LLM_JP_SHAPED_SMALL_CONFIG, folderRepo, generatedRepo, startStandInHub, type StandInHub } from '../hub/standIn.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -119,7 +120,7 @@ async function stillRuns(page: Page): Promise<void> {
   await page.fill('[data-testid="prompt"]', 'Still here');
   await page.click('[data-testid="generate"]');
   await waitIdle(page, 'moe-top2');
-  expect((await tokenTexts(page)).join('')).toMatch(/^Still here/);
+  expect((await tokenTexts(page)).join('')).toMatch(/^Still·here/);
 }
 
 describe('open a model from the hub', () => {
@@ -134,7 +135,8 @@ describe('open a model from the hub', () => {
     const size = [...hub.repos.get(REPO)!.files.values()].reduce((a, f) => a + f.size, 0);
     expect(await page.textContent('[data-testid="preview-architecture"]')).toBe('mixtral, 3 layers, BF16');
     expect(await page.textContent('[data-testid="preview-experts"]')).toBe('8 experts per layer, top-2');
-    expect(await page.textContent('[data-testid="preview-parameters"]')).toBe(`${(total / 1e6).toFixed(2)} M total, ${(active / 1e6).toFixed(2)} M active per token`);
+    expect(Number(await page.getAttribute('[data-testid="preview-parameters"]', 'data-total'))).toBe(total);
+    expect(Number(await page.getAttribute('[data-testid="preview-parameters"]', 'data-active'))).toBe(active);
     expect(await page.textContent('[data-testid="preview-from"]')).toBe(`${new URL(hub.endpoint).host} · ${REPO} · revision main (commit ${COMMIT.slice(0, 10)})`);
     expect(await page.textContent('[data-testid="source-download"]')).toBe(`Download and open (${(size / 1e6).toFixed(1)} MB)`);
     expect(await page.textContent('[data-testid="preview-memory"]')).toMatch(/CPU engine: about .* \(fits\) · in use/);
@@ -163,7 +165,7 @@ describe('open a model from the hub', () => {
 
     await waitIdle(page, `hf:${REPO}`);
     expect(await page.textContent('[data-testid="model"]')).toMatch(/^hf:test-org\/llmjp-small — mixtral, 3 layers, 8 experts \(top-2\)/);
-    expect(await tokenTexts(page)).toEqual(truth);
+    expect(await tokenTexts(page)).toEqual(truth.map(showToken));
     // Kept on this device, listed with its size.
     await page.waitForSelector(`[data-testid="device-model"][data-source="hf:${REPO} via ${hub.endpoint}"]`);
     expect(await page.textContent('[data-testid="device-models"]')).toContain(`${(size / 1e6).toFixed(1)} MB`);
@@ -176,7 +178,7 @@ describe('open a model from the hub', () => {
     hub = await startStandInHub(repos());
     await page.reload();
     await waitIdle(page, `hf:${REPO}`);
-    expect(await tokenTexts(page)).toEqual(truth);
+    expect(await tokenTexts(page)).toEqual(truth.map(showToken));
     expect(await page.textContent('[data-testid="download-done"]')).toMatch(/from this device \(no network\)/);
     expect(await page.$('[data-testid="link-ask"]')).toBeNull();
 
@@ -256,7 +258,7 @@ describe('every failure has its own sentence, and the model already loaded stays
     const said: Record<string, string> = {};
 
     // Corrupted: the sha256 the hub announced does not match.
-    hub.faults.corrupt!.set('model.safetensors', 5000);
+    hub.faults.corrupt!.set('model.safetensors', 500_000);
     await lookUp(page, 'hf:test-org/llmjp-one');
     await page.click('[data-testid="source-download"]');
     let f = await failureOf(page, 'download-failure');
@@ -276,14 +278,17 @@ describe('every failure has its own sentence, and the model already loaded stays
     expect(f.text).toMatch(/broke off after \d+ of \d+ bytes/);
     said.cut = f.text;
     const received = Number(await page.getAttribute(`[data-testid="file-progress"] li[data-file="${shard}"]`, 'data-received'));
-    expect(received).toBeGreaterThanOrEqual(600_000);
+    expect(received).toBeGreaterThan(0);
     await stillRuns(page);
     hub.log.length = 0;
     await page.click('[data-testid="source-retry"]');
     await waitIdle(page, `hf:${REPO}`);
     // Retry asked only for the rest of the broken file, and nothing it already had.
     const shardReads = hub.log.filter((r) => r.path.endsWith(shard) && r.path.startsWith('file-host:'));
-    expect(shardReads.map((r) => r.range)).toEqual([`bytes=${received}-`]);
+    const shardSize = hub.repos.get(REPO)!.files.get(shard)!.size;
+    expect(shardReads).toHaveLength(1);
+    // Chromium spells the open-ended range out to the file's end once it knows the size.
+    expect([`bytes=${received}-`, `bytes=${received}-${shardSize - 1}`]).toContain(shardReads[0].range);
     expect(hub.log.some((r) => r.path.endsWith('config.json'))).toBe(false);
 
     // Cancel: the sentence, then Retry finishes the rest.
@@ -337,7 +342,7 @@ describe('open a checkpoint folder from the disk', () => {
     store.getState().begin(2, 'generating', 'native');
     await session.handle({ type: 'generate', requestId: 2, prompt: PROMPT, sampling: { temperature: 0.8, topP: 0.95, seed: 5, maxTokens: 4 }, routing: 'native' });
     await session.idle();
-    expect(await tokenTexts(page)).toEqual(store.getState().run!.tokenTexts);
+    expect(await tokenTexts(page)).toEqual(store.getState().run!.tokenTexts.map(showToken));
     expect(await page.textContent('[data-testid="local-note"]')).toMatch(/comes from your disk: a link cannot carry it/);
     await page.waitForFunction(() => location.hash.includes('prompt='));
     expect(await page.evaluate(() => location.hash)).not.toMatch(/model=/);
