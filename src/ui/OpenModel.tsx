@@ -18,6 +18,11 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
+/** Memory in binary units, as the refusal sentences give it (src/engine/source/memory.ts). */
+function formatMemory(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GB` : `${Math.ceil(n / 2 ** 20)} MB`;
+}
+
 function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return 'estimating';
   if (s < 60) return `${Math.ceil(s)} s`;
@@ -80,13 +85,13 @@ function PreviewCard({ preview, backend }: { preview: SourcePreview; backend: 'c
           <dd data-testid="preview-memory">
             {(['cpu', 'webgpu'] as const).map((b) => (
               <span key={b} className="memory-line" data-backend={b} data-fits={preview.memory[b].refusal === null}>
-                {b === 'cpu' ? 'CPU engine' : 'WebGPU'}: about {formatBytes(preview.memory[b].bytes)}
+                {b === 'cpu' ? 'CPU engine' : 'WebGPU'}: about {formatMemory(preview.memory[b].bytes)}
                 {preview.memory[b].refusal ? ' (does not fit)' : ' (fits)'}
                 {backend === b ? ' · in use' : ''}
                 <br />
               </span>
             ))}
-            <span className="small">Limit: {preview.memoryLimit.name}, {formatBytes(preview.memoryLimit.bytes)}.</span>
+            <span className="small">Limit: {preview.memoryLimit.name}, {formatMemory(preview.memoryLimit.bytes)}.</span>
           </dd>
         </div>
       </dl>
