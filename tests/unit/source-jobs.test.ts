@@ -12,6 +12,9 @@ import type { SourceResponse } from '../../src/worker/sourceProtocol.ts';
 import { createSourceActions, createSourcesStore, hubEndpointFor } from '../../src/state/sources.ts';
 import { DEFAULT_SHARE_STATE, formatShareFragment, parseShareFragment } from '../../src/state/url.ts';
 import type { WorkerRequest } from '../../src/worker/protocol.ts';
+import { EngineSession } from '../../src/worker/session.ts';
+import type { WorkerResponse } from '../../src/worker/protocol.ts';
+import { dirSource } from '../../src/cli/fsSource.ts';
 import { LLM_JP_SHAPED_SMALL_CONFIG, generatedRepo, startStandInHub, type StandInHub } from '../hub/standIn.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -158,5 +161,25 @@ describe('the page side', () => {
     actions.receive({ type: 'source-fetched', requestId: req.requestId, source: 'hf:org/stored', modelPath: 'device:hf:org/stored', fromDevice: true });
     expect(opened).toEqual(['hf:org/stored device:hf:org/stored']);
     expect(fallback).toBe(1);
+  });
+});
+
+describe('the engine session', () => {
+  it('a load overtaken by a newer one (a download finished while a built-in model loaded) is not installed', async () => {
+    const posted: WorkerResponse[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const folder = (name: string) => dirSource(join(root, 'tests/fixtures/models', name));
+    const session = new EngineSession(
+      (m) => posted.push(m),
+      (base) => (base === 'slow' ? { label: 'slow', readFile: async (n, p) => (await gate, folder('llama_f32').readFile(n, p)) } : folder('mixtral_f32')),
+    );
+    await session.handle({ type: 'init', preferBackend: 'cpu' });
+    const first = session.handle({ type: 'load', requestId: 1, modelId: 'older', baseUrl: 'slow' });
+    await session.handle({ type: 'load', requestId: 2, modelId: 'newer', baseUrl: 'fast' });
+    release();
+    await first;
+    expect(posted.filter((m) => m.type === 'loaded').map((m) => (m as { model: { id: string } }).model.id)).toEqual(['newer']);
+    expect(posted).toContainEqual({ type: 'cancelled', requestId: 1 });
   });
 });
