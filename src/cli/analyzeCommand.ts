@@ -122,6 +122,8 @@ export interface AnalyzeJson {
   loss: number;
   activeShare: number;
   domainDivergence: number[];
+  /** [layer][domain][domain]: total-variation distance between two domains' shares. */
+  domainPairwise: number[][][];
   localityDetail: CorpusAnalysis['locality']['layers'];
   coactivationChance: number[];
   load: {
@@ -199,6 +201,7 @@ export function analysisJson(
     loss: analysis.point.loss,
     activeShare: analysis.point.activeShare,
     domainDivergence: analysis.domain.divergence,
+    domainPairwise: analysis.domain.pairwise,
     localityDetail: analysis.locality.layers,
     coactivationChance: analysis.coactivation.chance,
     load: analysis.load.layers.map(({ tokens: _tokens, ...rest }) => rest),

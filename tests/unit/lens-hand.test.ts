@@ -41,6 +41,11 @@ describe('lenses on a hand-made trace', () => {
     // layer 3: TV(a) = ½(1/6 + 1/8 + 1/6 + 1/8) = 7/24, TV(b) = ½(1/3 + 1/4 + 1/3 + 1/4) = 14/24 → mean 21/48.
     expect(lens.divergence[0]).toBeCloseTo(15 / 48, 15);
     expect(lens.divergence[1]).toBeCloseTo(21 / 48, 15);
+    // a vs b at layer 1: ½(|.5 − 0| + |.25 − .5| + |.125 − .5| + |.125 − 0|) = 0.625; a domain is 0 from itself.
+    expect(lens.pairwise[0]).toEqual([
+      [0, 0.625],
+      [0.625, 0],
+    ]);
     // Several cells reach 50% (2× fair share); the first in (domain, layer, expert) order is a / layer 1 / expert 0.
     expect(lens.top).toMatchObject({ layer: 1, expert: 0, domain: 'a', share: 0.5, tokenRate: 1, ratio: 2 });
     expect(lens.sentence).toBe(

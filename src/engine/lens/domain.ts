@@ -39,6 +39,8 @@ export interface DomainLens {
    * 0 when every domain is routed alike (no topic specialisation); 1 when domains use disjoint experts.
    */
   divergence: number[];
+  /** pairwise[m][d1][d2]: total-variation distance between two domains' shares at layer m (0 = routed alike). */
+  pairwise: number[][][];
   /** The (layer, expert, domain) with the largest share × E; null when nothing was routed. */
   top: DomainSpecialist | null;
   sentence: string;
@@ -81,6 +83,10 @@ export function createDomainLens(shape: LensShape, domainNames: readonly string[
           : used.reduce((a, d) => a + 0.5 * d.share[m].reduce((s, x, e) => s + Math.abs(x - pooled[e]), 0), 0) /
             used.length,
       );
+      const tv = (x: number[], y: number[]) => 0.5 * x.reduce((s, v, e) => s + Math.abs(v - y[e]), 0);
+      const pairwise = shape.moeLayers.map((_, m) =>
+        domains.map((d1) => domains.map((d2) => tv(d1.share[m], d2.share[m]))),
+      );
       let top: DomainSpecialist | null = null;
       for (const d of used)
         d.share.forEach((row, m) =>
@@ -104,6 +110,7 @@ export function createDomainLens(shape: LensShape, domainNames: readonly string[
         domains,
         pooledShare,
         divergence,
+        pairwise,
         top,
         sentence: domainSentence(top, divergence, shape.moeLayers, E, used.length),
       };

@@ -105,6 +105,7 @@ export function tradeoffLens(points: readonly TradeoffPoint[]): TradeoffLens {
 const CLOSE = 0.01;
 
 function tradeoffSentence(points: TradeoffPoint[], dense: TradeoffPoint | null): string {
+  if (points.length === 0) return 'No routing modes were swept, so there is no trade-off to read.';
   const finite = points.filter((p) => Number.isFinite(p.loss));
   if (finite.length === 0) return 'No text had two tokens in a window, so no loss could be measured.';
   if (!dense) {
