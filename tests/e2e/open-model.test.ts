@@ -347,11 +347,25 @@ describe('open a checkpoint folder from the disk', () => {
     expect(await page.evaluate(() => location.hash)).not.toMatch(/model=/);
     await page.screenshot({ path: resolve(shots, 'open-local-folder.png') });
 
+    // Dropped files (what a drop of the folder's files gives): the same model, under the drop's name.
+    await page.evaluate(async () => {
+      const data = new DataTransfer();
+      for (const name of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+        const bytes = await (await fetch(`/fixtures/mixtral_f32/${name}`)).arrayBuffer();
+        data.items.add(new File([bytes], name));
+      }
+      const target = document.querySelector('[data-testid="open-model"]')!;
+      target.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+      target.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    });
+    await waitIdle(page, 'local:4 files');
+    expect(await tokenTexts(page)).toEqual(store.getState().run!.tokenTexts.map(showToken));
+
     // A folder that is not a checkpoint: its sentence, the model stays.
     await page.setInputFiles('[data-testid="files-input"]', join(root, 'README.md'));
     const f = await failureOf(page, 'local-failure');
     expect(f.text).toMatch(/has no config\.json/);
-    expect(await page.textContent('[data-testid="model"]')).toMatch(/^local:mixtral_f32 — /);
+    expect(await page.textContent('[data-testid="model"]')).toMatch(/^local:4 files — /);
     await page.close();
   });
 });
