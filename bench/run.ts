@@ -6,12 +6,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchOptionsFromFlags, printBench, runBench } from '../src/cli/benchCommand.ts';
+import { benchOptionsFromFlags, printBench, runBench, torchAvailable } from '../src/cli/benchCommand.ts';
 import { isNonNegativeInteger, numberFlag, openCheckpoint } from '../src/cli/common.ts';
+import { resolveSource } from '../src/cli/sources.ts';
 import { benchLenses, formatLensTable } from './lens.ts';
-import { makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
+import { BENCH_MODEL_SIZES, makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
+const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -23,6 +24,8 @@ async function main(): Promise<number> {
       'decode-tokens': { type: 'string' },
       'min-seconds': { type: 'string' },
       size: { type: 'string' },
+      quantize: { type: 'string' },
+      'no-torch': { type: 'boolean' },
       'lens-tokens': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -38,10 +41,10 @@ async function main(): Promise<number> {
   if (!dir && values.size === undefined && existsSync(join(BUILT_IN, 'config.json'))) dir = BUILT_IN;
   if (!dir) {
     const size = (values.size ?? 'small') as BenchModelSize;
-    if (!['small', 'default', 'tiny'].includes(size)) throw new Error(`--size ${size}: use small, default or tiny`);
+    if (!BENCH_MODEL_SIZES.includes(size)) throw new Error(`--size ${size}: use ${BENCH_MODEL_SIZES.join(', ')}`);
     temp = mkdtempSync(join(tmpdir(), 'moe-bench-'));
     dir = makeBenchModels(temp, size);
-    if (!values.json) process.stderr.write(`no model given and no built-in moe-top2: wrote a synthetic ${size} 8-expert f16 Mixtral to ${dir}\n`);
+    if (!values.json) process.stderr.write(`wrote a synthetic ${size} 8-expert top-2 f16 Mixtral (random weights) to ${dir}\n`);
   }
   // Dawn's GPU promises do not keep Node's event loop alive on their own.
   const keepAlive = setInterval(() => {}, 60_000);
@@ -53,14 +56,23 @@ async function main(): Promise<number> {
       promptTokens: values['prompt-tokens'],
       decodeTokens: values['decode-tokens'],
       minSeconds: values['min-seconds'],
+      quantize: values.quantize,
       json: values.json === true,
     });
+    // The PyTorch eager loop on the same weights, in the same run, unless switched off or unavailable.
+    if (!values['no-torch']) {
+      const ref = resolveSource(dir); // PyTorch reads a folder (a built-in id names one too)
+      if (torchAvailable() && ref.kind === 'local') options.torchModelDir = ref.path;
+      else if (!values.json) process.stderr.write('PyTorch (/usr/bin/python3 with torch) not found: no PyTorch baseline in this run\n');
+    }
     const json = values.json === true;
     const label = dir === BUILT_IN ? 'public/models/moe-top2' : dir;
     const lensTokens = numberFlag('lens-tokens', values['lens-tokens'], 256, isNonNegativeInteger, 'a whole number ≥ 0');
     const report = json ? await runBench(ckpt, label, options) : await printBench(ckpt, label, options, false);
-    // Lens throughput (bench/lens.ts), printed under the speed table with each backend's native prefill alongside.
-    const prefill = Object.fromEntries(report.results.filter((r) => r.routing === 'native').map((r) => [r.backend, r.prefillTokensPerSecond]));
+    // Lens throughput (bench/lens.ts), printed under the speed table with each backend's native prefill alongside
+    // (of the first weight format measured).
+    const firstQuant = options.quantize?.[0] ?? 'none';
+    const prefill = Object.fromEntries(report.results.filter((r) => r.routing === 'native' && r.quantization === firstQuant).map((r) => [r.backend, r.prefillTokensPerSecond]));
     const lenses =
       lensTokens > 0 && ckpt.spec.moe
         ? await benchLenses(ckpt, { backends: options.backends, tokens: lensTokens, minSeconds: options.minSeconds, prefill })

@@ -9,6 +9,7 @@ import { createPlaygroundStore } from '../src/state/store.ts';
 import { saveRun } from '../src/state/example.ts';
 import { DEFAULT_PROMPT } from '../src/state/url.ts';
 import { EngineSession } from '../src/worker/session.ts';
+import { formatPlanText, parsePlanText } from '../src/engine/routing/index.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const index = resolve(root, 'public/models/index.json');
@@ -18,13 +19,13 @@ const [label, folder] = builtIn ? [builtIn.id, resolve(root, 'public', builtIn.p
 const store = createPlaygroundStore();
 const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
 async function send(request: Parameters<EngineSession['handle']>[0]) {
-  if ('requestId' in request) store.getState().begin(request.requestId, request.type === 'load' ? 'loading' : 'generating', 'routing' in request ? request.routing : undefined);
+  if ('requestId' in request) store.getState().begin(request.requestId, request.type === 'load' ? 'loading' : 'generating', 'routing' in request ? formatPlanText(request.routing) : undefined);
   await session.handle(request);
   await session.idle();
 }
 await send({ type: 'init', preferBackend: 'cpu' });
 await send({ type: 'load', requestId: 1, modelId: label, baseUrl: folder });
-await send({ type: 'generate', requestId: 2, prompt: DEFAULT_PROMPT, sampling: { temperature: 0.8, topP: 0.95, seed: 3, maxTokens: 20 }, routing: 'native' });
+await send({ type: 'generate', requestId: 2, prompt: DEFAULT_PROMPT, sampling: { temperature: 0.8, topP: 0.95, seed: 3, maxTokens: 20 }, routing: parsePlanText('native') });
 const { run, error } = store.getState();
 if (error || !run) throw new Error(`generation failed: ${error?.message}`);
 const out = resolve(root, 'public/example-trace.json');

@@ -6,12 +6,14 @@
 struct Params {
   f: u32, d: u32, tokens: u32, slots: u32,
   recBase: u32, recExperts: u32, hOffset: u32, outScale: f32,
+  eBase: u32, eCount: u32, _p1: u32, _p2: u32,  // this dispatch's experts (stacks larger than one buffer are split)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> WD: array<u32>;
 @group(0) @binding(2) var<storage, read> ACT: array<f32>;
 @group(0) @binding(3) var<storage, read> ROUTE: array<u32>;
 @group(0) @binding(4) var<storage, read_write> H: array<f32>;
+@group(0) @binding(5) var<storage, read> WD_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
 const WG = 64u;
 const ROW_SPLIT = 32768u;
@@ -31,13 +33,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var acc = 0.0;
   for (var slot = 0u; slot < count; slot++) {
     let expert = ROUTE[rb + 1u + slot];
+    if (expert < P.eBase || expert - P.eBase >= P.eCount) { continue; }
     let w = bitcast<f32>(ROUTE[rb + 1u + E + slot]);
-    let wb = expert * P.d * P.f + row * P.f;
+    let wb = (expert - P.eBase) * P.d * P.f + row * P.f;
     let ab = (t * P.slots + slot) * P.f;
     var dot = 0.0;
     for (var k = lid; k < P.f; k += WG) {
       let i = wb + k;
-      dot += weightFromWord(WD[wordIndex(i)], i) * ACT[ab + k];
+      dot += weight_WD(i) * ACT[ab + k];
     }
     acc += w * dot;
   }

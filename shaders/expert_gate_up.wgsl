@@ -6,6 +6,7 @@
 struct Params {
   f: u32, d: u32, tokens: u32, slots: u32,          // slots: width of the ACT slot dimension
   recBase: u32, recExperts: u32, xOffset: u32, _p0: u32,  // routing record layout (router.wgsl) with E = recExperts
+  eBase: u32, eCount: u32, _p1: u32, _p2: u32,      // this dispatch's experts (stacks larger than one buffer are split)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> WG_GATE: array<u32>;
@@ -13,6 +14,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read> ROUTE: array<u32>;
 @group(0) @binding(5) var<storage, read_write> ACT: array<f32>;
+@group(0) @binding(6) var<storage, read> WG_GATE_Q: array<u32>; // scales of quantized weights (weights.wgsl)
+@group(0) @binding(7) var<storage, read> WG_UP_Q: array<u32>;
 
 const WG = 64u;
 const ROW_SPLIT = 32768u;
@@ -35,17 +38,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   let count = workgroupUniformLoad(&countShared);
   let expert = workgroupUniformLoad(&expertShared);
-  if (row >= P.f || slot >= count) { return; }
+  if (row >= P.f || slot >= count || expert < P.eBase || expert - P.eBase >= P.eCount) { return; }
 
-  let wb = expert * P.f * P.d + row * P.d;
+  let wb = (expert - P.eBase) * P.f * P.d + row * P.d;
   let xb = P.xOffset + t * P.d;
   var g = 0.0;
   var u = 0.0;
   for (var k = lid; k < P.d; k += WG) {
     let i = wb + k;
     let x = X[xb + k];
-    g += weightFromWord(WG_GATE[wordIndex(i)], i) * x;
-    u += weightFromWord(WG_UP[wordIndex(i)], i) * x;
+    g += weight_WG_GATE(i) * x;
+    u += weight_WG_UP(i) * x;
   }
   gPart[lid] = g;
   uPart[lid] = u;

@@ -13,6 +13,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read> BIAS: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(5) var<storage, read> W_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
 const TILE = 16u;
 var<workgroup> xTile: array<array<f32, 16>, 16>; // [token][k]
@@ -33,7 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var wv = 0.0;
     if (rl < P.rows && k < P.K) {
       let i = P.wOffset + rl * P.K + k;
-      wv = weightFromWord(W[wordIndex(i)], i);
+      wv = weight_W(i);
     }
     xTile[lid.y][lid.x] = xv;
     wTile[lid.y][lid.x] = wv;

@@ -12,6 +12,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read> BIAS: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(5) var<storage, read> W_Q: array<u32>; // scales of quantized weights (weights.wgsl)
 
 const WG = 64u;
 // Rows beyond 65535 workgroups per dimension spill into y (large vocabularies).
@@ -28,7 +29,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var acc = 0.0;
   for (var k = lid; k < P.K; k += WG) {
     let i = wBase + k;
-    acc += weightFromWord(W[wordIndex(i)], i) * X[xBase + k];
+    acc += weight_W(i) * X[xBase + k];
   }
   partial[lid] = acc;
   workgroupBarrier();

@@ -1,6 +1,6 @@
 // Shared pieces of the `moe` command: errors, loading a checkpoint folder, picking a backend.
 import type { Backend, BackendKind, ModelSpec, QuantScheme, RoutingPlan } from '../engine/types.ts';
-import { parseQuantScheme, quantizeWeights } from '../engine/format/quant.ts';
+import { parseQuantScheme } from '../engine/format/quant.ts';
 import { loadCheckpoint, type Checkpoint } from '../engine/format/index.ts';
 import { createCpuBackend } from '../engine/backends/cpu/index.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
@@ -59,14 +59,7 @@ export async function createBackend(kind: BackendKind, quantize: QuantScheme = '
   // Dawn's globals (GPUBufferUsage...) must exist before the backend module is evaluated.
   const gpu = await nodeGpu();
   const { createWebGpuBackend } = await import('../engine/backends/webgpu/index.ts');
-  const backend = await createWebGpuBackend(gpu);
-  if (quantize === 'none') return backend;
-  return {
-    kind: backend.kind,
-    description: `${backend.description}, weights quantized to ${quantize}`,
-    load: (spec, weights) => backend.load(spec, quantizeWeights(weights, quantize)),
-    dispose: () => backend.dispose(),
-  };
+  return createWebGpuBackend(gpu, { quantize });
 }
 
 export function routingPlan(spec: ModelSpec, mode: string | undefined, interventions: string | undefined): RoutingPlan {

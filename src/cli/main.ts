@@ -71,9 +71,9 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   bench: {
-    usage: 'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode)',
+    usage: 'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--quantize none,q8,q4] [--torch] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; weights as stored; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode; --torch adds the PyTorch eager loop, 1 thread, same run)',
     positionals: 1,
-    options: { routing: str, backend: str, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
+    options: { routing: str, backend: str, quantize: str, torch: flag, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
     run: ([dir], v) =>
       benchCommand(dir, {
         routing: s(v.routing),
@@ -81,6 +81,8 @@ const COMMANDS: Record<string, CommandDef> = {
         promptTokens: s(v['prompt-tokens']),
         decodeTokens: s(v['decode-tokens']),
         minSeconds: s(v['min-seconds']),
+        quantize: s(v.quantize),
+        torch: v.torch === true,
         json: v.json === true,
       }),
   },

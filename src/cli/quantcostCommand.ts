@@ -87,7 +87,7 @@ export async function runQuantcost(dir: string, flags: QuantcostFlags): Promise<
   };
 }
 
-const pct = (x: number) => (Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)}%`);
+const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(1)}%`);
 
 export function formatQuantcost(r: QuantcostReport): string {
   const head = `model: ${r.model}, routing ${r.routing}, ${r.tokens} tokens of ${r.texts.join(', ')} in windows of ${r.window}`;

@@ -4,7 +4,7 @@
 // load (`port.openModel`), so a failure anywhere keeps the model already loaded.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { DownloadProgress } from '../engine/source/download.ts';
-import { SourceError } from '../engine/source/errors.ts';
+import type { SourceError } from '../engine/source/errors.ts';
 import { DEFAULT_HUB_ENDPOINT, isLoopbackHost, parseSourceRef } from '../engine/source/ref.ts';
 import type { StoredModel } from '../engine/source/store.ts';
 import type { WorkerRequest, WorkerResponse } from '../worker/protocol.ts';

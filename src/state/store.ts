@@ -1,11 +1,16 @@
 // The playground's state: plain data only (settings, traces, progress, errors). GPU objects stay
-// in the worker. Worker messages enter through `receive`, one reducer, so tests can drive the
-// store with the same messages the engine sends.
-import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
+// in the worker. One zustand store made of slices: the run slice here (settings, the text on screen
+// and its scores, fed by worker messages through `receive`, one reducer, so tests can drive it with
+// the messages the engine sends) and the page slice (pageSlice.ts). The controller (controller/)
+// holds the actions that talk to the worker; a feature adds its own slice next to these
+// (docs/architecture.md).
+import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
+import { formatInterventions, formatPlanText, parseInterventions } from '../engine/routing/index.ts';
+import type { Intervention, RoutingTrace } from '../engine/types.ts';
 import type { BackendStatus, ModelStatus, TokenChoice, WorkerResponse } from '../worker/protocol.ts';
 import type { ParameterFacts } from './derive.ts';
-import { clamp, CONTROL_NAMES, DEFAULT_SHARE_STATE, LIMITS, MODE_KINDS, VIEWS, type ShareState } from './url.ts';
+import { DEFAULT_SHARE_STATE, sanitizeShare, type ShareState } from './url.ts';
+import { createPageSlice, type PageSlice } from './pageSlice.ts';
 
 export interface BuiltInModel {
   id: string;
@@ -52,7 +57,7 @@ export interface RunState {
 
 export type Activity = 'idle' | 'loading' | 'generating' | 'scoring';
 
-export interface PlaygroundState {
+export interface RunSlice {
   backend: BackendStatus | null;
   /** null until public/models/index.json was read; [] when no built-in model is installed. */
   builtInModels: BuiltInModel[] | null;
@@ -96,19 +101,23 @@ type UpcycledMessage = Extract<WorkerResponse, { type: 'upcycled' }>;
 
 /** The next state of one expert's chip: none → ablate (-) → force (+) → none; the order of other chips is kept. */
 export function cycleChip(iv: string, layer: number, expert: number): string {
-  const chips = iv.split(',').filter((c) => c !== '');
-  const key = `L${layer}E${expert}`;
-  const at = chips.findIndex((c) => c.slice(0, -1) === key);
-  if (at < 0) return [...chips, `${key}-`].join(',');
-  if (chips[at].endsWith('-')) chips[at] = `${key}+`;
-  else chips.splice(at, 1);
-  return chips.join(',');
+  const now = chipAction(iv, layer, expert);
+  return setChip(iv, layer, expert, now === null ? 'ablate' : now === 'ablate' ? 'force' : null);
+}
+
+/** Sets one expert's chip to `action`, or removes it (null); the order of other chips is kept. */
+export function setChip(iv: string, layer: number, expert: number, action: Intervention['action'] | null): string {
+  const list = parseInterventions(iv);
+  const at = list.findIndex((c) => c.layer === layer && c.expert === expert);
+  if (action === null) return formatInterventions(list.filter((_, i) => i !== at));
+  if (at >= 0) list[at] = { layer, expert, action };
+  else list.push({ layer, expert, action });
+  return formatInterventions(list);
 }
 
 /** The action on one expert in an intervention list, if any. */
-export function chipAction(iv: string, layer: number, expert: number): 'ablate' | 'force' | null {
-  const chip = iv.split(',').find((c) => c.slice(0, -1) === `L${layer}E${expert}`);
-  return chip ? (chip.endsWith('-') ? 'ablate' : 'force') : null;
+export function chipAction(iv: string, layer: number, expert: number): Intervention['action'] | null {
+  return parseInterventions(iv).find((c) => c.layer === layer && c.expert === expert)?.action ?? null;
 }
 
 function factsOf(model: ModelStatus | null): ParameterFacts | null {
@@ -117,37 +126,18 @@ function factsOf(model: ModelStatus | null): ParameterFacts | null {
   return { parametersTotal, parametersNonExpert, parametersPerExpert, moeLayers: [...moeLayers] };
 }
 
-function emptyTrace(moeLayers: number[]): RoutingTrace {
-  return { moeLayers: [...moeLayers], positions: [], layers: moeLayers.map(() => [] as TokenRouting[]) };
-}
-
-/** Settings from any source (UI, link, test) pass through the same whitelist and limits. */
-export function sanitizeShare(current: ShareState, patch: Partial<ShareState>): ShareState {
-  const next = { ...current, ...patch };
-  const num = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
-  next.k = Math.round(clamp(num(next.k, current.k), LIMITS.k));
-  next.t = clamp(num(next.t, current.t), LIMITS.t);
-  next.temperature = clamp(num(next.temperature, current.temperature), LIMITS.temperature);
-  next.topP = clamp(num(next.topP, current.topP), LIMITS.topP);
-  next.seed = Math.round(clamp(num(next.seed, current.seed), LIMITS.seed));
-  next.maxTokens = Math.round(clamp(num(next.maxTokens, current.maxTokens), LIMITS.maxTokens));
-  next.layer = Math.round(clamp(num(next.layer, current.layer), LIMITS.layer));
-  next.token = Math.round(clamp(num(next.token, current.token), LIMITS.token));
-  if (!(MODE_KINDS as readonly string[]).includes(next.mode)) next.mode = current.mode;
-  if (!(VIEWS as readonly string[]).includes(next.view)) next.view = current.view;
-  next.step = Math.round(clamp(num(next.step, current.step), LIMITS.step));
-  for (const key of ['compare', 'presenter', 'embed'] as const) if (typeof next[key] !== 'boolean') next[key] = current[key];
-  for (const key of ['hide', 'lock'] as const) {
-    next[key] = Array.isArray(next[key]) ? next[key].filter((n) => (CONTROL_NAMES as readonly string[]).includes(n)) : current[key];
-  }
-  for (const key of ['iv', 'bModel', 'bRouting', 'upcycle'] as const) if (typeof next[key] !== 'string') next[key] = current[key];
-  if (typeof next.prompt !== 'string') next.prompt = current.prompt;
-  next.prompt = next.prompt.slice(0, LIMITS.promptChars);
-  return next;
-}
+/** The whole state: every slice. A feature's slice is added here and in createPlaygroundStore. */
+export type PlaygroundState = RunSlice & PageSlice;
 
 export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_STATE): StoreApi<PlaygroundState> {
-  return createStore<PlaygroundState>()((set, get) => ({
+  return createStore<PlaygroundState>()((...a) => ({
+    ...createRunSlice(initialShare)(...a),
+    ...createPageSlice(...a),
+  }));
+}
+
+function createRunSlice(initialShare: ShareState): StateCreator<PlaygroundState, [], [], RunSlice> {
+  return (set, get) => ({
     backend: null,
     builtInModels: null,
     model: null,
@@ -293,7 +283,8 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
           const run = state.run;
           const sameTokens = run !== null && run.tokenIds.length === message.tokenIds.length && run.tokenIds.every((id, i) => id === message.tokenIds[i]);
           const logProbs: (number | null)[] = [null, ...message.logProbs];
-          const changedRouting = sameTokens && run.routing !== message.routing;
+          const routing = formatPlanText(message.routing);
+          const changedRouting = sameTokens && run.routing !== routing;
           set({
             activity: 'idle',
             run: {
@@ -309,8 +300,8 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
               previousRouting: changedRouting ? run.routing : sameTokens ? run.previousRouting : null,
               kl: message.klVsPrevious ?? (sameTokens && !changedRouting ? run.kl : null),
               top: message.top,
-              routing: message.routing,
-              generatedWith: run && sameTokens ? run.generatedWith : message.routing,
+              routing,
+              generatedWith: run && sameTokens ? run.generatedWith : routing,
               generateTokensPerSecond: run && sameTokens ? run.generateTokensPerSecond : null,
               scoreTokensPerSecond: message.tokensPerSecond,
             },
@@ -333,5 +324,5 @@ export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_S
           return;
       }
     },
-  }));
+  });
 }

@@ -1,8 +1,24 @@
 // The share link: the whole experiment in the URL fragment, with a schema version.
-// Every key is whitelisted, typed (zod) and clamped; a bad, oversized or stale value falls back
-// to its default and leaves a notice the page shows. Nothing here touches the DOM.
+// Every field is declared once, in SHARE_FIELDS (key in the link, schema, default, label, whether a
+// default is left out); the state type, the defaults, the whitelist, the notices, the clamping and
+// the store's sanitising are all derived from that table. A bad, oversized or stale value falls back
+// to its default and leaves a notice the page shows. Routing text is read and checked by the engine's
+// routing vocabulary (src/engine/routing). Nothing here touches the DOM.
 import { z } from 'zod';
 import { isLocalModel, isRemoteSource } from './sources.ts';
+import {
+  fitInterventions as fitInterventionList,
+  formatInterventions,
+  formatPlanText,
+  formatRoutingMode,
+  parseInterventions,
+  parsePlanText,
+  type RouterShape,
+} from '../engine/routing/index.ts';
+import type { RoutingMode, RoutingPlan } from '../engine/types.ts';
+import type { UpcycleRecipe } from '../worker/protocol.ts';
+
+export type { UpcycleRecipe };
 
 export const SCHEMA_VERSION = 1;
 
@@ -12,205 +28,234 @@ export type ViewName = (typeof VIEWS)[number];
 export const MODE_KINDS = ['native', 'dense', 'topk', 'threshold'] as const;
 export type ModeKind = (typeof MODE_KINDS)[number];
 
-/** Everything a link reproduces. `gen` is the routing the text was generated under; `mode` (+k, t) the one it is viewed under. */
-export interface ShareState {
-  model: string;
-  prompt: string;
-  mode: ModeKind;
-  k: number;
-  t: number;
-  gen: string;
-  temperature: number;
-  topP: number;
-  seed: number;
-  maxTokens: number;
-  layer: number;
-  token: number;
-  view: ViewName;
-  /** Interventions on the router, canonical "L1E3-,L0E2+" (ablate -, force +); '' for none. */
-  iv: string;
-  /** Two panes on the same text. */
-  compare: boolean;
-  /** The second pane's model ('' = the same as the first) and routing string (may carry interventions). */
-  bModel: string;
-  bRouting: string;
-  /** Upcycle the model in the browser first: "E8G1K2S0" = 8 experts, granularity 1, top-2, router seed 0; '' = no. */
-  upcycle: string;
-  /** Large type and high contrast for a projector. */
-  presenter: boolean;
-  /** No chrome (for an iframe). */
-  embed: boolean;
-  /** Teacher controls: control groups hidden, or shown but locked. */
-  hide: ControlName[];
-  lock: ControlName[];
-  /** Guided tour step shown (-1: none). */
-  step: number;
-}
-
 /** Control groups a teacher can hide or lock through the link. */
 export const CONTROL_NAMES = ['model', 'prompt', 'generate', 'sampling', 'routing', 'interventions', 'upcycle', 'compare', 'views', 'export', 'share', 'tour'] as const;
 export type ControlName = (typeof CONTROL_NAMES)[number];
 
-export const LIMITS = {
+/** Limits that are not one field's range. */
+const TEXT_LIMITS = {
   promptChars: 2000,
   modelChars: 200,
   /** A fragment longer than this is not read at all (a 100 kB link is an attack or an accident). */
   fragmentChars: 12_000,
-  k: [1, 256],
-  t: [0, 256],
-  temperature: [0, 2],
-  topP: [0.01, 1],
-  seed: [0, 4294967295],
-  maxTokens: [1, 512],
-  layer: [0, 255],
-  token: [0, 8191],
-  step: [-1, 99],
+  /** Interventions in one list. */
   interventions: 64,
+  /** Characters of one routing text ("topk:2|L1E3-,…"). */
+  routingChars: 64 * 12 + 24,
 } as const;
 
 export const DEFAULT_PROMPT = 'The experts of a mixture';
 
-export const DEFAULT_SHARE_STATE: ShareState = {
-  model: '',
-  prompt: DEFAULT_PROMPT,
-  mode: 'native',
-  k: 2,
-  t: 1,
-  gen: 'native',
-  temperature: 0.8,
-  topP: 0.95,
-  seed: 42,
-  maxTokens: 24,
-  layer: 0,
-  token: 0,
-  view: 'paths',
-  iv: '',
-  compare: false,
-  bModel: '',
-  bRouting: 'native',
-  upcycle: '',
-  presenter: false,
-  embed: false,
-  hide: [],
-  lock: [],
-  step: -1,
-};
+// ---------------------------------------------------------------------------------------------
+// Field kinds: each gives the schema that reads the link's text, how a value is written back, and
+// how any value (from the UI, the link or a test) is made safe for the store.
 
-/** Keys left out of a link while they hold their default, so classroom settings do not lengthen every link. */
-const OMIT_WHEN_DEFAULT: readonly (keyof ShareState)[] = ['iv', 'compare', 'bModel', 'bRouting', 'upcycle', 'presenter', 'embed', 'hide', 'lock', 'step'];
+interface Field<T> {
+  /** The name in the fragment. */
+  key: string;
+  /** Reads the fragment's text; a failure is refused with its message. */
+  schema: z.ZodType<T, string>;
+  default: T;
+  /** How a notice names it. */
+  label: string;
+  /** Left out of a link while it holds its default, so classroom settings do not lengthen every link. */
+  omitWhenDefault: boolean;
+  /** Numbers: the range a value is clamped to (with a notice when a link's value is out of it). */
+  range?: readonly [number, number];
+  /** Any value → a safe one; `current` is kept when the value is of the wrong kind. */
+  sanitize(value: unknown, current: T): T;
+  write(value: T): string;
+}
 
-/** Short names in the fragment; the whitelist. */
-const KEYS = {
-  model: 'model',
-  prompt: 'prompt',
-  mode: 'mode',
-  k: 'k',
-  t: 't',
-  gen: 'gen',
-  temperature: 'temp',
-  topP: 'topp',
-  seed: 'seed',
-  maxTokens: 'max',
-  layer: 'layer',
-  token: 'tok',
-  view: 'view',
-  iv: 'iv',
-  compare: 'cmp',
-  bModel: 'bmodel',
-  bRouting: 'bmode',
-  upcycle: 'up',
-  presenter: 'pres',
-  embed: 'embed',
-  hide: 'hide',
-  lock: 'lock',
-  step: 'step',
-} as const satisfies Record<keyof ShareState, string>;
+interface Common<T> {
+  key: string;
+  label: string;
+  default: T;
+  omitWhenDefault?: boolean;
+}
 
-const decimal = z.string().trim().regex(/^-?\d+(\.\d+)?$/, 'not a number').transform(Number);
-const integer = z.string().trim().regex(/^-?\d+$/, 'not a whole number').transform(Number);
-const MODE_PATTERN = '(native|dense|topk:[1-9]\\d{0,2}|threshold:\\d{1,3}(\\.\\d{1,4})?)';
-const IV_PATTERN = 'L\\d{1,3}E\\d{1,3}[+-]';
-/** "L1E3-,L0E2+": at most LIMITS.interventions chips. */
-const interventionList = z
+const decimalText = z.string().trim().regex(/^-?\d+(\.\d+)?$/, 'not a number').transform(Number);
+const integerText = z.string().trim().regex(/^-?\d+$/, 'not a whole number').transform(Number);
+
+export function clamp(value: number, [min, max]: readonly [number, number]): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+function numberField(o: Common<number> & { range: readonly [number, number]; integer: boolean }): Field<number> & { range: readonly [number, number] } {
+  return {
+    ...o,
+    omitWhenDefault: o.omitWhenDefault ?? false,
+    schema: o.integer ? integerText : decimalText,
+    sanitize: (v, current) => {
+      const n = clamp(typeof v === 'number' && Number.isFinite(v) ? v : current, o.range);
+      return o.integer ? Math.round(n) : n;
+    },
+    write: String,
+  };
+}
+
+function flagField(o: Common<boolean>): Field<boolean> {
+  return {
+    ...o,
+    omitWhenDefault: o.omitWhenDefault ?? false,
+    schema: z.enum(['0', '1']).transform((v) => v === '1'),
+    sanitize: (v, current) => (typeof v === 'boolean' ? v : current),
+    write: (v) => (v ? '1' : '0'),
+  };
+}
+
+function choiceField<T extends string>(o: Common<T> & { choices: readonly [T, ...T[]] }): Field<T> {
+  return {
+    ...o,
+    omitWhenDefault: o.omitWhenDefault ?? false,
+    schema: z.enum(o.choices) as unknown as z.ZodType<T, string>,
+    sanitize: (v, current) => ((o.choices as readonly unknown[]).includes(v) ? (v as T) : current),
+    write: String,
+  };
+}
+
+/** A text field; `tidy` makes any string safe (e.g. cuts it to length). */
+function textField(o: Common<string> & { schema: z.ZodType<string, string>; tidy?: (s: string) => string }): Field<string> {
+  const tidy = o.tidy ?? ((s: string) => s);
+  return {
+    ...o,
+    omitWhenDefault: o.omitWhenDefault ?? false,
+    sanitize: (v, current) => (typeof v === 'string' ? tidy(v) : current),
+    write: String,
+  };
+}
+
+function controlListField(o: Common<ControlName[]>): Field<ControlName[]> {
+  const known = CONTROL_NAMES as readonly string[];
+  return {
+    ...o,
+    omitWhenDefault: o.omitWhenDefault ?? false,
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
+      .refine((names) => names.every((n) => known.includes(n)), `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`)
+      .transform((names) => [...new Set(names)] as ControlName[]),
+    sanitize: (v, current) => (Array.isArray(v) ? (v.filter((n) => known.includes(n)) as ControlName[]) : current),
+    write: String,
+  };
+}
+
+/** Routing text ("topk:1|L1E3-"), read by the engine's parser and written back in its canonical form. */
+const routingText = z
   .string()
   .trim()
-  .toUpperCase()
-  .regex(new RegExp(`^(${IV_PATTERN}(,${IV_PATTERN}){0,${LIMITS.interventions - 1}})?$`), 'not a list of interventions such as L1E3-,L0E2+');
-/** A routing mode, optionally with interventions after '|': "topk:1|L1E3-". */
-const routingString = z
-  .string()
-  .trim()
-  .regex(new RegExp(`^${MODE_PATTERN}(\\|${IV_PATTERN}(,${IV_PATTERN}){0,${LIMITS.interventions - 1}})?$`, 'i'), 'not a routing mode')
-  .transform((s) => {
-    const [mode, iv] = s.split('|');
-    return iv ? `${mode.toLowerCase()}|${iv.toUpperCase()}` : mode.toLowerCase();
+  .max(TEXT_LIMITS.routingChars, 'too long')
+  .transform((text, ctx) => {
+    try {
+      const plan = parsePlanText(text);
+      if (plan.interventions.length > TEXT_LIMITS.interventions) throw new Error(`more than ${TEXT_LIMITS.interventions} interventions`);
+      return formatPlanText(plan);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `not a routing mode: ${error instanceof Error ? error.message : String(error)}` });
+      return z.NEVER;
+    }
   });
-const flag = z.enum(['0', '1']).transform((v) => v === '1');
-const controlList = z
+
+/** "L1E3-,L0E2+": the engine's intervention list, canonical, at most TEXT_LIMITS.interventions. */
+const interventionText = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
-  .refine((names) => names.every((n) => (CONTROL_NAMES as readonly string[]).includes(n)), `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`)
-  .transform((names) => [...new Set(names)] as ControlName[]);
+  .trim()
+  .max(TEXT_LIMITS.interventions * 12, 'too long')
+  .transform((text, ctx) => {
+    try {
+      const list = parseInterventions(text);
+      if (list.length > TEXT_LIMITS.interventions) throw new Error(`more than ${TEXT_LIMITS.interventions} of them`);
+      return formatInterventions(list);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `not a list of interventions such as L1E3-,L0E2+: ${error instanceof Error ? error.message : String(error)}` });
+      return z.NEVER;
+    }
+  });
+
 /** A built-in id, a same-site path (/fixtures/...), or a remote source (hf:ORG/NAME[@REV], an https:// address); never a local file. */
-const modelId = z
+const modelIdText = z
   .string()
-  .max(LIMITS.modelChars, 'too long')
+  .max(TEXT_LIMITS.modelChars, 'too long')
   .refine((s) => isRemoteSource(s) || /^[A-Za-z0-9._/-]*$/.test(s), 'has characters a model id never has')
   .refine((s) => isRemoteSource(s) || !s.includes('..'), 'climbs out of the site');
 
-const FIELDS = {
-  // Model ids are built-in ids or same-site paths (/fixtures/...): letters, digits, . _ - /
-  model: modelId,
-  prompt: z.string().max(LIMITS.promptChars, `longer than ${LIMITS.promptChars} characters`),
-  mode: z.enum(MODE_KINDS),
-  k: integer,
-  t: decimal,
-  gen: routingString,
-  temperature: decimal,
-  topP: decimal,
-  seed: integer,
-  maxTokens: integer,
-  layer: integer,
-  token: integer,
-  view: z.enum(VIEWS),
-  iv: interventionList,
-  compare: flag,
-  bModel: modelId,
-  bRouting: routingString,
-  upcycle: z.string().trim().toUpperCase().regex(/^(E[1-9]\d{0,2}G[1-9]\d?K[1-9]\d{0,2}S\d{1,9})?$/, 'not an upcycling recipe such as E8G1K2S0'),
-  presenter: flag,
-  embed: flag,
-  hide: controlList,
-  lock: controlList,
-  step: integer,
-} satisfies Record<keyof ShareState, z.ZodType>;
+const RECIPE = /^E([1-9]\d{0,2})G([1-9]\d?)K([1-9]\d{0,2})S(\d{1,9})$/;
 
-const NUMERIC_KEYS = ['k', 't', 'temperature', 'topP', 'seed', 'maxTokens', 'layer', 'token', 'step'] as const;
+// ---------------------------------------------------------------------------------------------
+// The table: every field of a link, once. Order = order in the link.
 
-const LABEL: Record<keyof ShareState, string> = {
-  model: 'model',
-  prompt: 'prompt',
-  mode: 'routing mode',
-  k: 'top-k',
-  t: 'threshold',
-  gen: 'generation routing',
-  temperature: 'temperature',
-  topP: 'top-p',
-  seed: 'seed',
-  maxTokens: 'maximum tokens',
-  layer: 'layer',
-  token: 'selected token',
-  view: 'view',
-  iv: 'interventions',
-  compare: 'compare switch',
-  bModel: 'second pane model',
-  bRouting: 'second pane routing',
-  upcycle: 'upcycling recipe',
-  presenter: 'presenter switch',
-  embed: 'embed switch',
-  hide: 'hidden controls',
-  lock: 'locked controls',
-  step: 'tour step',
+export const SHARE_FIELDS = {
+  /** Built-in model id or same-site checkpoint path (/fixtures/...): letters, digits, . _ - / */
+  model: textField({ key: 'model', label: 'model', default: '', schema: modelIdText }),
+  prompt: textField({
+    key: 'prompt',
+    label: 'prompt',
+    default: DEFAULT_PROMPT,
+    schema: z.string().max(TEXT_LIMITS.promptChars, `longer than ${TEXT_LIMITS.promptChars} characters`),
+    tidy: (s) => s.slice(0, TEXT_LIMITS.promptChars),
+  }),
+  /** The routing the text is viewed (scored) under: mode + k or t. */
+  mode: choiceField<ModeKind>({ key: 'mode', label: 'routing mode', default: 'native', choices: MODE_KINDS }),
+  k: numberField({ key: 'k', label: 'top-k', default: 2, range: [1, 256], integer: true }),
+  t: numberField({ key: 't', label: 'threshold', default: 1, range: [0, 256], integer: false }),
+  /** The routing the text was generated under (what a link replays), as routing text. */
+  gen: textField({ key: 'gen', label: 'generation routing', default: 'native', schema: routingText }),
+  temperature: numberField({ key: 'temp', label: 'temperature', default: 0.8, range: [0, 2], integer: false }),
+  topP: numberField({ key: 'topp', label: 'top-p', default: 0.95, range: [0.01, 1], integer: false }),
+  seed: numberField({ key: 'seed', label: 'seed', default: 42, range: [0, 4294967295], integer: true }),
+  maxTokens: numberField({ key: 'max', label: 'maximum tokens', default: 24, range: [1, 512], integer: true }),
+  layer: numberField({ key: 'layer', label: 'layer', default: 0, range: [0, 255], integer: true }),
+  token: numberField({ key: 'tok', label: 'selected token', default: 0, range: [0, 8191], integer: true }),
+  view: choiceField<ViewName>({ key: 'view', label: 'view', default: 'paths', choices: VIEWS }),
+  /** Interventions on the router, canonical "L1E3-,L0E2+" (ablate -, force +); '' for none. */
+  iv: textField({ key: 'iv', label: 'interventions', default: '', omitWhenDefault: true, schema: interventionText }),
+  /** Two panes on the same text. */
+  compare: flagField({ key: 'cmp', label: 'compare switch', default: false, omitWhenDefault: true }),
+  /** The second pane's model ('' = the same as the first). */
+  bModel: textField({ key: 'bmodel', label: 'second pane model', default: '', omitWhenDefault: true, schema: modelIdText }),
+  /** The second pane's routing text (may carry interventions). */
+  bRouting: textField({ key: 'bmode', label: 'second pane routing', default: 'native', omitWhenDefault: true, schema: routingText }),
+  /** Upcycle the model in the browser first: "E8G1K2S0" = 8 experts, granularity 1, top-2, router seed 0; '' = no. */
+  upcycle: textField({
+    key: 'up',
+    label: 'upcycling recipe',
+    default: '',
+    omitWhenDefault: true,
+    schema: z
+      .string()
+      .trim()
+      .toUpperCase()
+      .refine((s) => s === '' || RECIPE.test(s), 'not an upcycling recipe such as E8G1K2S0'),
+  }),
+  /** Large type and high contrast for a projector. */
+  presenter: flagField({ key: 'pres', label: 'presenter switch', default: false, omitWhenDefault: true }),
+  /** No chrome (for an iframe). */
+  embed: flagField({ key: 'embed', label: 'embed switch', default: false, omitWhenDefault: true }),
+  /** Teacher controls: control groups hidden, or shown but locked. */
+  hide: controlListField({ key: 'hide', label: 'hidden controls', default: [], omitWhenDefault: true }),
+  lock: controlListField({ key: 'lock', label: 'locked controls', default: [], omitWhenDefault: true }),
+  /** Guided tour step shown (-1: none). */
+  step: numberField({ key: 'step', label: 'tour step', default: -1, range: [-1, 99], integer: true, omitWhenDefault: true }),
+};
+
+type Fields = typeof SHARE_FIELDS;
+type FieldName = keyof Fields;
+type ValueOf<F> = F extends Field<infer T> ? T : never;
+
+/** Everything a link reproduces, derived from SHARE_FIELDS. */
+export type ShareState = { [K in FieldName]: ValueOf<Fields[K]> };
+
+const FIELD_NAMES = Object.keys(SHARE_FIELDS) as FieldName[];
+/** Loosely typed view of the table, for the loops below. */
+const field = (name: FieldName): Field<unknown> => SHARE_FIELDS[name] as unknown as Field<unknown>;
+
+export const DEFAULT_SHARE_STATE: ShareState = Object.fromEntries(FIELD_NAMES.map((name) => [name, field(name).default])) as ShareState;
+
+type RangedName = { [K in FieldName]: Fields[K] extends { range: readonly [number, number] } ? K : never }[FieldName];
+/** Every limit: the text limits, and each numeric field's range (derived from the table). */
+export const LIMITS = {
+  ...TEXT_LIMITS,
+  ...(Object.fromEntries(FIELD_NAMES.filter((n) => field(n).range).map((n) => [n, field(n).range])) as Record<RangedName, readonly [number, number]>),
 };
 
 export interface ParsedShare {
@@ -227,8 +272,15 @@ function quote(value: string): string {
   return JSON.stringify(short);
 }
 
-export function clamp(value: number, [min, max]: readonly [number, number]): number {
-  return Math.min(max, Math.max(min, value));
+/** Settings from any source (UI, link, test) pass through the same whitelist and limits. */
+export function sanitizeShare(current: ShareState, patch: Partial<ShareState>): ShareState {
+  const next = { ...current };
+  const out = next as Record<FieldName, unknown>;
+  for (const name of FIELD_NAMES) {
+    if (!(name in patch)) continue;
+    out[name] = field(name).sanitize((patch as Record<string, unknown>)[name], current[name]);
+  }
+  return next;
 }
 
 /** Reads a fragment ("#v=1&prompt=..." or without the '#'). Never throws. */
@@ -258,28 +310,28 @@ export function parseShareFragment(fragment: string): ParsedShare {
     );
     return { state, present, notices };
   }
-  const known = new Set<string>(['v', ...Object.values(KEYS)]);
+  const known = new Set<string>(['v', ...FIELD_NAMES.map((n) => field(n).key)]);
   for (const key of new Set(params.keys())) {
     if (!known.has(key)) notices.push(`The link parameter ${quote(key)} is unknown and was ignored.`);
   }
-  for (const field of Object.keys(KEYS) as (keyof ShareState)[]) {
-    const value = params.get(KEYS[field]);
+  for (const name of FIELD_NAMES) {
+    const spec = field(name);
+    const value = params.get(spec.key);
     if (value === null) continue;
-    const result = FIELDS[field].safeParse(value);
+    const result = spec.schema.safeParse(value);
     if (!result.success) {
       const reason = result.error.issues[0]?.message ?? 'invalid';
-      notices.push(`The link's ${LABEL[field]} ${quote(value)} was refused (${reason}); the default is used.`);
+      notices.push(`The link's ${spec.label} ${quote(value)} was refused (${reason}); the default is used.`);
       continue;
     }
-    let parsed = result.data as ShareState[typeof field];
-    if ((NUMERIC_KEYS as readonly string[]).includes(field)) {
-      const numeric = parsed as number;
-      const limited = clamp(numeric, LIMITS[field as (typeof NUMERIC_KEYS)[number]]);
-      if (limited !== numeric) notices.push(`The link's ${LABEL[field]} ${quote(value)} is out of range and was clamped to ${limited}.`);
-      parsed = limited as ShareState[typeof field];
+    let parsed = result.data;
+    if (spec.range) {
+      const limited = clamp(parsed as number, spec.range);
+      if (limited !== parsed) notices.push(`The link's ${spec.label} ${quote(value)} is out of range and was clamped to ${limited}.`);
+      parsed = limited;
     }
-    (state as unknown as Record<string, unknown>)[field] = parsed;
-    present.add(field);
+    (state as Record<FieldName, unknown>)[name] = parsed;
+    present.add(name);
   }
   return { state, present, notices };
 }
@@ -288,53 +340,50 @@ export function parseShareFragment(fragment: string): ParsedShare {
 export function formatShareFragment(state: ShareState): string {
   const params = new URLSearchParams();
   params.set('v', String(SCHEMA_VERSION));
-  for (const field of Object.keys(KEYS) as (keyof ShareState)[]) {
-    const value = state[field];
-    if (OMIT_WHEN_DEFAULT.includes(field) && String(value) === String(DEFAULT_SHARE_STATE[field])) continue;
+  for (const name of FIELD_NAMES) {
+    const spec = field(name);
+    const value = state[name];
+    if (spec.omitWhenDefault && String(value) === String(spec.default)) continue;
     // A model from the reader's disk cannot travel: the link opens without it.
-    if ((field === 'model' || field === 'bModel') && isLocalModel(String(value))) continue;
-    params.set(KEYS[field], typeof value === 'boolean' ? (value ? '1' : '0') : String(value));
+    if ((name === 'model' || name === 'bModel') && isLocalModel(String(value))) continue;
+    params.set(spec.key, spec.write(value));
   }
   return params.toString();
 }
 
-/** The routing string the engine reads for the mode fields of a state. */
-export function routingOf(state: Pick<ShareState, 'mode' | 'k' | 't'>): string {
+// ---------------------------------------------------------------------------------------------
+// Share state ⇄ the engine's routing plan
+
+/** The routing mode the mode fields of a state ask for. */
+export function modeOf(state: Pick<ShareState, 'mode' | 'k' | 't'>): RoutingMode {
   switch (state.mode) {
     case 'topk':
-      return `topk:${state.k}`;
+      return { kind: 'topk', k: state.k };
     case 'threshold':
-      return `threshold:${state.t}`;
+      return { kind: 'threshold', t: state.t };
     default:
-      return state.mode;
+      return { kind: state.mode };
   }
 }
 
-/** The routing string with the interventions, as the worker reads it: "topk:2|L1E3-". */
-export function planOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): string {
-  return withInterventions(routingOf(state), state.iv);
+/** The mode as text ("topk:3"). */
+export function routingOf(state: Pick<ShareState, 'mode' | 'k' | 't'>): string {
+  return formatRoutingMode(modeOf(state));
 }
 
-export function withInterventions(routing: string, iv: string): string {
-  return iv ? `${routing}|${iv}` : routing;
+/** The plan the engine runs for a state: its mode and its interventions. */
+export function planOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): RoutingPlan {
+  return { mode: modeOf(state), interventions: parseInterventions(state.iv) };
 }
 
-/** Splits "topk:2|L1E3-" into its mode and interventions. */
-export function splitPlan(plan: string): { mode: string; iv: string } {
-  const [mode, iv = ''] = plan.split('|');
-  return { mode, iv };
+/** The plan as routing text ("topk:2|L1E3-"): how the page shows it and the link stores `gen`. */
+export function planTextOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): string {
+  return formatPlanText(planOf(state));
 }
 
 /** Upcycling recipe "E8G1K2S0" ⇄ numbers. */
-export interface UpcycleRecipe {
-  experts: number;
-  granularity: number;
-  topK: number;
-  seed: number;
-}
-
 export function parseRecipe(recipe: string): UpcycleRecipe | null {
-  const m = /^E(\d+)G(\d+)K(\d+)S(\d+)$/i.exec(recipe);
+  const m = RECIPE.exec(recipe.toUpperCase());
   return m ? { experts: Number(m[1]), granularity: Number(m[2]), topK: Number(m[3]), seed: Number(m[4]) } : null;
 }
 
@@ -343,14 +392,14 @@ export function formatRecipe(r: UpcycleRecipe): string {
 }
 
 /**
- * Clamps the model-dependent fields once the model is known (k ≤ E, layer < MoE layers, token < tokens),
- * returning the fixed state and a notice per change.
+ * Clamps the model-dependent fields once the model is known (k ≤ E, layer < MoE layers, interventions
+ * the model can apply), returning the fixed state and a notice per change.
  */
 export function fitToModel(state: ShareState, model: { numExperts: number; numMoeLayers: number; moeLayers?: number[] }): { state: ShareState; notices: string[] } {
   const notices: string[] = [];
   const next = { ...state };
   if (next.iv && model.moeLayers) {
-    const fitted = fitInterventions(next.iv, model.numExperts, model.moeLayers);
+    const fitted = fitInterventions(next.iv, { numExperts: model.numExperts, moeLayers: model.moeLayers });
     notices.push(...fitted.notices);
     next.iv = fitted.iv;
   }
@@ -366,8 +415,8 @@ export function fitToModel(state: ShareState, model: { numExperts: number; numMo
     notices.push(`Threshold ${next.t} is above E = ${E}, where no expert can pass; it was set to ${E}.`);
     next.t = E;
   }
-  const genMatch = /^(topk|threshold):(.+)$/.exec(next.gen);
-  if (genMatch && Number(genMatch[2]) > E) {
+  const genMode = parsePlanText(next.gen).mode;
+  if ((genMode.kind === 'topk' && genMode.k > E) || (genMode.kind === 'threshold' && genMode.t > E)) {
     notices.push(`The generation routing ${next.gen} does not fit a model with ${E} experts; native routing is used.`);
     next.gen = 'native';
   }
@@ -379,29 +428,8 @@ export function fitToModel(state: ShareState, model: { numExperts: number; numMo
   return { state: next, notices };
 }
 
-/** Keeps the chips this model can apply (an MoE layer, an existing expert, one action per expert); a notice per dropped chip. */
-export function fitInterventions(iv: string, numExperts: number, moeLayers: number[]): { iv: string; notices: string[] } {
-  const notices: string[] = [];
-  const kept = new Map<string, string>();
-  const ablatedPerLayer = new Map<number, number>();
-  for (const chip of iv.split(',').filter((c) => c !== '')) {
-    const m = /^L(\d+)E(\d+)([+-])$/.exec(chip);
-    if (!m) continue;
-    const layer = Number(m[1]);
-    const expert = Number(m[2]);
-    const key = `L${layer}E${expert}`;
-    if (!moeLayers.includes(layer)) {
-      notices.push(`Intervention ${chip} was dropped: layer ${layer} has no router in this model (MoE layers: ${moeLayers.join(', ') || 'none'}).`);
-    } else if (expert >= numExperts) {
-      notices.push(`Intervention ${chip} was dropped: this model has experts 0..${numExperts - 1}.`);
-    } else if (kept.has(key)) {
-      notices.push(`Intervention ${chip} was dropped: ${key} already has an intervention.`);
-    } else if (m[3] === '-' && (ablatedPerLayer.get(layer) ?? 0) + 1 >= numExperts) {
-      notices.push(`Intervention ${chip} was dropped: it would ablate every expert of layer ${layer}.`);
-    } else {
-      if (m[3] === '-') ablatedPerLayer.set(layer, (ablatedPerLayer.get(layer) ?? 0) + 1);
-      kept.set(key, chip);
-    }
-  }
-  return { iv: [...kept.values()].join(','), notices };
+/** An intervention list (text) fitted to a model by the engine's rules: what is kept, and a notice per dropped one. */
+export function fitInterventions(iv: string, shape: RouterShape): { iv: string; notices: string[] } {
+  const { kept, notices } = fitInterventionList(parseInterventions(iv), shape);
+  return { iv: formatInterventions(kept), notices };
 }

@@ -1,21 +1,16 @@
-// Compare: the text on screen (pane A: the main model and routing) scored by a second engine
-// (pane B: its own model and routing, in its own worker), with per-token routing differences
-// highlighted and the totals side by side.
-import { useEffect, useMemo, useRef, useState } from 'react';
-import { useStore } from 'zustand';
-import { EngineClient } from './engineClient.ts';
-import { createPlaygroundStore, type RunState } from '../state/store.ts';
-import { usePlayground, playgroundStore } from '../state/useStore.ts';
+// Compare: the text on screen (pane A) beside the same text scored by a second engine (pane B, run
+// by the controller's compare module with its own model and routing), with per-token routing
+// differences outlined and the totals side by side.
+import { usePaneB, usePlayground } from '../state/useStore.ts';
+import type { RunState } from '../state/store.ts';
 import { activeShare, meanExpertsPerLayer, meanLoss } from '../state/derive.ts';
-import { parseRecipe, planOf, splitPlan } from '../state/url.ts';
+import { planTextOf } from '../state/url.ts';
 import type { ModelStatus } from '../worker/protocol.ts';
-import { expertColor, inkOn, showToken } from '../viz/palette.ts';
+import { formatPlanText, formatRoutingMode, parsePlanText, parseRoutingMode, withMode } from '../engine/routing/index.ts';
+import { showToken, tokenMark } from '../viz/palette.ts';
 import { formatNumber, formatPercent } from './format.ts';
 
 interface Props {
-  /** Resolves a model id to the folder URL (built-in id or fixture path); null when unknown. */
-  resolveModel(id: string): { id: string; url: string } | null;
-  preferBackend: 'webgpu' | 'cpu';
   locked: boolean;
 }
 
@@ -45,20 +40,19 @@ function TokenRow({ run, layer, diffs, pane }: { run: RunState; layer: number; d
     <p className="compare-tokens" data-testid={`compare-tokens-${pane}`}>
       {run.tokenTexts.map((text, i) => {
         const routing = rows[i];
-        const expert = routing?.experts[0];
-        const fill = expert === undefined ? '#eeeeee' : expertColor(expert);
+        const mark = tokenMark(routing);
         const differs = diffs?.[i] ?? false;
         const lp = run.logProbs[i];
         return (
           <span
             key={i}
             className={`ctoken${differs ? ' ctoken-diff' : ''}`}
-            style={{ background: fill, color: inkOn(fill) }}
+            style={{ background: mark.fill, color: mark.ink }}
             data-diff={differs}
             title={`token ${i}: experts ${routing?.experts.join(', ') ?? '–'}${lp !== null && lp !== undefined ? `, loss ${(-lp).toFixed(3)}` : ''}${differs ? ' — routed differently from the other pane' : ''}`}
           >
             {showToken(text)}
-            <sub>{expert ?? '–'}</sub>
+            <sub>{mark.expertLabel}</sub>
             {differs && <span className="sr-only"> (routed differently)</span>}
           </span>
         );
@@ -67,93 +61,23 @@ function TokenRow({ run, layer, diffs, pane }: { run: RunState; layer: number; d
   );
 }
 
-export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
+export function ComparePane({ locked }: Props) {
   const share = usePlayground((s) => s.share);
   const runA = usePlayground((s) => s.run);
   const modelA = usePlayground((s) => s.model);
   const builtInModels = usePlayground((s) => s.builtInModels);
-  const activityA = usePlayground((s) => s.activity);
-  const paneStore = useMemo(() => createPlaygroundStore(), []);
-  const runB = useStore(paneStore, (s) => s.run);
-  const modelB = useStore(paneStore, (s) => s.model);
-  const errorB = useStore(paneStore, (s) => s.error);
-  const activityB = useStore(paneStore, (s) => s.activity);
-  const loadingB = useStore(paneStore, (s) => s.loading);
-  const clientRef = useRef<EngineClient | null>(null);
-  const [ready, setReady] = useState(false);
-  const [loadedKey, setLoadedKey] = useState<string | null>(null);
+  const setShare = usePlayground((s) => s.setShare);
+  const runB = usePaneB((s) => s.run);
+  const modelB = usePaneB((s) => s.model);
+  const errorB = usePaneB((s) => s.error);
+  const activityB = usePaneB((s) => s.activity);
+  const loadingB = usePaneB((s) => s.loading);
 
-  useEffect(() => {
-    const client = new EngineClient();
-    clientRef.current = client;
-    const unsubscribe = client.subscribe((message) => {
-      paneStore.getState().receive(message);
-      if (message.type === 'backend') setReady(true);
-    });
-    client.send({ type: 'init', preferBackend });
-    return () => {
-      unsubscribe();
-      client.terminate();
-    };
-  }, [paneStore, preferBackend]);
-
-  // Pane B's model: the link's second model, or (when empty) the same model as pane A, upcycled the same way.
-  const bId = share.bModel || share.model;
-  const bRecipe = share.bModel ? '' : share.upcycle;
-  const modelKey = `${bId}|${bRecipe}`;
-  useEffect(() => {
-    const client = clientRef.current;
-    // Wait for the list of installed models: before it arrives every id would look unknown.
-    if (!ready || !client || !bId || builtInModels === null) return;
-    const resolved = resolveModel(bId);
-    if (!resolved) {
-      paneStore.getState().setError({ message: `The second pane's model ${JSON.stringify(bId)} is not installed on this site.`, hint: 'Pick another model for pane B.' });
-      return;
-    }
-    const requestId = client.newRequestId();
-    paneStore.getState().begin(requestId, 'loading');
-    const recipe = parseRecipe(bRecipe);
-    const onLoaded = client.subscribe((message) => {
-      if (message.type === 'loaded' && message.requestId === requestId) {
-        setLoadedKey(modelKey);
-        onLoaded();
-      }
-    });
-    if (recipe) {
-      const { prompt } = playgroundStore.getState().share;
-      client.send({ type: 'upcycle', requestId, modelId: resolved.id, baseUrl: resolved.url, recipe, proof: { prompt, sampling: { temperature: 0, topP: 1, seed: 0, maxTokens: 1 } } });
-    } else {
-      client.send({ type: 'load', requestId, modelId: resolved.id, baseUrl: resolved.url });
-    }
-    return onLoaded;
-  }, [ready, bId, bRecipe, modelKey, resolveModel, paneStore, builtInModels]);
-
-  // Score pane A's text whenever it, pane B's model or pane B's routing changes (and A is not mid-run).
-  const textKey = runA && runA.source === 'engine' ? runA.tokenIds.join(',') : '';
-  const sameTokenizer = modelA !== null && modelB !== null && modelA.vocabSize === modelB.vocabSize;
-  useEffect(() => {
-    const client = clientRef.current;
-    const a = playgroundStore.getState().run;
-    if (!client || loadedKey !== modelKey || !textKey || !a || activityA !== 'idle' || !modelB) return;
-    const requestId = client.newRequestId();
-    paneStore.getState().begin(requestId, 'scoring', share.bRouting);
-    client.send({ type: 'score', requestId, tokenIds: a.tokenIds, routing: share.bRouting, text: sameTokenizer ? undefined : a.tokenTexts.join('') });
-  }, [loadedKey, modelKey, textKey, activityA, share.bRouting, sameTokenizer, modelB, paneStore]);
-
-  // Pane B has answered for the text on screen (or cannot): the tour waits for this before moving on,
-  // since on a software GPU adapter pane B can take many seconds.
-  const bText = runB && runB.source === 'engine' ? runB.tokenIds.join(',') : '';
-  const settledB = errorB !== null || (activityB === 'idle' && !loadingB && loadedKey === modelKey && textKey !== '' && (bText === textKey || (!sameTokenizer && bText !== '')));
-  useEffect(() => {
-    playgroundStore.getState().setCompareSettled(settledB);
-  }, [settledB]);
-  useEffect(() => () => playgroundStore.getState().setCompareSettled(false), []);
-
-  const setShare = playgroundStore.getState().setShare;
   const layer = share.layer;
   const diffs = runA && runB && runB.source === 'engine' ? routingDifferences(runA, runB, layer) : null;
   const differing = diffs ? diffs.filter(Boolean).length : 0;
-  const bMode = splitPlan(share.bRouting);
+  const bPlan = parsePlanText(share.bRouting);
+  const bMode = formatRoutingMode(bPlan.mode);
   const column = (run: RunState | null, model: ModelStatus | null, routing: string, pane: 'a' | 'b') => {
     const ok = run && run.source === 'engine';
     const loss = ok ? meanLoss(run.logProbs) : NaN;
@@ -168,7 +92,7 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
       pane,
     };
   };
-  const a = column(runA, modelA, planOf(share), 'a');
+  const a = column(runA, modelA, planTextOf(share), 'a');
   const b = column(runB, modelB, share.bRouting, 'b');
 
   return (
@@ -190,15 +114,15 @@ export function ComparePane({ resolveModel, preferBackend, locked }: Props) {
         </label>
         <label>
           Pane B routing{' '}
-          <select data-testid="compare-routing" value={bMode.mode} onChange={(e) => setShare({ bRouting: bMode.iv ? `${e.target.value}|${bMode.iv}` : e.target.value })}>
-            {[...new Set([...ROUTING_CHOICES, bMode.mode])].map((r) => (
+          <select data-testid="compare-routing" value={bMode} onChange={(e) => setShare({ bRouting: formatPlanText(withMode(bPlan, parseRoutingMode(e.target.value))) })}>
+            {[...new Set([...ROUTING_CHOICES, bMode])].map((r) => (
               <option key={r} value={r}>
                 {r}
               </option>
             ))}
           </select>
         </label>
-        <button type="button" data-testid="compare-copy-a" onClick={() => setShare({ bRouting: planOf(share) })} title="Give pane B the routing and interventions of pane A">
+        <button type="button" data-testid="compare-copy-a" onClick={() => setShare({ bRouting: planTextOf(share) })} title="Give pane B the routing and interventions of pane A">
           Copy A’s routing
         </button>
       </fieldset>

@@ -7,14 +7,14 @@ interface Props {
   onGenerate(): void;
   onStop(): void;
   onShare(): void;
-  shareMessage: string | null;
   /** Teacher controls from the link: a hidden group is not drawn, a locked one is shown but disabled. */
   hidden(name: ControlName): boolean;
   locked(name: ControlName): boolean;
 }
 
-export function Controls({ onGenerate, onStop, onShare, shareMessage, hidden, locked }: Props) {
+export function Controls({ onGenerate, onStop, onShare, hidden, locked }: Props) {
   const share = usePlayground((s) => s.share);
+  const shareMessage = usePlayground((s) => s.shareMessage);
   const setShare = usePlayground((s) => s.setShare);
   const activity = usePlayground((s) => s.activity);
   const model = usePlayground((s) => s.model);

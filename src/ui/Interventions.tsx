@@ -3,6 +3,7 @@
 import { useState } from 'react';
 import { usePlayground } from '../state/useStore.ts';
 import { fitInterventions } from '../state/url.ts';
+import { formatInterventions, parseInterventions } from '../engine/routing/index.ts';
 
 interface Props {
   /** Regenerate from the prompt under the current routing and interventions (the text changes). */
@@ -10,10 +11,9 @@ interface Props {
   disabled: boolean;
 }
 
-/** "l3e5" → "L3E5-" (ablate by default), "L3E5+" kept; null when it is not a chip. */
-export function normaliseChip(text: string): string | null {
-  const m = /^\s*L(\d{1,3})\s*E(\d{1,3})\s*([+-]?)\s*$/i.exec(text);
-  return m ? `L${Number(m[1])}E${Number(m[2])}${m[3] || '-'}` : null;
+/** What a person types for one chip: "l3e5" means ablate (L3E5-). The engine's parser reads the rest. */
+function chipText(typed: string): string {
+  return /[+-]$/.test(typed) ? typed : `${typed}-`;
 }
 
 export function Interventions({ onRegenerate, disabled }: Props) {
@@ -29,16 +29,25 @@ export function Interventions({ onRegenerate, disabled }: Props) {
 
   const add = () => {
     const parts = draft.split(/[,\s]+/).filter((p) => p !== '');
-    const normalised = parts.map(normaliseChip);
-    const bad = parts.find((_, i) => normalised[i] === null);
-    if (bad !== undefined) {
+    let added: ReturnType<typeof parseInterventions>;
+    try {
+      added = parseInterventions(parts.map(chipText).join(','));
+    } catch {
+      const bad = parts.find((p) => {
+        try {
+          parseInterventions(chipText(p));
+          return false;
+        } catch {
+          return true;
+        }
+      }) ?? draft;
       setProblem(`"${bad}" is not a chip: write L<layer>E<expert>, then - to ablate (default) or + to force, e.g. L1E3- or L0E2+.`);
       return;
     }
     // A new chip for an expert replaces its old one.
-    const keys = new Set(normalised.map((c) => c!.slice(0, -1)));
-    const merged = [...chips.filter((c) => !keys.has(c.slice(0, -1))), ...(normalised as string[])].join(',');
-    const fitted = model ? fitInterventions(merged, model.numExperts, model.moeLayers) : { iv: merged, notices: [] };
+    const current = parseInterventions(iv).filter((c) => !added.some((a) => a.layer === c.layer && a.expert === c.expert));
+    const merged = formatInterventions([...current, ...added]);
+    const fitted = model ? fitInterventions(merged, model) : { iv: merged, notices: [] };
     setProblem(fitted.notices.length > 0 ? fitted.notices.join(' ') : null);
     setInterventions(fitted.iv);
     setDraft('');

@@ -4,21 +4,7 @@
 import { useEffect, useState } from 'react';
 import { usePlayground } from '../state/useStore.ts';
 import type { BuiltInModel } from '../state/store.ts';
-
-export interface TourStep {
-  title: string;
-  text: string;
-  /** Built-in model ids the step needs. */
-  models: string[];
-  /** The share-link fragment the step sets. */
-  link: string;
-}
-
-export interface Tour {
-  title: string;
-  dwellSeconds: number;
-  steps: TourStep[];
-}
+import { missingModels, type Tour } from '../state/tour.ts';
 
 interface Props {
   tour: Tour;
@@ -26,11 +12,6 @@ interface Props {
   autoplay: boolean;
   onApply(step: number): void;
   locked: boolean;
-}
-
-export function missingModels(step: TourStep, builtInModels: BuiltInModel[] | null): string[] {
-  if (builtInModels === null) return [];
-  return step.models.filter((id) => !builtInModels.some((m) => m.id === id));
 }
 
 export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Props) {

@@ -4,7 +4,7 @@
 /** The name a set of picked files goes by: their folder's, else config.json's neighbourhood. */
 export function folderName(files: File[]): string {
   const relative = files.find((f) => f.webkitRelativePath)?.webkitRelativePath;
-  if (relative && relative.includes('/')) return relative.split('/')[0];
+  if (relative?.includes('/')) return relative.split('/')[0];
   return files.length === 1 ? files[0].name : `${files.length} files`;
 }
 

@@ -1,7 +1,7 @@
 // Export a view as a standalone SVG (styles inlined, so it looks the same outside the page) and as
 // a PNG drawn from that SVG at 2× for slides. DOM code: runs in the page only.
 import type { RunState } from '../state/store.ts';
-import { expertColor, inkOn, showToken } from './palette.ts';
+import { showToken, tokenMark } from './palette.ts';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 /** The presentation properties the views use; each is copied from the computed style onto the clone. */
@@ -39,7 +39,7 @@ function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '�');
 }
 
-/** The routed text (an HTML view on the page) drawn as SVG: one box per token in its first-choice expert's colour, expert number beneath. */
+/** The routed text (an HTML view on the page) drawn as SVG with the page's own marks (tokenMark): one box per token, expert number beneath. */
 export function tokenTextSvg(run: RunState, layer: number, title: string): string {
   const rows = run.trace.layers[layer] ?? [];
   const maxWidth = 900;
@@ -55,13 +55,11 @@ export function tokenTextSvg(run: RunState, layer: number, title: string): strin
       x = 8;
       y += boxH + 6;
     }
-    const expert = rows[i]?.experts[0];
-    const fill = expert === undefined ? '#eeeeee' : expertColor(expert);
-    const ink = inkOn(fill);
+    const { fill, ink, expertLabel } = tokenMark(rows[i]);
     parts.push(
-      `<g transform="translate(${x},${y})"><rect width="${w}" height="${boxH}" rx="4" fill="${fill}" fill-opacity="${0.35 + 0.65 * (rows[i]?.weights[0] ?? 0)}"/>` +
+      `<g transform="translate(${x},${y})"><rect width="${w}" height="${boxH}" rx="4" fill="${fill}"/>` +
         `<text x="${w / 2}" y="15" text-anchor="middle" font-family="monospace" font-size="14" fill="${ink}">${escapeXml(label)}</text>` +
-        `<text x="${w / 2}" y="29" text-anchor="middle" font-family="sans-serif" font-size="10" fill="${ink}">${expert ?? '–'}</text></g>`,
+        `<text x="${w / 2}" y="29" text-anchor="middle" font-family="sans-serif" font-size="10" fill="${ink}">${expertLabel}</text></g>`,
     );
     x += w + 4;
   });

@@ -1,8 +1,16 @@
-// The typed message protocol between the page and the engine's Web Worker.
-// Only plain, structured-cloneable data crosses it: no GPU objects, no class instances.
-import type { UpcycleRecipe } from '../state/url.ts';
-import type { RoutingTrace, TokenRouting } from '../engine/types.ts';
+// The typed message protocol between the page and the engine's Web Worker (docs/architecture.md).
+// Only plain, structured-cloneable data crosses it: no GPU objects, no class instances. Routing
+// travels as the engine's structured RoutingPlan, never as text. This file imports only src/engine.
+import type { RoutingPlan, RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { SourceRequest, SourceResponse } from './sourceProtocol.ts';
+
+/** An upcycling recipe: N experts, granularity G, top-k K, router seed S (the share link writes it "E8G1K2S0"). */
+export interface UpcycleRecipe {
+  experts: number;
+  granularity: number;
+  topK: number;
+  seed: number;
+}
 
 export interface BackendStatus {
   kind: 'cpu' | 'webgpu';
@@ -27,6 +35,8 @@ export interface ModelStatus {
   dtype: string;
   maxPositions: number;
   vocabSize: number;
+  /** A fingerprint of the tokenizer's files: two models with the same one split any text into the same tokens. */
+  tokenizerId: string;
 }
 
 /** One candidate for the next token. */
@@ -47,13 +57,13 @@ export type WorkerRequest =
   | { type: 'init'; preferBackend: 'webgpu' | 'cpu' }
   | { type: 'load'; requestId: number; modelId: string; baseUrl: string }
   /** Generate from `prompt`; a newer generate/score request or a cancel ends it. */
-  | { type: 'generate'; requestId: number; prompt: string; sampling: SamplingSettings; routing: string }
+  | { type: 'generate'; requestId: number; prompt: string; sampling: SamplingSettings; routing: RoutingPlan }
   /**
-   * Re-score a token sequence (prompt + generated) under `routing` ("mode" or "mode|L1E3-,L0E2+");
+   * Re-score a token sequence (prompt + generated) under `routing`;
    * KL is measured against the previous scoring of the same tokens. With `text`, the text is
    * tokenised by this model instead (the compare pane's model may have another tokenizer).
    */
-  | { type: 'score'; requestId: number; tokenIds: number[]; routing: string; text?: string }
+  | { type: 'score'; requestId: number; tokenIds: number[]; routing: RoutingPlan; text?: string }
   /**
    * Upcycle the dense checkpoint at baseUrl in memory and load the child; first prove the identity
    * at initialisation by generating `proof` with parent and child under native routing.
@@ -88,7 +98,7 @@ export type WorkerResponse =
   | {
       type: 'scored';
       requestId: number;
-      routing: string;
+      routing: RoutingPlan;
       tokenIds: number[];
       tokenTexts: string[];
       trace: RoutingTrace;
@@ -98,7 +108,7 @@ export type WorkerResponse =
       top: TokenChoice[][];
       /** KL(previous ‖ this) of the next-token distribution after each position; null when there was no previous scoring of these tokens. */
       klVsPrevious: number[] | null;
-      previousRouting: string | null;
+      previousRouting: RoutingPlan | null;
       meanLoss: number;
       tokensPerSecond: number;
     }

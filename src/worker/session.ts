@@ -4,7 +4,7 @@
 import { chooseBackend } from '../engine/backends/select.ts';
 import { loadCheckpoint, urlSource, countParameters } from '../engine/format/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
-import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
+import { formatPlanText, NATIVE_PLAN, validateRoutingPlan } from '../engine/routing/index.ts';
 import { generate as generateTokens, klDivergence, logSoftmax, scoreTokens } from '../engine/run/index.ts';
 import { upcycle } from '../engine/upcycle/index.ts';
 import type { Backend, CheckpointSource, LoadedModel, ModelSpec, RoutingPlan } from '../engine/types.ts';
@@ -24,12 +24,6 @@ function describe(error: unknown): { message: string; hint?: string } {
 
 function userError(message: string, hint: string): Error {
   return Object.assign(new Error(message), { hint });
-}
-
-/** "topk:2|L1E3-,L0E2+" → a plan: the mode, then the interventions after '|'. */
-export function parsePlanString(routing: string): RoutingPlan {
-  const [mode, interventions = ''] = routing.split('|');
-  return parseRoutingPlan(mode, interventions);
 }
 
 export function topChoices(logits: Float32Array, tok: TextTokenizer, n = 5): TokenChoice[] {
@@ -65,6 +59,19 @@ function downloadProgress(post: Post, requestId: number, from: number, to: numbe
   };
 }
 
+/** FNV-1a (32-bit, twice with two seeds) of the tokenizer files' JSON: equal files give equal ids. */
+export function tokenizerFingerprint(tokenizerJson: unknown, tokenizerConfigJson: unknown): string {
+  const text = JSON.stringify([tokenizerJson ?? null, tokenizerConfigJson ?? null]);
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return `${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}:${text.length}`;
+}
+
 /** Let queued messages (a cancel, a newer request) in between decode steps. */
 function yieldToEvents(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -75,7 +82,7 @@ export class EngineSession {
   private model: LoadedModel | null = null;
   private tokenizer: TextTokenizer | null = null;
   /** The last scoring, kept so a re-score under another routing mode can report KL against it. */
-  private lastScore: { tokenKey: string; routing: string; logits: Float32Array[] } | null = null;
+  private lastScore: { tokenKey: string; routing: RoutingPlan; logits: Float32Array[] } | null = null;
   /** The generation or scoring that runs now; a newer one aborts it and waits for it to finish. */
   private current: { abort: AbortController; done: Promise<void> } | null = null;
 
@@ -155,7 +162,7 @@ export class EngineSession {
       return;
     }
     const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
-    this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer);
+    this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer, tokenizerFingerprint(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson));
   }
 
   /** The parent checkpoint of the last upcycling, kept so trying another recipe does not download it again. */
@@ -190,7 +197,7 @@ export class EngineSession {
       childModel = await backend.load(child.spec, child.weights);
       const promptIds = tok.encode(request.proof.prompt);
       if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
-      const native: RoutingPlan = { mode: { kind: 'native' }, interventions: [] };
+      const native = NATIVE_PLAN;
       const options = { ...request.proof.sampling, routing: native, stopTokens: tok.eosId === undefined ? [] : [tok.eosId] };
       const parentRun = await generateTokens(parentModel, promptIds, options);
       const childRun = await generateTokens(childModel, promptIds, options);
@@ -217,11 +224,11 @@ export class EngineSession {
       parentModel.dispose();
     }
     const id = `${request.modelId}+up${recipe.experts}x${recipe.granularity}k${recipe.topK}s${recipe.seed}`;
-    this.install(request.requestId, id, child.spec, childModel, tok);
+    this.install(request.requestId, id, child.spec, childModel, tok, tokenizerFingerprint(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson));
   }
 
   /** Makes a loaded model the current one. Only replaces the old model once the new one is ready: a failed load keeps what was there. */
-  private install(requestId: number, modelId: string, spec: ModelSpec, loaded: LoadedModel, loadedTokenizer: TextTokenizer): void {
+  private install(requestId: number, modelId: string, spec: ModelSpec, loaded: LoadedModel, loadedTokenizer: TextTokenizer, tokenizerId: string): void {
     this.model?.dispose();
     this.model = loaded;
     this.tokenizer = loadedTokenizer;
@@ -244,6 +251,7 @@ export class EngineSession {
         dtype: spec.dtype,
         maxPositions: spec.maxPositions,
         vocabSize: spec.vocabSize,
+        tokenizerId,
       },
     });
   }
@@ -270,7 +278,7 @@ export class EngineSession {
 
   private async generate(request: Extract<WorkerRequest, { type: 'generate' }>, signal: AbortSignal): Promise<void> {
     const { model, tokenizer: tok } = this.requireModel();
-    const plan = parsePlanString(request.routing);
+    const plan = request.routing;
     validateRoutingPlan(plan, model.spec);
     const promptIds = tok.encode(request.prompt);
     if (promptIds.length === 0) throw userError('The prompt is empty.', 'Type a few words to start from.');
@@ -334,7 +342,7 @@ export class EngineSession {
 
   private async score(request: Extract<WorkerRequest, { type: 'score' }>, signal: AbortSignal): Promise<void> {
     const { model, tokenizer: tok } = this.requireModel();
-    const plan = parsePlanString(request.routing);
+    const plan = request.routing;
     validateRoutingPlan(plan, model.spec);
     const ids = (request.text !== undefined ? tok.encode(request.text) : request.tokenIds).slice(0, model.spec.maxPositions);
     const started = performance.now();
@@ -343,7 +351,7 @@ export class EngineSession {
     if (signal.aborted) return;
     const tokenKey = ids.join(',');
     const last = this.lastScore;
-    const previous = last && last.tokenKey === tokenKey && last.routing !== request.routing ? last : null;
+    const previous = last && last.tokenKey === tokenKey && formatPlanText(last.routing) !== formatPlanText(plan) ? last : null;
     const klVsPrevious = previous ? result.logits.map((row, i) => klDivergence(previous.logits[i], row)) : null;
     this.lastScore = { tokenKey, routing: request.routing, logits: result.logits };
     this.post({

@@ -3,6 +3,7 @@
 // trip; exports parse and match the engine's trace (computed again in Node); compare shows both panes'
 // numbers; upcycling writes the parent's exact text; presenter/embed render; axe passes; offline reload.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -29,11 +30,11 @@ async function nodeTruth(model: string, plan: string, maxTokens = settings.maxTo
   await session.handle({ type: 'load', requestId: 1, modelId: model, baseUrl: resolve(fixtures, model) });
   store.getState().begin(2, 'generating', 'native');
   const { prompt, ...sampling } = settings;
-  await session.handle({ type: 'generate', requestId: 2, prompt, sampling: { ...sampling, maxTokens }, routing: 'native' });
+  await session.handle({ type: 'generate', requestId: 2, prompt, sampling: { ...sampling, maxTokens }, routing: parsePlanText('native') });
   await session.idle();
   if (plan !== 'native') {
     store.getState().begin(3, 'scoring', plan);
-    await session.handle({ type: 'score', requestId: 3, tokenIds: store.getState().run!.tokenIds, routing: plan });
+    await session.handle({ type: 'score', requestId: 3, tokenIds: store.getState().run!.tokenIds, routing: parsePlanText(plan) });
     await session.idle();
   }
   return store.getState().run!;

@@ -2,6 +2,7 @@
 // the built app with its built-in models: one regression test per numbered item. The truth comes from
 // the engine run again in Node, from public/models/index.json and public/tour.json, or from geometry.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -29,7 +30,7 @@ async function nodeGenerate(seed: number, maxTokens: number, folder = 'tests/fix
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: resolve(root, folder) });
   store.getState().begin(2, 'generating', 'native');
-  await session.handle({ type: 'generate', requestId: 2, prompt: 'The experts', sampling: { temperature, topP: 0.95, seed, maxTokens }, routing: 'native' });
+  await session.handle({ type: 'generate', requestId: 2, prompt: 'The experts', sampling: { temperature, topP: 0.95, seed, maxTokens }, routing: parsePlanText('native') });
   await session.idle();
   return store.getState().run!;
 }

@@ -2,6 +2,7 @@
 // load → generate → views show the engine's numbers (checked against the same run in Node) →
 // dense/sparse re-scores the text → a share link reproduces it → hostile links are refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -28,7 +29,7 @@ async function nodeRun(): Promise<RunState> {
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: fixture });
   store.getState().begin(2, 'generating', 'native');
   const { prompt, ...sampling } = settings;
-  await session.handle({ type: 'generate', requestId: 2, prompt, sampling, routing: 'native' });
+  await session.handle({ type: 'generate', requestId: 2, prompt, sampling, routing: parsePlanText('native') });
   await session.idle();
   return store.getState().run!;
 }

@@ -37,7 +37,7 @@ function tensorElements(t: Tensor): number {
 describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
   let report: BenchReport;
   beforeAll(() => {
-    const r = run('bench/run.mjs', modelDir, '--backend', 'cpu', '--prompt-tokens', '3', '--decode-tokens', '2', '--min-seconds', '0', '--json');
+    const r = run('bench/run.mjs', modelDir, '--backend', 'cpu', '--quantize', 'none,q8', '--no-torch', '--prompt-tokens', '3', '--decode-tokens', '2', '--min-seconds', '0', '--json');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -45,17 +45,20 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
     report = JSON.parse(lines[0]);
   });
 
-  it('reports every default mode with the documented fields', () => {
-    expect(report.results.map((x) => x.routing)).toEqual(['dense', 'topk:1', 'topk:2', 'native', 'threshold:1']);
+  it('reports every default mode with the documented fields, once per quantization', () => {
+    const modes = ['dense', 'topk:1', 'topk:2', 'native', 'threshold:1'];
+    expect(report.results.map((x) => `${x.quantization} ${x.routing}`)).toEqual([...modes.map((m) => `none ${m}`), ...modes.map((m) => `q8 ${m}`)]);
     for (const x of report.results) {
       expect(x.backend).toBe('cpu');
+      expect(x.gpuDispatchesPerToken).toBeNull();
+      expect(x.torchDecodeTokensPerSecond).toBeNull(); // --no-torch
       for (const key of ['prefillTokensPerSecond', 'decodeTokensPerSecond', 'activeParameters', 'weightBytesPerToken', 'idealSpeedup', 'measuredSpeedup'] as const) {
         expect(Number.isFinite(x[key]) && x[key] > 0, `${x.routing} ${key}`).toBe(true);
       }
     }
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.cpu.length).toBeGreaterThan(0);
-    expect(report.machine.backends.cpu).toMatch(/CPU/);
+    expect(report.machine.backends.cpu).toMatch(/^CPU \(WebAssembly SIMD, weights as stored\)$/); // the first load names the backend
     expect(report.promptTokens).toBe(3);
     expect(report.decodeTokens).toBe(2);
   });
@@ -78,34 +81,68 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
     expect(byMode.native.activeParameters).toBe(byMode['topk:2'].activeParameters);
   });
 
-  it('measured speed-ups are the decode speeds relative to dense', () => {
-    const dense = report.results[0];
-    for (const x of report.results) expect(x.measuredSpeedup).toBeCloseTo(x.decodeTokensPerSecond / dense.decodeTokensPerSecond, 9);
+  it('measured speed-ups are the decode speeds relative to dense (of the same quantization)', () => {
+    for (const q of ['none', 'q8']) {
+      const rows = report.results.filter((x) => x.quantization === q);
+      for (const x of rows) expect(x.measuredSpeedup).toBeCloseTo(x.decodeTokensPerSecond / rows[0].decodeTokensPerSecond, 9);
+    }
   });
 
-  it('weight bytes per token: the f32 tensors one decode step touches', () => {
+  it('weight bytes per token: the tensors one decode step touches, as held (f16 matrices, f32 norms; q8: 34 bytes per 32 values)', () => {
     // Independent count from the checkpoint's tensors: every weight once, the embedding table as one row,
-    // routed experts only for the chosen ones. The CPU backend holds everything as f32.
+    // routed experts only for the chosen ones. Matrices are held as stored (F16) or as Q8 (1 + 2/32 bytes per
+    // value, routers stay F16), norm vectors as f32.
     const w = ckpt.weights;
-    const d = ckpt.spec.hiddenSize;
-    let fixed = tensorElements(w.lmHead) + tensorElements(w.finalNorm) + d;
-    let perExpertAllLayers = 0;
-    for (const layer of w.layers) {
-      for (const t of [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o]) fixed += tensorElements(t);
-      fixed += tensorElements(layer.moe!.router);
-      const e0 = layer.moe!.experts[0];
-      perExpertAllLayers += tensorElements(e0.gate) + tensorElements(e0.up) + tensorElements(e0.down);
-    }
-    for (const x of report.results) {
-      expect(x.weightBytesPerToken, x.routing).toBeCloseTo(4 * (fixed + x.avgExpertsPerLayer * perExpertAllLayers), 6);
+    const V = ckpt.spec.vocabSize;
+    const matrixBytes = (t: Tensor, q8: boolean) => tensorElements(t) * (q8 ? 34 / 32 : 2);
+    for (const q8 of [false, true]) {
+      let fixed = matrixBytes(w.lmHead, q8) + 4 * tensorElements(w.finalNorm) + matrixBytes(w.embed, q8) / V;
+      let perExpertAllLayers = 0;
+      for (const layer of w.layers) {
+        fixed += 4 * (tensorElements(layer.attnNorm) + tensorElements(layer.ffnNorm));
+        for (const t of [layer.q, layer.k, layer.v, layer.o]) fixed += matrixBytes(t, q8);
+        fixed += 2 * tensorElements(layer.moe!.router);
+        const e0 = layer.moe!.experts[0];
+        perExpertAllLayers += matrixBytes(e0.gate, q8) + matrixBytes(e0.up, q8) + matrixBytes(e0.down, q8);
+      }
+      for (const x of report.results.filter((r) => r.quantization === (q8 ? 'q8' : 'none'))) {
+        expect(x.weightBytesPerToken, `${x.quantization} ${x.routing}`).toBeCloseTo(fixed + x.avgExpertsPerLayer * perExpertAllLayers, 6);
+        expect(x.bytesPerActiveParameter).toBeCloseTo(x.weightBytesPerToken / x.parametersReadPerToken, 12);
+        // ≈ 2 for f16, ≈ 1.06 for q8 (the f16 router and the f32 norms add a little).
+        if (q8) expect(x.bytesPerActiveParameter).toBeGreaterThan(1.0625);
+        else expect(x.bytesPerActiveParameter).toBeGreaterThan(2);
+        expect(x.bytesPerActiveParameter).toBeLessThan(q8 ? 1.15 : 2.05);
+      }
     }
   });
 
   it('the table names every row and column', () => {
     const table = formatBenchTable(report.results).split('\n');
     expect(table).toHaveLength(2 + report.results.length);
-    expect(table[0]).toMatch(/backend .* mode .* prefill tok\/s .* decode tok\/s .* vs dense .* ideal/);
-    expect(table[2 + 4]).toMatch(/^\| cpu +\| threshold:1 +\|/);
+    expect(table[0]).toMatch(/backend .* quant .* mode .* prefill tok\/s .* decode tok\/s .* vs dense .* ideal .* B\/param .* dispatches .* torch tok\/s .* vs torch/);
+    expect(table[2 + 4]).toMatch(/^\| cpu +\| none +\| threshold:1 +\|/);
+    expect(table[2 + 5]).toMatch(/^\| cpu +\| q8 +\| dense +\|/);
+  });
+});
+
+describe('bench with the PyTorch eager baseline (tiny model)', () => {
+  it('pairs every dense/top-k CPU row with PyTorch on the same weights: the same greedy tokens, a ratio', () => {
+    const r = run('bin/moe.mjs', 'bench', modelDir, '--torch', '--routing', 'dense,topk:2,threshold:1', '--prompt-tokens', '4', '--decode-tokens', '3', '--min-seconds', '0', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as BenchReport;
+    expect(out.torch?.threads).toBe(1);
+    expect(out.repeats).toBe(3);
+    for (const x of out.results) {
+      if (x.routing === 'threshold:1') {
+        expect(x.vsTorch).toBeNull(); // the PyTorch loop has no threshold mode
+        continue;
+      }
+      expect(x.torchDecodeTokensPerSecond! > 0).toBe(true);
+      expect(x.vsTorch).toBeCloseTo(x.decodeTokensPerSecond / x.torchDecodeTokensPerSecond!, 9);
+      // An independent implementation of the same model decodes the same greedy tokens.
+      expect(x.torchTokensAgree, x.routing).toBe(true);
+    }
+    expect(out.torch!.results.length).toBe(2 * 3); // dense and topk:2, three interleaved measurements each
   });
 });
 
@@ -115,8 +152,8 @@ describe('moe bench (the CLI face)', () => {
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/^machine: .+, \d+ cores$/m);
     expect(ok.stdout).toMatch(/^cpu: CPU/m);
-    expect(ok.stdout).toMatch(/^\| cpu +\| dense +\|/m); // dense is always measured: every ratio is against it
-    expect(ok.stdout).toMatch(/^\| cpu +\| topk:2 +\|/m);
+    expect(ok.stdout).toMatch(/^\| cpu +\| none +\| dense +\|/m); // dense is always measured: every ratio is against it
+    expect(ok.stdout).toMatch(/^\| cpu +\| none +\| topk:2 +\|/m);
     const bad = run('bin/moe.mjs', 'bench', modelDir, '--backend', 'tpu');
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);

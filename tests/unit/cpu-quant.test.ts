@@ -63,6 +63,23 @@ describe('CPU products decode stored and quantized weights on the fly', () => {
   }
 });
 
+describe('the TypeScript products (platforms without WebAssembly SIMD) agree with the SIMD ones', () => {
+  for (const quantize of ['none', 'q8', 'q4'] as const) {
+    it(`${quantize}: logits within 1e-4 and the same routing; the backend names its products`, async () => {
+      const { spec, weights } = randomModel({ hiddenSize: 64, headDim: 16, numHeads: 4, numKvHeads: 2, intermediateSize: 64, numExperts: 4, seed: 9 });
+      const f16 = mapWeights(weights, (t) => (t.shape.length === 2 ? fromFloat32(toFloat32(t), t.shape, 'F16') : t));
+      const simdBackend = createCpuBackend({ quantize });
+      const jsBackend = createCpuBackend({ quantize, kernels: 'js' });
+      expect(simdBackend.description).toMatch(/^CPU \(WebAssembly SIMD, /);
+      expect(jsBackend.description).toMatch(/^CPU \(TypeScript, /);
+      const a = await scoreTokens(await simdBackend.load(spec, f16), TOKENS, parseRoutingPlan('native'));
+      const b = await scoreTokens(await jsBackend.load(spec, f16), TOKENS, parseRoutingPlan('native'));
+      a.logits.forEach((row, t) => row.forEach((v, i) => expect(Math.abs(v - b.logits[t][i])).toBeLessThanOrEqual(1e-4)));
+      a.trace.layers.forEach((rows, m) => rows.forEach((r, t) => expect(r.experts).toEqual(b.trace.layers[m][t].experts)));
+    });
+  }
+});
+
 const BUILT_IN = join(import.meta.dirname, '..', '..', 'public', 'models', 'moe-top2');
 const TEXT = 'The quick brown fox jumps over the lazy dog. 12 + 7 = 19. def main(): return 0\nA fortune: you will write tests.';
 

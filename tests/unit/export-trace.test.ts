@@ -1,6 +1,7 @@
 // Trace export: the CSV and JSON hold exactly the engine's routing (checked against a real
 // generation of the mixtral fixture through the worker session), and survive a parse round trip.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
@@ -18,7 +19,7 @@ beforeAll(async () => {
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: fixture });
   store.getState().begin(2, 'generating', 'topk:3|L1E3-');
-  await session.handle({ type: 'generate', requestId: 2, prompt: settings.prompt, sampling: { temperature: 1, topP: 1, seed: 5, maxTokens: 5 }, routing: 'topk:3|L1E3-' });
+  await session.handle({ type: 'generate', requestId: 2, prompt: settings.prompt, sampling: { temperature: 1, topP: 1, seed: 5, maxTokens: 5 }, routing: parsePlanText('topk:3|L1E3-') });
   await session.idle();
   run = store.getState().run!;
 });

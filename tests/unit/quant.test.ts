@@ -10,7 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { f16BitsToFloat, fromFloat32, toFloat32 } from '../../src/engine/format/index.ts';
 import {
   dequantize,
+  QuantizationError,
   quantizeTensor,
+  quantizeValues,
   quantizeWeights,
   tensorBytes,
   weightBytesBySchemes,
@@ -108,6 +110,25 @@ describe('quantization vs numpy', () => {
       expect(tensorBytes(t)).toBe((c.o.dtype === 'Q8' ? rows * cols : (rows * cols) / 2) + groups * 2 * (c.o.offsets ? 2 : 1));
     });
   }
+});
+
+describe('weights that cannot be quantized', () => {
+  it('NaN or out-of-range values: a QuantizationError with a sentence and a hint, not garbage', () => {
+    const nan = new Float32Array(64).fill(0.1);
+    nan[5] = NaN;
+    expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q8', groupSize: 32 })).toThrow(QuantizationError);
+    expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q8', groupSize: 32 })).toThrow(/Inf or NaN/);
+    for (const offsets of [false, true]) expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q4', groupSize: 32, offsets })).toThrow(/Inf or NaN/);
+    const huge = new Float32Array(64).fill(1e9);
+    try {
+      quantizeValues(huge, 2, 32, { dtype: 'Q4', groupSize: 32 });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(QuantizationError);
+      expect((e as QuantizationError).message).toMatch(/beyond what an f16 scale can express/);
+      expect((e as QuantizationError).hint).toMatch(/--quantize none/);
+    }
+  });
 });
 
 describe('quantizeWeights', () => {

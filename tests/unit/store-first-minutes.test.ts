@@ -1,6 +1,7 @@
 // Regression tests for issue 9 at the store level, driven by a real engine session (CPU backend, the
 // mixtral_f32 and llama_f32 PyTorch fixtures) with the messages the Web Worker sends.
 import { describe, expect, it } from 'vitest';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore } from '../../src/state/store.ts';
@@ -32,7 +33,7 @@ describe('the numbers on screen belong to the model that produced the text (item
     store.getState().begin(1, 'loading');
     await run({ type: 'load', requestId: 1, modelId: 'mixtral', baseUrl: resolve(fixtures, 'mixtral_f32') });
     store.getState().begin(2, 'generating', 'native');
-    await run({ type: 'generate', requestId: 2, prompt: 'The experts', sampling, routing: 'native' });
+    await run({ type: 'generate', requestId: 2, prompt: 'The experts', sampling, routing: parsePlanText('native') });
     const mixtralRun = store.getState().run!;
     const mixtral = store.getState().model!;
     expect(mixtralRun.modelFacts).toEqual({ parametersTotal: mixtral.parametersTotal, parametersNonExpert: mixtral.parametersNonExpert, parametersPerExpert: mixtral.parametersPerExpert, moeLayers: mixtral.moeLayers });
@@ -55,7 +56,7 @@ describe('the numbers on screen belong to the model that produced the text (item
 
     // llama's own text then carries llama's counts: all parameters active.
     store.getState().begin(5, 'generating', 'native');
-    await run({ type: 'generate', requestId: 5, prompt: 'The experts', sampling, routing: 'native' });
+    await run({ type: 'generate', requestId: 5, prompt: 'The experts', sampling, routing: parsePlanText('native') });
     const llamaRun = store.getState().run!;
     expect(llamaRun.modelLabel).toBe('llama');
     expect(activeShare(llamaRun.modelFacts!, llamaRun.trace)).toBe(1);
@@ -69,7 +70,7 @@ describe('an ablated expert is never chosen nor counted (item 4)', () => {
     await run({ type: 'load', requestId: 1, modelId: 'mixtral', baseUrl: resolve(fixtures, 'mixtral_f32') });
     const routing = 'topk:8|L1E0-,L1E5-,L1E7-';
     store.getState().begin(2, 'generating', routing);
-    await run({ type: 'generate', requestId: 2, prompt: 'The experts', sampling, routing });
+    await run({ type: 'generate', requestId: 2, prompt: 'The experts', sampling, routing: parsePlanText(routing) });
     const result = store.getState().run!;
     const model = store.getState().model!;
     for (const r of result.trace.layers[0]) expect([...r.experts].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -82,7 +83,7 @@ describe('an ablated expert is never chosen nor counted (item 4)', () => {
 
     // Dense with an ablated expert runs the seven live ones.
     store.getState().begin(3, 'scoring', 'dense|L0E2-');
-    await run({ type: 'score', requestId: 3, tokenIds: result.tokenIds, routing: 'dense|L0E2-' });
+    await run({ type: 'score', requestId: 3, tokenIds: result.tokenIds, routing: parsePlanText('dense|L0E2-') });
     const dense = store.getState().run!;
     for (const r of dense.trace.layers[0]) expect(r.experts).not.toContain(2);
     expect(meanExpertsPerLayer(dense.trace)).toBe(7.5);

@@ -2,13 +2,14 @@
 // same messages the Web Worker sends: streamed generation must equal a re-score of the same tokens,
 // routing changes must report loss changes and KL, and stale replies must be dropped.
 import { describe, expect, it } from 'vitest';
+import { formatPlanText, parsePlanText } from '../../src/engine/routing/index.ts';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { countParameters, specFromConfig } from '../../src/engine/format/index.ts';
-import { createPlaygroundStore, sanitizeShare } from '../../src/state/store.ts';
+import { createPlaygroundStore } from '../../src/state/store.ts';
 import { activeShare, expertLoad, meanLoss } from '../../src/state/derive.ts';
-import { DEFAULT_SHARE_STATE, LIMITS } from '../../src/state/url.ts';
+import { DEFAULT_SHARE_STATE, LIMITS, sanitizeShare } from '../../src/state/url.ts';
 import { EngineSession } from '../../src/worker/session.ts';
 import type { WorkerRequest } from '../../src/worker/protocol.ts';
 
@@ -21,7 +22,7 @@ async function startSession() {
   const send = async (request: WorkerRequest) => {
     if ('requestId' in request) {
       const activity = request.type === 'generate' ? 'generating' : request.type === 'score' ? 'scoring' : 'loading';
-      store.getState().begin(request.requestId, activity, 'routing' in request ? request.routing : undefined);
+      store.getState().begin(request.requestId, activity, 'routing' in request ? formatPlanText(request.routing) : undefined);
     }
     await session.handle(request);
     await session.idle();
@@ -38,7 +39,7 @@ describe('playground store with a real engine session', () => {
   it('streams a generation whose trace and losses equal a re-score of the same tokens', async () => {
     const { store, send, id } = await startSession();
     expect(store.getState().model).toMatchObject({ architecture: 'mixtral', numExperts: 8, topK: 2, moeLayers: [0, 1] });
-    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: 'native' });
+    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: parsePlanText('native') });
     const generated = store.getState().run!;
     expect(store.getState().error).toBeNull();
     expect(generated.tokenIds.length).toBe(generated.promptLength + 6);
@@ -47,11 +48,11 @@ describe('playground store with a real engine session', () => {
     expect(generated.top.every((t) => t !== null && t.length === 5)).toBe(true);
 
     // Same seed, same settings: the same tokens again.
-    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: 'native' });
+    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: parsePlanText('native') });
     expect(store.getState().run!.tokenIds).toEqual(generated.tokenIds);
 
     // Re-scoring under the same routing reproduces the streamed routing and losses (KV cache vs prefill).
-    await send({ type: 'score', requestId: id(), tokenIds: generated.tokenIds, routing: 'native' });
+    await send({ type: 'score', requestId: id(), tokenIds: generated.tokenIds, routing: parsePlanText('native') });
     const rescored = store.getState().run!;
     for (let m = 0; m < 2; m++) {
       for (let t = 0; t < generated.tokenIds.length; t++) {
@@ -65,14 +66,14 @@ describe('playground store with a real engine session', () => {
 
   it('re-scores the text under dense routing: every expert active, losses change, KL against native', async () => {
     const { store, send, id } = await startSession();
-    await send({ type: 'generate', requestId: id(), prompt: 'Mixture', sampling, routing: 'native' });
+    await send({ type: 'generate', requestId: id(), prompt: 'Mixture', sampling, routing: parsePlanText('native') });
     const native = store.getState().run!;
     const model = store.getState().model!;
     const spec = specFromConfig(JSON.parse(readFileSync(resolve(fixture, 'config.json'), 'utf8')), 'config.json');
     const counts = countParameters(spec);
     expect(activeShare(model, native.trace)).toBeCloseTo(counts.activeFor({ kind: 'native' }) / counts.total, 12);
 
-    await send({ type: 'score', requestId: id(), tokenIds: native.tokenIds, routing: 'dense' });
+    await send({ type: 'score', requestId: id(), tokenIds: native.tokenIds, routing: parsePlanText('dense') });
     const dense = store.getState().run!;
     expect(dense.routing).toBe('dense');
     expect(dense.previousRouting).toBe('native');
@@ -85,7 +86,7 @@ describe('playground store with a real engine session', () => {
     expect(meanLoss(dense.logProbs)).not.toBeCloseTo(meanLoss(native.logProbs), 6);
 
     // top-1: the load shares of a layer count one expert per token and sum to 1.
-    await send({ type: 'score', requestId: id(), tokenIds: native.tokenIds, routing: 'topk:1' });
+    await send({ type: 'score', requestId: id(), tokenIds: native.tokenIds, routing: parsePlanText('topk:1') });
     const top1 = store.getState().run!;
     const load = expertLoad(top1.trace, 0, 8);
     expect(load.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
@@ -98,10 +99,10 @@ describe('playground store with a real engine session', () => {
     const { store, session, id } = await startSession();
     const first = id();
     store.getState().begin(first, 'generating', 'native');
-    await session.handle({ type: 'generate', requestId: first, prompt: 'One', sampling: { ...sampling, maxTokens: 200 }, routing: 'native' });
+    await session.handle({ type: 'generate', requestId: first, prompt: 'One', sampling: { ...sampling, maxTokens: 200 }, routing: parsePlanText('native') });
     const second = id();
     store.getState().begin(second, 'generating', 'dense');
-    await session.handle({ type: 'generate', requestId: second, prompt: 'Two words', sampling: { ...sampling, maxTokens: 3 }, routing: 'dense' });
+    await session.handle({ type: 'generate', requestId: second, prompt: 'Two words', sampling: { ...sampling, maxTokens: 3 }, routing: parsePlanText('dense') });
     await session.idle();
     const run = store.getState().run!;
     expect(run.generatedWith).toBe('dense');
@@ -111,9 +112,9 @@ describe('playground store with a real engine session', () => {
 
   it('reports a routing the model cannot serve as an error and keeps the text', async () => {
     const { store, send, id } = await startSession();
-    await send({ type: 'generate', requestId: id(), prompt: 'Keep me', sampling, routing: 'native' });
+    await send({ type: 'generate', requestId: id(), prompt: 'Keep me', sampling, routing: parsePlanText('native') });
     const before = store.getState().run!;
-    await send({ type: 'score', requestId: id(), tokenIds: before.tokenIds, routing: 'topk:9' });
+    await send({ type: 'score', requestId: id(), tokenIds: before.tokenIds, routing: parsePlanText('topk:9') });
     expect(store.getState().error?.message).toMatch(/9 experts/);
     expect(store.getState().run).toBe(before);
   });
@@ -133,7 +134,7 @@ describe('settings', () => {
 
   it('keeps selection inside the text and the layers', async () => {
     const { store, send, id } = await startSession();
-    await send({ type: 'generate', requestId: id(), prompt: 'abc', sampling: { ...sampling, maxTokens: 2 }, routing: 'native' });
+    await send({ type: 'generate', requestId: id(), prompt: 'abc', sampling: { ...sampling, maxTokens: 2 }, routing: parsePlanText('native') });
     const n = store.getState().run!.tokenIds.length;
     store.getState().selectToken(999);
     expect(store.getState().share.token).toBe(n - 1);

@@ -10,10 +10,10 @@ import {
   parseRecipe,
   parseShareFragment,
   planOf,
-  splitPlan,
+  planTextOf,
   type ShareState,
 } from '../../src/state/url.ts';
-import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
+import { parsePlanText } from '../../src/engine/routing/index.ts';
 
 const classroom: ShareState = {
   ...DEFAULT_SHARE_STATE,
@@ -60,27 +60,29 @@ describe('classroom share keys', () => {
     expect(notices.join(' ')).toMatch(/hidden controls "prompt,secret" was refused .*names a control that does not exist/);
   });
 
-  it('puts the interventions into the plan string the engine parses', () => {
-    const plan = planOf({ mode: 'topk', k: 1, t: 1, iv: 'L1E3-,L0E2+' });
-    expect(plan).toBe('topk:1|L1E3-,L0E2+');
-    const { mode, iv } = splitPlan(plan);
-    expect(parseRoutingPlan(mode, iv)).toEqual({
+  it('puts the interventions into the plan the engine runs, and its routing text', () => {
+    const settings = { mode: 'topk', k: 1, t: 1, iv: 'L1E3-,L0E2+' } as const;
+    expect(planTextOf(settings)).toBe('topk:1|L1E3-,L0E2+');
+    expect(parsePlanText(planTextOf(settings))).toEqual(planOf(settings));
+    expect(planOf(settings)).toEqual({
       mode: { kind: 'topk', k: 1 },
       interventions: [
         { layer: 1, expert: 3, action: 'ablate' },
         { layer: 0, expert: 2, action: 'force' },
       ],
     });
-    expect(splitPlan('dense')).toEqual({ mode: 'dense', iv: '' });
+    expect(parsePlanText('dense')).toEqual({ mode: { kind: 'dense' }, interventions: [] });
+    // A link's routing text is stored in the engine's canonical form.
+    expect(parseShareFragment('v=1&gen=TopK:2|l1e3-').state.gen).toBe('topk:2|L1E3-');
   });
 
   it('drops interventions the loaded model cannot apply, saying which and why', () => {
-    const fitted = fitInterventions('L1E3-,L5E0-,L0E9+,L1E3+,L0E1-', 8, [0, 1]);
+    const fitted = fitInterventions('L1E3-,L5E0-,L0E9+,L1E3+,L0E1-', { numExperts: 8, moeLayers: [0, 1] });
     expect(fitted.iv).toBe('L1E3-,L0E1-');
     expect(fitted.notices).toHaveLength(3);
     expect(fitted.notices[0]).toMatch(/L5E0- was dropped: layer 5 has no router/);
     // Ablating every expert of a layer leaves the router nothing: the last one is refused.
-    expect(fitInterventions('L0E0-,L0E1-', 2, [0]).iv).toBe('L0E0-');
+    expect(fitInterventions('L0E0-,L0E1-', { numExperts: 2, moeLayers: [0] }).iv).toBe('L0E0-');
     const viaModel = fitToModel({ ...DEFAULT_SHARE_STATE, iv: 'L1E7-,L1E8-' }, { numExperts: 8, numMoeLayers: 2, moeLayers: [0, 1] });
     expect(viaModel.state.iv).toBe('L1E7-');
   });

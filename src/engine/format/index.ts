@@ -18,3 +18,16 @@ export { loadCheckpoint, type Checkpoint } from './load.ts';
 export { countParameters, type ParameterCount } from './params.ts';
 export { exportCheckpoint } from './export.ts';
 export { urlSource, memorySource, filesSource, type NamedBlob } from './sources.ts';
+export {
+  quantizeWeights,
+  quantizeTensor,
+  dequantize,
+  isQuantized,
+  tensorBytes,
+  weightSetBytes,
+  weightBytesBySchemes,
+  parseQuantScheme,
+  QUANT_SCHEMES,
+  QuantizationError,
+  ModelTooLargeError,
+} from './quant.ts';

@@ -68,7 +68,12 @@ const F16_MAX = 65504;
 
 function f16(value: number): number {
   if (!(Math.abs(value) <= F16_MAX)) {
-    throw new RangeError(`a quantization scale of ${value} does not fit in f16 (weights larger than ${F16_MAX * 8} cannot be quantized)`);
+    throw new QuantizationError(
+      Number.isFinite(value)
+        ? `A group of weights reaches ${value.toExponential(2)}, beyond what an f16 scale can express; these weights cannot be quantized.`
+        : 'The weights contain Inf or NaN values, which cannot be quantized.',
+      'Load the model without quantization (--quantize none).',
+    );
   }
   return floatToF16Bits(value);
 }
@@ -83,6 +88,9 @@ export function quantizeValues(values: Float32Array, rows: number, cols: number,
   const G = o.groupSize;
   if (values.length !== rows * cols) throw new Error(`quantize: ${values.length} values do not fill [${rows}, ${cols}]`);
   if (G < 2 || G % 2 !== 0 || cols % G !== 0) throw new Error(`quantize: group size ${G} must be even and divide the row width ${cols}`);
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new QuantizationError('The weights contain Inf or NaN values, which cannot be quantized.', 'Load the model without quantization (--quantize none).');
+  }
   const groups = (rows * cols) / G;
   const scales = new Uint16Array(groups);
   if (o.dtype === 'Q8') {
@@ -288,4 +296,55 @@ export class QuantizationError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Weights that do not fit where a backend must hold them; refused before anything is allocated. */
+export class ModelTooLargeError extends Error {
+  override readonly name = 'ModelTooLargeError';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+function gib(n: number): string {
+  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/** A hint naming the schemes under which the weights would take at most `limit` bytes. */
+export function fitHint(weights: WeightSet, limit: number, otherwise: string): string {
+  const sizes = weightBytesBySchemes(weights);
+  const fits = (['q8', 'q4'] as const).filter((s) => sizes[s] <= limit);
+  return fits.length > 0
+    ? `Quantize on load: ${fits.map((s) => `${s} needs ${gib(sizes[s])}`).join(', ')}.`
+    : `Even at q4 the weights need ${gib(sizes.q4)}. ${otherwise}`;
+}
+
+export { gib as formatGiB };
+
+/**
+ * Rows [row0, row0 + count) of a 2-D tensor as a tensor of its own: views, no copy (quantized rows are whole
+ * groups, since a group never crosses a row).
+ */
+export function tensorRows(t: Tensor, row0: number, count: number): Tensor {
+  if (t.shape.length !== 2) throw new Error(`tensorRows: a matrix is needed, got shape [${t.shape}]`);
+  const cols = t.shape[1];
+  if (!isQuantized(t)) {
+    const rowBytes = cols * (t.dtype === 'F32' ? 4 : 2);
+    return { dtype: t.dtype, shape: [count, cols], bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes) };
+  }
+  const rowBytes = t.dtype === 'Q8' ? cols : cols / 2;
+  const groupsPerRow = cols / t.groupSize;
+  const g0 = row0 * groupsPerRow;
+  const g1 = (row0 + count) * groupsPerRow;
+  return {
+    dtype: t.dtype,
+    shape: [count, cols],
+    bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes),
+    groupSize: t.groupSize,
+    scales: t.scales.subarray(g0, g1),
+    ...(t.mins ? { mins: t.mins.subarray(g0, g1) } : {}),
+  };
 }

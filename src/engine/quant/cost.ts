@@ -11,8 +11,8 @@ export interface QuantCost {
   positions: number;
   /** (token, MoE layer) pairs compared; 0 for a model without MoE layers. */
   routingDecisions: number;
-  /** Share of those whose chosen expert set is exactly the reference's (order ignored); NaN without MoE layers. */
-  routingUnchanged: number;
+  /** Share of those whose chosen expert set is exactly the reference's (order ignored); null without MoE layers. */
+  routingUnchanged: number | null;
   /** Share of positions whose most likely next token is the reference's. */
   top1Agreement: number;
   /** Mean KL(reference ‖ quantized) of the next-token distributions, nats. */
@@ -89,7 +89,7 @@ export async function quantizationCost(
     scheme,
     positions,
     routingDecisions: decisions,
-    routingUnchanged: decisions > 0 ? unchanged / decisions : NaN,
+    routingUnchanged: decisions > 0 ? unchanged / decisions : null,
     top1Agreement: agree / positions,
     meanKl: kl / positions,
     referenceLoss: refLoss / targets,
@@ -101,7 +101,7 @@ export async function quantizationCost(
 /** One sentence for a badge or a card: "q4: 96% of routing decisions unchanged, top-1 token 91% the same, Δloss +0.031 nats". */
 export function describeQuantCost(c: QuantCost, where = 'on the eval texts'): string {
   const pct = (x: number) => `${(100 * x).toFixed(x > 0.995 && x < 1 ? 1 : 0)}%`;
-  const routing = Number.isNaN(c.routingUnchanged) ? '' : `${pct(c.routingUnchanged)} of routing decisions unchanged, `;
+  const routing = c.routingUnchanged === null ? '' : `${pct(c.routingUnchanged)} of routing decisions unchanged, `;
   const sign = c.deltaLoss >= 0 ? '+' : '−';
   return `${c.scheme}: ${routing}top-1 token the same at ${pct(c.top1Agreement)} of positions, Δloss ${sign}${Math.abs(c.deltaLoss).toFixed(3)} nats ${where}`;
 }

@@ -1,6 +1,8 @@
-// Routing: how a router's logits become the set of experts a token visits and their gate weights.
-// This file is the single implementation of the contract in REFERENCE §2; every backend calls
-// routeToken (the CPU backend directly, the WebGPU backend on read-back router logits).
+// Routing: the whole routing vocabulary (modes, interventions and plans: parse, format, validate
+// against a model, fit a list to a model) and how a router's logits become the experts a token
+// visits and their gate weights. The semantics are docs/routing.md's. The CPU backend calls
+// routeToken per token; the WebGPU backend routes on the GPU with the same rules (and is tested
+// against this file). The page, the share link, the worker and the CLI all read routing through here.
 
 import type { Intervention, ModelSpec, MoeSpec, RoutingMode, RoutingPlan, TokenRouting } from '../types.ts';
 
@@ -87,23 +89,94 @@ export function parseRoutingPlan(mode: string, interventions = ''): RoutingPlan 
   return { mode: parseRoutingMode(mode), interventions: parseInterventions(interventions) };
 }
 
+/** Separates the mode from the interventions in a plan's one-string form: "topk:2|L1E3-,L0E2+". */
+export const PLAN_SEPARATOR = '|';
+
+/** "topk:2|L1E3-,L0E2+" (or just "topk:2") → a plan. Throws RoutingModeError on bad text. */
+export function parsePlanText(text: string): RoutingPlan {
+  const at = text.indexOf(PLAN_SEPARATOR);
+  return at < 0 ? parseRoutingPlan(text) : parseRoutingPlan(text.slice(0, at), text.slice(at + 1));
+}
+
+/** A plan's one-string form, canonical: lower-case mode, then "|" and the interventions when there are any. */
+export function formatPlanText(plan: RoutingPlan): string {
+  const mode = formatRoutingMode(plan.mode);
+  return plan.interventions.length > 0 ? `${mode}${PLAN_SEPARATOR}${formatInterventions(plan.interventions)}` : mode;
+}
+
+/** A plan with another mode and the same interventions. */
+export function withMode(plan: RoutingPlan, mode: RoutingMode): RoutingPlan {
+  return { ...plan, mode };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation against a model
 
-/** Throws RoutingModeError when the plan cannot be applied to this model. Dense models accept only plans without interventions. */
-export function validateRoutingPlan(plan: RoutingPlan, spec: ModelSpec): void {
+/** What routing needs to know about a model: enough to check a plan without its weights (the page knows only this). */
+export interface RouterShape {
+  /** Layers of the model (all of them); omitted when only the MoE layers are known. */
+  numLayers?: number;
+  /** Experts per MoE layer; 0 for a dense model. */
+  numExperts: number;
+  /** Absolute indices of the layers that have a router. */
+  moeLayers: readonly number[];
+}
+
+export function routerShapeOf(spec: ModelSpec): RouterShape {
   const moe = spec.moe;
-  const mode = plan.mode;
-  if (!moe) {
-    if (plan.interventions.length > 0) {
-      throw new RoutingModeError(
-        `Interventions "${formatInterventions(plan.interventions)}" need a mixture-of-experts model, but this ${spec.architecture} model is dense.`,
-        'Remove the interventions, or load (or upcycle to) an MoE model.',
-      );
-    }
-    return;
+  return {
+    numLayers: spec.numLayers,
+    numExperts: moe?.numExperts ?? 0,
+    moeLayers: moe ? moe.moeLayers.flatMap((isMoe, i) => (isMoe ? [i] : [])) : [],
+  };
+}
+
+/** The interventions accepted so far in a list, so each next one is checked against them. */
+interface Accepted {
+  actions: Map<string, Intervention['action']>;
+  ablatedPerLayer: Map<number, number>;
+}
+
+/** Why an intervention cannot be applied: a clause ("layer 5 has no router …") and what to do instead. */
+interface Refusal {
+  reason: string;
+  hint: string;
+}
+
+/**
+ * The one rule for an intervention on an MoE model: a routed layer, an existing expert, not both
+ * ablated and forced, and never every expert of a layer ablated. Returns null when it may be added
+ * (and records it), 'repeat' when the same intervention is already there, or why it may not.
+ */
+function checkIntervention(iv: Intervention, shape: RouterShape, accepted: Accepted): Refusal | 'repeat' | null {
+  const E = shape.numExperts;
+  if (shape.numLayers !== undefined && (!Number.isInteger(iv.layer) || iv.layer < 0 || iv.layer >= shape.numLayers)) {
+    return { reason: `layer ${iv.layer} does not exist (the model has layers 0..${shape.numLayers - 1})`, hint: INTERVENTION_HINT };
   }
-  const E = moe.numExperts;
+  if (!shape.moeLayers.includes(iv.layer)) {
+    return { reason: `layer ${iv.layer} has no router in this model (MoE layers: ${shape.moeLayers.join(', ') || 'none'})`, hint: INTERVENTION_HINT };
+  }
+  if (!Number.isInteger(iv.expert) || iv.expert < 0 || iv.expert >= E) {
+    return { reason: `expert ${iv.expert} does not exist (this model has experts 0..${E - 1})`, hint: INTERVENTION_HINT };
+  }
+  const key = `${iv.layer}:${iv.expert}`;
+  const before = accepted.actions.get(key);
+  if (before === iv.action) return 'repeat';
+  if (before) {
+    return { reason: `expert ${iv.expert} of layer ${iv.layer} would be both ablated and forced`, hint: 'Keep only one of L…E…- and L…E…+ for the same expert.' };
+  }
+  if (iv.action === 'ablate') {
+    const n = (accepted.ablatedPerLayer.get(iv.layer) ?? 0) + 1;
+    if (n >= E) {
+      return { reason: `every expert of layer ${iv.layer} would be ablated, leaving the router nothing to choose`, hint: 'Leave at least one expert of each layer un-ablated.' };
+    }
+    accepted.ablatedPerLayer.set(iv.layer, n);
+  }
+  accepted.actions.set(key, iv.action);
+  return null;
+}
+
+function checkMode(mode: RoutingMode, E: number): void {
   if (mode.kind === 'topk' && (mode.k < 1 || mode.k > E || !Number.isInteger(mode.k))) {
     throw new RoutingModeError(
       `${formatRoutingMode(mode)} asks for ${mode.k} experts but the model has ${E}.`,
@@ -113,34 +186,53 @@ export function validateRoutingPlan(plan: RoutingPlan, spec: ModelSpec): void {
   if (mode.kind === 'threshold' && !(mode.t >= 0)) {
     throw new RoutingModeError(`${formatRoutingMode(mode)} has a negative threshold.`, MODE_HINT);
   }
-  const seen = new Map<string, Intervention['action']>();
-  const ablatedPerLayer = new Map<number, number>();
+}
+
+/** Throws RoutingModeError when the plan cannot be applied to this model. Dense models accept only plans without interventions. */
+export function validateRoutingPlan(plan: RoutingPlan, model: ModelSpec | RouterShape): void {
+  const shape = 'architecture' in model ? routerShapeOf(model) : model;
+  if (shape.numExperts === 0) {
+    if (plan.interventions.length > 0) {
+      const what = 'architecture' in model ? `this ${model.architecture} model` : 'this model';
+      throw new RoutingModeError(
+        `Interventions "${formatInterventions(plan.interventions)}" need a mixture-of-experts model, but ${what} is dense.`,
+        'Remove the interventions, or load (or upcycle to) an MoE model.',
+      );
+    }
+    return;
+  }
+  checkMode(plan.mode, shape.numExperts);
+  const accepted: Accepted = { actions: new Map(), ablatedPerLayer: new Map() };
   for (const iv of plan.interventions) {
+    const problem = checkIntervention(iv, shape, accepted);
+    if (problem !== null && problem !== 'repeat') {
+      throw new RoutingModeError(`Intervention ${formatInterventions([iv])} cannot be applied: ${problem.reason}.`, problem.hint);
+    }
+  }
+}
+
+/**
+ * Keeps the interventions this model can apply, in order, by validateRoutingPlan's rules; a later
+ * one for an expert that already has one is dropped. One sentence per dropped intervention.
+ */
+export function fitInterventions(interventions: readonly Intervention[], shape: RouterShape): { kept: Intervention[]; notices: string[] } {
+  const kept: Intervention[] = [];
+  const notices: string[] = [];
+  const accepted: Accepted = { actions: new Map(), ablatedPerLayer: new Map() };
+  for (const iv of interventions) {
     const name = formatInterventions([iv]);
-    if (!Number.isInteger(iv.layer) || iv.layer < 0 || iv.layer >= spec.numLayers) {
-      throw new RoutingModeError(`Intervention ${name} names layer ${iv.layer}, but the model has layers 0..${spec.numLayers - 1}.`, INTERVENTION_HINT);
-    }
-    if (!moe.moeLayers[iv.layer]) {
-      const moeList = moe.moeLayers.flatMap((isMoe, i) => (isMoe ? [i] : [])).join(', ');
-      throw new RoutingModeError(`Intervention ${name} names layer ${iv.layer}, which has no router (MoE layers: ${moeList}).`, INTERVENTION_HINT);
-    }
-    if (!Number.isInteger(iv.expert) || iv.expert < 0 || iv.expert >= E) {
-      throw new RoutingModeError(`Intervention ${name} names expert ${iv.expert}, but the model has experts 0..${E - 1}.`, INTERVENTION_HINT);
+    if (shape.numExperts === 0) {
+      notices.push(`Intervention ${name} was dropped: this model is dense, so it has no router to intervene on.`);
+      continue;
     }
     const key = `${iv.layer}:${iv.expert}`;
-    const before = seen.get(key);
-    if (before && before !== iv.action) {
-      throw new RoutingModeError(`Expert ${iv.expert} of layer ${iv.layer} is both ablated and forced.`, 'Keep only one of L…E…- and L…E…+ for the same expert.');
-    }
-    if (!before && iv.action === 'ablate') {
-      const n = (ablatedPerLayer.get(iv.layer) ?? 0) + 1;
-      ablatedPerLayer.set(iv.layer, n);
-      if (n >= E) {
-        throw new RoutingModeError(`Every expert of layer ${iv.layer} is ablated, so the router has nothing left to choose.`, 'Leave at least one expert of each layer un-ablated.');
-      }
-    }
-    seen.set(key, iv.action);
+    const before = accepted.actions.get(key);
+    const problem = before ? 'repeat' : checkIntervention(iv, shape, accepted);
+    if (problem === null) kept.push(iv);
+    else if (problem === 'repeat') notices.push(`Intervention ${name} was dropped: L${iv.layer}E${iv.expert} already has an intervention.`);
+    else notices.push(`Intervention ${name} was dropped: ${problem.reason}.`);
   }
+  return { kept, notices };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +280,7 @@ function byDescendingProb(probs: Float32Array, ids: Iterable<number>): number[] 
 }
 
 /**
- * Route one token at one MoE layer, as REFERENCE §2 says. An ablated expert has p = 0. By default
+ * Route one token at one MoE layer (docs/routing.md). An ablated expert has p = 0. By default
  * (plan.ablation 'excluded') it is never chosen: topk:K with fewer than K live experts chooses the
  * live ones, and dense runs only the live ones. With plan.ablation 'zero-weight' (the PyTorch
  * reference, literally) it fills top-k slots no live expert can take and stays in dense, weight 0.

@@ -1,41 +1,8 @@
-// The numeric building blocks of the CPU forward pass. Activations are row-major Float32Array
-// [rows, cols]; weights are PyTorch Linear layout [out, in]. Sums run in f64 (JS numbers) and
-// are rounded to f32 when stored, which keeps us within float error of PyTorch's f32 kernels.
+// The numeric building blocks of the CPU forward pass besides the weight products (matrix.ts, wasm/):
+// activations are row-major Float32Array [rows, cols]. Sums run in f64 (JS numbers) and are rounded
+// to f32 when stored, which keeps us within float error of PyTorch's f32 kernels.
 
 import type { Llama3RopeScaling } from '../../types.ts';
-
-/**
- * y[r, o] = Σ_i x[r, i] · w[o, i] (+ bias[o]).  x: [rows, inDim], w: [outDim, inDim].
- * The weight row is the outer loop so each row of w is read once for all `rows` tokens
- * (prefill reuses it from cache); the inner loop walks contiguous memory of both operands.
- */
-export function matmulT(x: Float32Array, rows: number, w: Float32Array, outDim: number, inDim: number, bias?: Float32Array): Float32Array {
-  const y = new Float32Array(rows * outDim);
-  const tail = inDim & ~7;
-  for (let o = 0; o < outDim; o++) {
-    const wo = o * inDim;
-    const b = bias ? bias[o] : 0;
-    for (let r = 0; r < rows; r++) {
-      const xr = r * inDim;
-      // Independent accumulators let the JIT overlap the multiply-adds.
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-      let i = 0;
-      for (; i < tail; i += 8) {
-        s0 += x[xr + i] * w[wo + i];
-        s1 += x[xr + i + 1] * w[wo + i + 1];
-        s2 += x[xr + i + 2] * w[wo + i + 2];
-        s3 += x[xr + i + 3] * w[wo + i + 3];
-        s4 += x[xr + i + 4] * w[wo + i + 4];
-        s5 += x[xr + i + 5] * w[wo + i + 5];
-        s6 += x[xr + i + 6] * w[wo + i + 6];
-        s7 += x[xr + i + 7] * w[wo + i + 7];
-      }
-      for (; i < inDim; i++) s0 += x[xr + i] * w[wo + i];
-      y[r * outDim + o] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + b;
-    }
-  }
-  return y;
-}
 
 /** RMSNorm of each `width`-wide group of x: x · rsqrt(mean(x²) + eps) · weight. */
 export function rmsNorm(x: Float32Array, width: number, weight: Float32Array, eps: number): Float32Array {

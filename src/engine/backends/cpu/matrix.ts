@@ -22,7 +22,8 @@ export interface HostMatrix {
 
 let f16Table: Float32Array | null = null;
 let bf16Table: Float32Array | null = null;
-function tables(): { f16: Float32Array; bf16: Float32Array } {
+/** f16 and bf16 bits → f32 value, 65536 entries each (256 KiB), built on first use. */
+export function tables(): { f16: Float32Array; bf16: Float32Array } {
   if (!f16Table || !bf16Table) {
     f16Table = new Float32Array(65536);
     bf16Table = new Float32Array(65536);

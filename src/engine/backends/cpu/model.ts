@@ -62,6 +62,8 @@ export interface CpuStats {
   expertMacs: number;
   /** Tokens run through the model. */
   tokens: number;
+  /** Weight bytes read: each matrix product reads its matrix once per forward call, whatever the token count. */
+  weightBytes: number;
 }
 
 class CpuKvCache implements KvCache {
@@ -98,7 +100,7 @@ function checkShape(t: Tensor, shape: number[], name: string): void {
 
 export class CpuModel implements LoadedModel {
   readonly backend = 'cpu' as const;
-  readonly stats: CpuStats = { expertCalls: 0, expertMacs: 0, tokens: 0 };
+  readonly stats: CpuStats = { expertCalls: 0, expertMacs: 0, tokens: 0, weightBytes: 0 };
   private readonly embed: HostMatrix;
   private readonly lmHead: HostMatrix;
   private readonly finalNorm: Float32Array;
@@ -205,6 +207,19 @@ export class CpuModel implements LoadedModel {
     this.stats.expertCalls = 0;
     this.stats.expertMacs = 0;
     this.stats.tokens = 0;
+    this.stats.weightBytes = 0;
+  }
+
+  /** A product, counted: the matrix's bytes (and its bias's) are read once per call. */
+  private mm(m: HostMatrix, x: Float32Array, rows: number, bias?: Float32Array): Float32Array {
+    this.stats.weightBytes += m.bytes + (bias ? bias.byteLength : 0);
+    return m.matmul(x, rows, bias);
+  }
+
+  /** RMSNorm, counted (the weight vector is held as f32). */
+  private norm(x: Float32Array, width: number, weight: Float32Array, eps: number): Float32Array {
+    this.stats.weightBytes += weight.byteLength;
+    return rmsNorm(x, width, weight, eps);
   }
 
   async forward(tokens: number[], cacheArg: KvCache, options: ForwardOptions): Promise<ForwardResult> {
@@ -232,6 +247,7 @@ export class CpuModel implements LoadedModel {
     // Token embeddings: x is the residual stream, [T, d].
     const x = new Float32Array(T * d);
     tokens.forEach((id, t) => this.embed.decodeRow(id, x.subarray(t * d, (t + 1) * d)));
+    this.stats.weightBytes += (T * this.embed.bytes) / V; // one row per token
     if (spec.embeddingMultiplier !== 1) {
       for (let i = 0; i < x.length; i++) x[i] *= spec.embeddingMultiplier;
     }
@@ -241,18 +257,18 @@ export class CpuModel implements LoadedModel {
       const layer = this.layers[l];
 
       // --- Attention -------------------------------------------------------------------------
-      const h = rmsNorm(x, d, layer.attnNorm, eps);
-      let q = layer.q.matmul(h, T, layer.qBias);
-      let k = layer.k.matmul(h, T, layer.kBias);
-      const v = layer.v.matmul(h, T, layer.vBias);
+      const h = this.norm(x, d, layer.attnNorm, eps);
+      let q = this.mm(layer.q, h, T, layer.qBias);
+      let k = this.mm(layer.k, h, T, layer.kBias);
+      const v = this.mm(layer.v, h, T, layer.vBias);
       if (spec.qkNorm === 'per_head') {
         // qwen3_moe: RMSNorm over each head's headDim values.
-        q = rmsNorm(q, headDim, layer.qNorm!, eps);
-        k = rmsNorm(k, headDim, layer.kNorm!, eps);
+        q = this.norm(q, headDim, layer.qNorm!, eps);
+        k = this.norm(k, headDim, layer.kNorm!, eps);
       } else if (spec.qkNorm === 'full') {
         // olmoe: RMSNorm over the whole projection of a token.
-        q = rmsNorm(q, qWidth, layer.qNorm!, eps);
-        k = rmsNorm(k, kvWidth, layer.kNorm!, eps);
+        q = this.norm(q, qWidth, layer.qNorm!, eps);
+        k = this.norm(k, kvWidth, layer.kNorm!, eps);
       }
       applyRope(q, T, numHeads, headDim, start, this.invFreq);
       applyRope(k, T, numKvHeads, headDim, start, this.invFreq);
@@ -291,10 +307,10 @@ export class CpuModel implements LoadedModel {
           attn.set(out, qOff);
         }
       }
-      addInPlace(x, layer.o.matmul(attn, T), residual);
+      addInPlace(x, this.mm(layer.o, attn, T), residual);
 
       // --- Feed-forward: dense MLP or mixture of experts ----------------------------------------
-      const h2 = rmsNorm(x, d, layer.ffnNorm, eps);
+      const h2 = this.norm(x, d, layer.ffnNorm, eps);
       if (layer.mlp) {
         addInPlace(x, this.ffn(h2, T, layer.mlp), residual);
       } else {
@@ -309,8 +325,8 @@ export class CpuModel implements LoadedModel {
     // --- Final norm and LM head, only for the rows asked for -------------------------------------
     const first = options.logits === 'all' ? 0 : T - 1;
     const rows = T - first;
-    const last = rmsNorm(x.subarray(first * d), d, this.finalNorm, eps);
-    const logitsFlat = this.lmHead.matmul(last, rows);
+    const last = this.norm(x.subarray(first * d), d, this.finalNorm, eps);
+    const logitsFlat = this.mm(this.lmHead, last, rows);
     if (spec.logitsScaling !== 1) {
       for (let i = 0; i < logitsFlat.length; i++) logitsFlat[i] /= spec.logitsScaling; // granitemoe
     }
@@ -324,10 +340,10 @@ export class CpuModel implements LoadedModel {
 
   /** SwiGLU: down(silu(gate(x)) · up(x)) for each of `rows` rows of x. */
   private ffn(x: Float32Array, rows: number, w: Ffn): Float32Array {
-    const gate = w.gate.matmul(x, rows);
-    const up = w.up.matmul(x, rows);
+    const gate = this.mm(w.gate, x, rows);
+    const up = this.mm(w.up, x, rows);
     for (let i = 0; i < gate.length; i++) gate[i] = Math.fround(silu(gate[i])) * up[i];
-    return w.down.matmul(gate, rows);
+    return this.mm(w.down, gate, rows);
   }
 
   /**
@@ -338,7 +354,7 @@ export class CpuModel implements LoadedModel {
     const d = this.spec.hiddenSize;
     const moeSpec = this.spec.moe!;
     const E = moeSpec.numExperts;
-    const routerLogits = moe.router.matmul(h, T);
+    const routerLogits = this.mm(moe.router, h, T);
     const layerIv = interventionsForLayer(options.routing, layerIndex);
     const routing: TokenRouting[] = [];
     const tokensOf: number[][] = Array.from({ length: E }, () => []);
@@ -371,7 +387,7 @@ export class CpuModel implements LoadedModel {
     if (moe.sharedExpert) {
       // qwen2_moe: an always-on expert, scaled per token by sigmoid(shared_expert_gate · x).
       const shared = this.ffn(h, T, moe.sharedExpert);
-      const gates = moe.sharedExpertGate ? moe.sharedExpertGate.matmul(h, T) : undefined;
+      const gates = moe.sharedExpertGate ? this.mm(moe.sharedExpertGate, h, T) : undefined;
       for (let t = 0; t < T; t++) {
         const g = gates ? sigmoid(gates[t]) : 1;
         for (let j = 0; j < d; j++) y[t * d + j] += Math.fround(shared[t * d + j] * g);

@@ -13,28 +13,51 @@ import fixedRouteWgsl from '../../../../shaders/fixed_route.wgsl?raw';
 import expertGateUpWgsl from '../../../../shaders/expert_gate_up.wgsl?raw';
 import expertDownWgsl from '../../../../shaders/expert_down.wgsl?raw';
 import expertArgsWgsl from '../../../../shaders/expert_args.wgsl?raw';
-import type { DType } from '../../types.ts';
+import type { DType, TensorDType } from '../../types.ts';
 import { WebGpuDeviceLostError, WebGpuInternalError } from './errors.ts';
 
 export type KernelName =
   | 'embed' | 'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'attention'
   | 'router' | 'fixedRoute' | 'expertGateUp' | 'expertDown' | 'expertArgs';
 
-const KERNELS: Record<KernelName, { source: string; readsWeights: boolean }> = {
-  embed: { source: embedWgsl, readsWeights: true },
-  matvec: { source: matvecWgsl, readsWeights: true },
-  matmul: { source: matmulWgsl, readsWeights: true },
-  rmsnorm: { source: rmsnormWgsl, readsWeights: false },
-  rope: { source: ropeWgsl, readsWeights: false },
-  attention: { source: attentionWgsl, readsWeights: false },
-  router: { source: routerWgsl, readsWeights: false },
-  fixedRoute: { source: fixedRouteWgsl, readsWeights: false },
-  expertGateUp: { source: expertGateUpWgsl, readsWeights: true },
-  expertDown: { source: expertDownWgsl, readsWeights: true },
-  expertArgs: { source: expertArgsWgsl, readsWeights: false },
+/** Each kernel's source and the weight arrays it reads (each gets a weight_NAME accessor, see weights.wgsl). */
+const KERNELS: Record<KernelName, { source: string; weights: string[] }> = {
+  embed: { source: embedWgsl, weights: ['EMB'] },
+  matvec: { source: matvecWgsl, weights: ['W'] },
+  matmul: { source: matmulWgsl, weights: ['W'] },
+  rmsnorm: { source: rmsnormWgsl, weights: [] },
+  rope: { source: ropeWgsl, weights: [] },
+  attention: { source: attentionWgsl, weights: [] },
+  router: { source: routerWgsl, weights: [] },
+  fixedRoute: { source: fixedRouteWgsl, weights: [] },
+  expertGateUp: { source: expertGateUpWgsl, weights: ['WG_GATE', 'WG_UP'] },
+  expertDown: { source: expertDownWgsl, weights: ['WD'] },
+  expertArgs: { source: expertArgsWgsl, weights: [] },
 };
 
-const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
+/** How a kernel's weights are stored: weights.wgsl's W_FORMAT code and W_GROUP. */
+export interface WeightFormat {
+  code: number;
+  group: number;
+}
+
+const PLAIN_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
+
+/** The format of a stored dtype (F32/F16/BF16), or of a quantized one with its group size and minimums. */
+export function weightFormat(dtype: TensorDType, group = 32, mins = false): WeightFormat {
+  if (dtype === 'Q8') return { code: 3, group };
+  if (dtype === 'Q4') return { code: mins ? 5 : 4, group };
+  return { code: PLAIN_CODE[dtype], group: 32 };
+}
+
+function accessor(name: string): string {
+  return `fn weight_${name}(i: u32) -> f32 {
+  let v = weightFromWord(${name}[wordIndex(i)], i);
+  if (W_FORMAT < 3u) { return v; }
+  return dequant(v, ${name}_Q[auxIndex(i)], i);
+}
+`;
+}
 
 /**
  * GPUBufferUsage / GPUMapMode values from the WebGPU spec, as plain numbers so importing this module
@@ -58,7 +81,8 @@ export class GpuContext {
   private firstError: string | null = null;
   lostMessage: string | null = null;
 
-  constructor(readonly device: GPUDevice, readonly adapterDescription: string) {
+  /** `bufferCap`: a smaller largest weight buffer than the device's (tests of tensor splitting). */
+  constructor(readonly device: GPUDevice, readonly adapterDescription: string, private readonly bufferCap = Infinity) {
     device.lost.then((info) => {
       // 'destroyed' is our own dispose(); anything else is the platform taking the device away.
       if (info.reason !== 'destroyed') {
@@ -79,6 +103,11 @@ export class GpuContext {
   /** Largest single buffer we may create and bind as storage. */
   get maxBufferBytes(): number {
     return Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+  }
+
+  /** Largest weight buffer: maxBufferBytes, or the smaller cap the context was made with. */
+  get maxWeightBufferBytes(): number {
+    return Math.min(this.maxBufferBytes, this.bufferCap);
   }
 
   assertUsable(): void {
@@ -133,12 +162,14 @@ export class GpuContext {
     return { liveBuffers: this.live.size, liveBytes: this.liveBytes };
   }
 
-  pipeline(name: KernelName, dtype: DType = 'F32'): GPUComputePipeline {
+  pipeline(name: KernelName, dtype: DType | WeightFormat = 'F32'): GPUComputePipeline {
     const kernel = KERNELS[name];
-    const key = kernel.readsWeights ? `${name}:${dtype}` : name;
+    const readsWeights = kernel.weights.length > 0;
+    const format = typeof dtype === 'string' ? weightFormat(dtype) : dtype;
+    const key = readsWeights ? `${name}:${format.code}:${format.group}` : name;
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = kernel.readsWeights ? `${weightsWgsl}\n${kernel.source}` : kernel.source;
+      const code = readsWeights ? `${weightsWgsl}\n${kernel.weights.map(accessor).join('')}\n${kernel.source}` : kernel.source;
       const module = this.device.createShaderModule({ code, label: name });
       p = this.device.createComputePipeline({
         layout: 'auto',
@@ -146,7 +177,7 @@ export class GpuContext {
         compute: {
           module,
           entryPoint: 'main',
-          constants: kernel.readsWeights ? { W_DTYPE: DTYPE_CODE[dtype] } : {},
+          constants: readsWeights ? { W_FORMAT: format.code, W_GROUP: format.group } : {},
         },
       });
       this.pipelines.set(key, p);
@@ -170,7 +201,7 @@ export function splitGroups(groups: number): [number, number] {
 interface DispatchOp {
   kind: 'dispatch';
   name: KernelName;
-  dtype: DType;
+  dtype: DType | WeightFormat;
   params: ArrayBuffer;
   buffers: GPUBuffer[];
   groups: [number, number, number];
@@ -209,14 +240,19 @@ export class Recorder {
 
   constructor(private ctx: GpuContext) {}
 
-  dispatch(name: KernelName, dtype: DType, p: ArrayBuffer, buffers: GPUBuffer[], groups: [number, number?, number?]): void {
+  /** Compute dispatches recorded so far (the bench reports them per token). */
+  get dispatchCount(): number {
+    return this.ops.reduce((n, op) => n + (op.kind === 'dispatch' ? 1 : 0), 0);
+  }
+
+  dispatch(name: KernelName, dtype: DType | WeightFormat, p: ArrayBuffer, buffers: GPUBuffer[], groups: [number, number?, number?]): void {
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g[0] === 0 || g[1] === 0 || g[2] === 0) return;
     this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: g });
   }
 
   /** A dispatch whose workgroup counts an earlier dispatch of this recording writes into `args` (at byte `offset`). */
-  dispatchIndirect(name: KernelName, dtype: DType, p: ArrayBuffer, buffers: GPUBuffer[], args: GPUBuffer, offset: number): void {
+  dispatchIndirect(name: KernelName, dtype: DType | WeightFormat, p: ArrayBuffer, buffers: GPUBuffer[], args: GPUBuffer, offset: number): void {
     this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: [0, 0, 0], indirect: { buffer: args, offset } });
   }
 

@@ -2,7 +2,8 @@
 // shaders/*.wgsl. Creating it fails with WebGpuUnavailableError (a sentence a person can read) when the
 // platform has no usable WebGPU, so the caller can fall back to the CPU backend.
 
-import type { Backend, ModelSpec, WeightSet } from '../../types.ts';
+import { quantizeWeights } from '../../format/quant.ts';
+import type { Backend, ModelSpec, QuantScheme, WeightSet } from '../../types.ts';
 import { GpuContext, type BufferStats } from './context.ts';
 import { WebGpuUnavailableError } from './errors.ts';
 import { WebGpuModel } from './model.ts';
@@ -18,6 +19,7 @@ export class WebGpuBackend implements Backend {
   constructor(
     readonly ctx: GpuContext,
     readonly description: string,
+    readonly quantize: QuantScheme = 'none',
   ) {}
 
   /** Live GPU buffers and their bytes, over weights, caches and scratch of every loaded model. */
@@ -32,7 +34,7 @@ export class WebGpuBackend implements Backend {
 
   async load(spec: ModelSpec, weights: WeightSet): Promise<WebGpuModel> {
     this.ctx.assertUsable();
-    const model = new WebGpuModel(this.ctx, spec, weights, (m) => this.models.delete(m));
+    const model = new WebGpuModel(this.ctx, spec, quantizeWeights(weights, this.quantize), (m) => this.models.delete(m));
     this.models.add(model);
     // Surface upload errors (out of memory, validation) now rather than at the first forward.
     await this.ctx.device.queue.onSubmittedWorkDone();
@@ -58,8 +60,21 @@ function describeAdapter(adapter: GPUAdapter): string {
   return `WebGPU on ${parts.length > 0 ? [...new Set(parts)].join(' ') : 'an unnamed adapter'}`;
 }
 
+export interface WebGpuBackendOptions {
+  /** Quantize the matrices on load (routers stay as stored); the kernels read the packed codes. Default 'none'. */
+  quantize?: QuantScheme;
+  /** Treat buffers above this many bytes as too large (tests of splitting large tensors). */
+  maxBufferBytes?: number;
+}
+
+/** Limits the backend asks for at the adapter's own maximum (the defaults are far below what GPUs offer). */
+const MAX_LIMITS = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension', 'maxBindingsPerBindGroup',
+] as const;
+
 /** Opens a WebGPU device (from `gpu`, or navigator.gpu) and returns a backend on it. */
-export async function createWebGpuBackend(gpu?: GPU): Promise<WebGpuBackend> {
+export async function createWebGpuBackend(gpu?: GPU, options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   const platformGpu = gpu ?? (typeof navigator !== 'undefined' ? navigator.gpu : undefined);
   if (!platformGpu) throw new WebGpuUnavailableError('This browser does not offer WebGPU (navigator.gpu is missing).');
   let adapter: GPUAdapter | null;
@@ -71,16 +86,17 @@ export async function createWebGpuBackend(gpu?: GPU): Promise<WebGpuBackend> {
   if (!adapter) throw new WebGpuUnavailableError('WebGPU is present but found no usable GPU adapter.');
   let device: GPUDevice;
   try {
-    // Ask for the adapter's own buffer limits: the defaults (128/256 MiB) are too small for most models.
-    device = await adapter.requestDevice({
-      requiredLimits: {
-        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-        maxBufferSize: adapter.limits.maxBufferSize,
-      },
-    });
+    // Ask for the adapter's own limits: the defaults (128/256 MiB buffers) are too small for most models.
+    const requiredLimits: Record<string, number> = {};
+    for (const name of MAX_LIMITS) {
+      const value = adapter.limits[name];
+      if (typeof value === 'number') requiredLimits[name] = value;
+    }
+    device = await adapter.requestDevice({ requiredLimits });
   } catch (e) {
     throw new WebGpuUnavailableError(`The GPU adapter refused to open a device: ${(e as Error).message}`);
   }
-  const description = describeAdapter(adapter);
-  return new WebGpuBackend(new GpuContext(device, description), description);
+  const quantize = options.quantize ?? 'none';
+  const description = describeAdapter(adapter) + (quantize === 'none' ? '' : `, weights quantized to ${quantize}`);
+  return new WebGpuBackend(new GpuContext(device, description, options.maxBufferBytes), description, quantize);
 }

@@ -1,13 +1,23 @@
 // Typed wrappers around the WGSL kernels: one function per kernel that records a dispatch with its
 // parameters and bindings. The model's forward pass and the kernel tests both go through these.
 
-import type { DType } from '../../types.ts';
-import { params, splitGroups, ROW_SPLIT, type Recorder } from './context.ts';
+import type { TensorDType } from '../../types.ts';
+import { params, splitGroups, weightFormat, ROW_SPLIT, type Recorder, type WeightFormat } from './context.ts';
 
 /** A weight matrix on the GPU: `buffer` holds u32 words, elements stored per `dtype` (see weights.wgsl). */
 export interface GpuWeight {
   buffer: GPUBuffer;
-  dtype: DType;
+  dtype: TensorDType;
+  /** Quantized: the f16 scales (and minimums) per group, laid out as weights.wgsl reads them. */
+  aux?: GPUBuffer;
+  /** Quantized: values per group, and whether the aux words carry minimums (Q4 with offsets). */
+  group?: number;
+  mins?: boolean;
+}
+
+// Plain weights bind their own buffer in the (unread) aux slot: every binding needs a buffer.
+function formatOf(w: GpuWeight): WeightFormat {
+  return weightFormat(w.dtype, w.group, w.mins);
 }
 
 export interface ProjectionArgs {
@@ -36,19 +46,22 @@ export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kern
     a.xOffset ?? 0, a.xStride ?? a.K, a.yOffset ?? 0, a.yStride ?? a.rows,
     a.bias ? 1 : 0, a.accumulate ? 1 : 0, 0, 0,
   ]);
-  const buffers = [a.weight.buffer, a.x, a.bias ?? dummy, a.y];
+  const buffers = [a.weight.buffer, a.x, a.bias ?? dummy, a.y, a.weight.aux ?? a.weight.buffer];
   if (which === 'matvec') {
     const [gx, gy] = splitGroups(a.rows);
-    rec.dispatch('matvec', a.weight.dtype, p, buffers, [gx, gy, a.tokens]);
+    rec.dispatch('matvec', formatOf(a.weight), p, buffers, [gx, gy, a.tokens]);
   } else {
-    rec.dispatch('matmul', a.weight.dtype, p, buffers, [Math.ceil(a.rows / 16), Math.ceil(a.tokens / 16)]);
+    rec.dispatch('matmul', formatOf(a.weight), p, buffers, [Math.ceil(a.rows / 16), Math.ceil(a.tokens / 16)]);
   }
 }
 
-/** out = table[ids] · scale (scale: granitemoe's embedding_multiplier). */
-export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, scale = 1): void {
+/**
+ * out = table[ids] · scale (scale: granitemoe's embedding_multiplier). A table split by rows passes each part
+ * with its first row and row count; the part writes only the tokens whose row it holds.
+ */
+export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, scale = 1, row0 = 0, rowCount = 0xffffffff): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
-  rec.dispatch('embed', table.dtype, params([tokens, dim, idOffset, { f32: scale }]), [table.buffer, ids, out], [gx, gy]);
+  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, { f32: scale }, row0, rowCount, 0, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
 }
 
 export interface RmsNormArgs {
@@ -183,23 +196,30 @@ export interface ExpertArgs {
    * token actually uses (read from the routing records on the GPU) rather than for `slots`.
    */
   indirectArgs?: GPUBuffer;
+  /** The experts these stacked weights hold (a stack larger than one buffer is split): default all. */
+  eBase?: number;
+  eCount?: number;
 }
 
 /** H += Σ_chosen w_e · down_e(silu(gate_e·x) · up_e·x), reading only the chosen experts' weights. */
 export function experts(rec: Recorder, a: ExpertArgs): void {
-  if (a.gate.dtype !== a.up.dtype) throw new Error('gate and up weights of one block must share a dtype');
-  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0]);
+  const gateFormat = formatOf(a.gate);
+  const upFormat = formatOf(a.up);
+  if (gateFormat.code !== upFormat.code || gateFormat.group !== upFormat.group) throw new Error('gate and up weights of one block must share a storage format');
+  const eBase = a.eBase ?? 0;
+  const eCount = a.eCount ?? 0xffffffff;
+  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0, eBase, eCount, 0, 0]);
   const [fx, fz] = splitGroups(a.f);
-  const guBuffers = [a.gate.buffer, a.up.buffer, a.x, a.route, a.act];
+  const guBuffers = [a.gate.buffer, a.up.buffer, a.x, a.route, a.act, a.gate.aux ?? a.gate.buffer, a.up.aux ?? a.up.buffer];
   if (a.indirectArgs) {
     rec.dispatch('expertArgs', 'F32', params([a.tokens, a.recBase, a.recExperts, a.slots, fx, fz, 0, 0]), [a.route, a.indirectArgs], [1]);
-    rec.dispatchIndirect('expertGateUp', a.gate.dtype, gu, guBuffers, a.indirectArgs, 0);
+    rec.dispatchIndirect('expertGateUp', gateFormat, gu, guBuffers, a.indirectArgs, 0);
   } else {
-    rec.dispatch('expertGateUp', a.gate.dtype, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
+    rec.dispatch('expertGateUp', gateFormat, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, { f32: a.outScale ?? 1 }]);
+  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, { f32: a.outScale ?? 1 }, eBase, eCount, 0, 0]);
   const [dx, dz] = splitGroups(a.d);
-  rec.dispatch('expertDown', a.down.dtype, dn, [a.down.buffer, a.act, a.route, a.h], [dx, a.tokens, dz]);
+  rec.dispatch('expertDown', formatOf(a.down), dn, [a.down.buffer, a.act, a.route, a.h, a.down.aux ?? a.down.buffer], [dx, a.tokens, dz]);
 }
 
 export { ROW_SPLIT };

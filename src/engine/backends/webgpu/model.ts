@@ -4,7 +4,7 @@
 import { checkForwardInput } from '../../run/errors.ts';
 import { validateRoutingPlan } from '../../routing/index.ts';
 import { toFloat32 } from '../../format/index.ts';
-import { allTensors, isQuantized, plainTensor, QuantizationError } from '../../format/quant.ts';
+import { isQuantized, tensorBytes, tensorRows } from '../../format/quant.ts';
 import { ropeInverseFrequencies } from '../cpu/kernels.ts';
 import type {
   FfnWeights,
@@ -13,6 +13,7 @@ import type {
   KvCache,
   LoadedModel,
   ModelSpec,
+  QuantTensor,
   RoutingPlan,
   Tensor,
   TokenRouting,
@@ -29,11 +30,25 @@ const MAX_CHUNK = 128;
 /** The router kernel keeps its chosen set in 8 × 32 bits. */
 const MAX_EXPERTS = 256;
 
-/** An FFN block as stacked expert matrices: gate/up [n, f, d], down [n, d, f]. */
-interface GpuFfn {
+/** Experts [e0, e0 + count) of a stack, in buffers of their own (a stack larger than one buffer is split). */
+interface ExpertPart {
   gate: GpuWeight;
   up: GpuWeight;
   down: GpuWeight;
+  e0: number;
+  count: number;
+}
+
+/** Rows [row0, row0 + rows) of a matrix too large for one buffer (embedding tables and LM heads of large vocabularies). */
+interface RowPart {
+  weight: GpuWeight;
+  row0: number;
+  rows: number;
+}
+
+/** An FFN block as stacked expert matrices: gate/up [n, f, d], down [n, d, f], in one or more parts. */
+interface GpuFfn {
+  parts: ExpertPart[];
   f: number;
   count: number;
   /** Bytes of one expert's three matrices. */
@@ -70,6 +85,8 @@ export interface WebGpuForwardStats {
   nonExpertBytesPerToken: number;
   /** nonExpertBytesPerToken + expertBytesRead / tokens: the weight traffic of one decode step. */
   weightBytesPerToken: number;
+  /** Compute dispatches the forward call recorded (one command buffer). */
+  dispatches: number;
 }
 
 class WebGpuKvCache implements KvCache {
@@ -97,11 +114,41 @@ class WebGpuKvCache implements KvCache {
 }
 
 function bytesOf(t: Tensor): number {
-  return t.bytes.byteLength;
+  return tensorBytes(t);
+}
+
+/** Bytes a tensor takes on the GPU: 1-D vectors (norms, biases) are uploaded as f32, matrices as stored or quantized. */
+function heldBytes(t: Tensor): number {
+  return t.shape.length === 1 ? 4 * t.shape[0] : tensorBytes(t);
+}
+
+/**
+ * The aux words weights.wgsl reads for quantized matrices (concatenated in order when experts are stacked):
+ * without minimums the f16 scales as they are (two per word); with minimums one (scale, min) pair per word.
+ */
+function auxWords(parts: QuantTensor[]): Uint16Array {
+  const groups = parts.reduce((n, t) => n + t.scales.length, 0);
+  const withMins = parts[0].mins !== undefined;
+  const out = new Uint16Array(Math.max(2, withMins ? 2 * groups : groups + (groups & 1)));
+  let at = 0;
+  for (const t of parts) {
+    if (withMins) {
+      for (let g = 0; g < t.scales.length; g++) {
+        out[2 * (at + g)] = t.scales[g];
+        out[2 * (at + g) + 1] = t.mins![g];
+      }
+    } else {
+      out.set(t.scales, at);
+    }
+    at += t.scales.length;
+  }
+  return out;
 }
 
 function formatBytes(n: number): string {
-  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 2 ** 10 ? `${(n / 2 ** 10).toFixed(1)} KiB` : `${n} B`;
 }
 
 export class WebGpuModel implements LoadedModel {
@@ -110,8 +157,8 @@ export class WebGpuModel implements LoadedModel {
   private owned: GPUBuffer[] = [];
   private scratch = new Map<string, GPUBuffer>();
   private layers: GpuLayer[] = [];
-  private embed!: GpuWeight;
-  private lmHead!: GpuWeight;
+  private embed!: RowPart[];
+  private lmHead!: RowPart[];
   private finalNorm!: GPUBuffer;
   private invFreq!: Float32Array;
   private dummy!: GPUBuffer;
@@ -142,9 +189,7 @@ export class WebGpuModel implements LoadedModel {
   /** Refuses, before allocating anything, a model whose buffers exceed the device's limits. */
   private checkFits(w: WeightSet): void {
     const spec = this.spec;
-    const quantized = allTensors(w).find(isQuantized);
-    if (quantized) throw new QuantizationError(`The WebGPU backend cannot read ${quantized.dtype} weights yet.`);
-    const limit = this.ctx.maxBufferBytes;
+    const limit = this.ctx.maxWeightBufferBytes;
     const check = (what: string, bytes: number) => {
       if (bytes > limit) {
         throw new WebGpuTooLargeError(
@@ -156,19 +201,39 @@ export class WebGpuModel implements LoadedModel {
       throw new WebGpuTooLargeError(`The model has ${spec.moe.numExperts} experts per layer; the WebGPU backend handles at most ${MAX_EXPERTS}.`);
     }
     this.checkShapes(w);
-    check('token embeddings', bytesOf(w.embed));
-    check('LM head', bytesOf(w.lmHead));
+    // Embedding tables, LM heads and expert stacks larger than one buffer are split (by rows, by experts):
+    // only a single row or a single expert's matrix must fit.
+    check('token embeddings (one row)', bytesOf(w.embed) / w.embed.shape[0]);
+    check('LM head (one row)', bytesOf(w.lmHead) / w.lmHead.shape[0]);
     w.layers.forEach((layer, l) => {
       for (const [name, t] of [['query', layer.q], ['key', layer.k], ['value', layer.v], ['output', layer.o]] as const) {
         check(`layer ${l} ${name} projection weights`, bytesOf(t));
       }
-      const experts = layer.moe?.experts;
-      if (experts) {
-        for (const part of ['gate', 'up', 'down'] as const) {
-          check(`layer ${l} expert ${part} weights (all ${experts.length} experts)`, experts.reduce((s, e) => s + bytesOf(e[part]), 0));
-        }
+      for (const [what, ffn] of [['MLP', layer.mlp], ['shared expert', layer.moe?.sharedExpert], ['experts (one expert)', layer.moe?.experts[0]]] as const) {
+        if (!ffn) continue;
+        for (const part of ['gate', 'up', 'down'] as const) check(`layer ${l} ${what} ${part} weights`, bytesOf(ffn[part]));
       }
     });
+  }
+
+  /** Rows per part so that each part's codes (and scales) fit one buffer; a multiple of 4 rows keeps parts word-aligned. */
+  private rowsPerPart(t: Tensor): number {
+    const rows = t.shape[0];
+    const fit = Math.floor(this.ctx.maxWeightBufferBytes / (t.bytes.byteLength / rows));
+    return fit >= rows ? rows : Math.max(1, fit >= 4 ? fit - (fit % 4) : fit);
+  }
+
+  /** A matrix in as many row parts as the buffer limit needs (usually one). */
+  private rowParts(t: Tensor, label: string): RowPart[] {
+    const rows = t.shape[0];
+    const per = this.rowsPerPart(t);
+    if (per >= rows) return [{ weight: this.matrix(t, label), row0: 0, rows }];
+    const parts: RowPart[] = [];
+    for (let row0 = 0; row0 < rows; row0 += per) {
+      const n = Math.min(per, rows - row0);
+      parts.push({ weight: this.matrix(tensorRows(t, row0, n), `${label}[${row0}..${row0 + n})`), row0, rows: n });
+    }
+    return parts;
   }
 
   /** Shapes the kernels rely on; a mismatch would otherwise read the wrong elements silently. */
@@ -234,18 +299,37 @@ export class WebGpuModel implements LoadedModel {
   }
 
   private matrix(t: Tensor, label: string): GpuWeight {
-    const p = plainTensor(t, 'the WebGPU backend');
-    return { buffer: this.track(this.ctx.uploadBuffer(p.bytes, label)), dtype: p.dtype };
+    const buffer = this.track(this.ctx.uploadBuffer(t.bytes, label));
+    if (!isQuantized(t)) return { buffer, dtype: t.dtype };
+    const aux = this.track(this.ctx.uploadBuffer(auxWords([t]), `${label}.scales`));
+    return { buffer, dtype: t.dtype, aux, group: t.groupSize, mins: t.mins !== undefined };
   }
 
-  /** Stacks the experts' matrices part by part into three buffers. */
+  /** Stacks the experts' matrices into three buffers per part; as many experts per part as one buffer holds. */
   private stack(experts: FfnWeights[], label: string): GpuFfn {
+    const largest = Math.max(...(['gate', 'up', 'down'] as const).map((n) => experts[0][n].bytes.byteLength));
+    const perPart = Math.max(1, Math.min(experts.length, Math.floor(this.ctx.maxWeightBufferBytes / largest)));
+    const parts: ExpertPart[] = [];
+    for (let e0 = 0; e0 < experts.length; e0 += perPart) {
+      const group = experts.slice(e0, e0 + perPart);
+      const name = perPart < experts.length ? `${label}[${e0}..${e0 + group.length})` : label;
+      parts.push({ ...this.stackPart(group, name), e0, count: group.length });
+    }
+    const f = experts[0].gate.shape[0];
+    const bytesPerExpert = bytesOf(experts[0].gate) + bytesOf(experts[0].up) + bytesOf(experts[0].down);
+    return { parts, f, count: experts.length, bytesPerExpert };
+  }
+
+  private stackPart(experts: FfnWeights[], label: string): { gate: GpuWeight; up: GpuWeight; down: GpuWeight } {
     const part = (name: 'gate' | 'up' | 'down'): GpuWeight => {
-      const dtype = plainTensor(experts[0][name], 'the WebGPU backend').dtype;
-      if (experts.some((e) => e[name].dtype !== dtype)) {
-        throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different dtypes, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
+      const first = experts[0][name];
+      const dtype = first.dtype;
+      const sameFormat = (t: Tensor) =>
+        t.dtype === dtype && (!isQuantized(t) || (isQuantized(first) && t.groupSize === first.groupSize && (t.mins === undefined) === (first.mins === undefined)));
+      if (!experts.every((e) => sameFormat(e[name]))) {
+        throw new WebGpuTooLargeError(`${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
       }
-      const each = bytesOf(experts[0][name]);
+      const each = experts[0][name].bytes.byteLength;
       const total = each * experts.length;
       const buffer = this.track(this.ctx.createBuffer(total, STORAGE, `${label}.${name}`));
       if (each % 4 === 0) {
@@ -256,22 +340,22 @@ export class WebGpuModel implements LoadedModel {
         experts.forEach((e, i) => joined.set(e[name].bytes, i * each));
         this.ctx.write(buffer, 0, joined);
       }
-      return { buffer, dtype };
+      if (!isQuantized(first)) return { buffer, dtype };
+      const aux = this.track(this.ctx.uploadBuffer(auxWords(experts.map((e) => e[name] as QuantTensor)), `${label}.${name}.scales`));
+      return { buffer, dtype, aux, group: first.groupSize, mins: first.mins !== undefined };
     };
-    const f = experts[0].gate.shape[0];
-    const bytesPerExpert = bytesOf(experts[0].gate) + bytesOf(experts[0].up) + bytesOf(experts[0].down);
-    return { gate: part('gate'), up: part('up'), down: part('down'), f, count: experts.length, bytesPerExpert };
+    return { gate: part('gate'), up: part('up'), down: part('down') };
   }
 
   private upload(w: WeightSet): void {
     const spec = this.spec;
     const ctx = this.ctx;
     this.dummy = this.track(ctx.createBuffer(16, STORAGE, 'dummy'));
-    this.embed = this.matrix(w.embed, 'embed');
-    this.lmHead = w.lmHead === w.embed ? this.embed : this.matrix(w.lmHead, 'lm_head');
+    this.embed = this.rowParts(w.embed, 'embed');
+    this.lmHead = w.lmHead === w.embed ? this.embed : this.rowParts(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
     this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta, spec.ropeScaling);
-    let nonExpert = bytesOf(w.lmHead) + bytesOf(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
+    let nonExpert = bytesOf(w.lmHead) + heldBytes(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
       const g: GpuLayer = {
@@ -282,12 +366,12 @@ export class WebGpuModel implements LoadedModel {
         v: this.matrix(layer.v, `${p}.v`),
         o: this.matrix(layer.o, `${p}.o`),
       };
-      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce((s, t) => s + bytesOf(t), 0);
+      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce((s, t) => s + heldBytes(t), 0);
       for (const name of ['qBias', 'kBias', 'vBias', 'qNorm', 'kNorm'] as const) {
         const t = layer[name];
         if (t) {
           g[name] = this.vector(t, `${p}.${name}`);
-          nonExpert += bytesOf(t);
+          nonExpert += heldBytes(t);
         }
       }
       if (layer.mlp) {
@@ -408,7 +492,7 @@ export class WebGpuModel implements LoadedModel {
     for (let t0 = 0; t0 < T; t0 += C) {
       const tc = Math.min(C, T - t0);
       const pos = pos0 + t0;
-      K.embed(rec, this.embed, ids, t0, tc, d, h, spec.embeddingMultiplier);
+      for (const part of this.embed) K.embed(rec, part.weight, ids, t0, tc, d, h, spec.embeddingMultiplier, part.row0, part.rows);
       let m = 0;
       this.layers.forEach((L, l) => {
         // Attention
@@ -436,11 +520,15 @@ export class WebGpuModel implements LoadedModel {
 
         // Feed-forward
         K.rmsNorm(rec, { x: h, weight: L.ffnNorm, out: xn, rows: tc, len: d, eps });
-        const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) =>
-          K.experts(rec, {
-            gate: w.gate, up: w.up, down: w.down, f: w.f, d, tokens: tc, slots,
-            route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
-          });
+        const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) => {
+          for (const p of w.parts) {
+            K.experts(rec, {
+              gate: p.gate, up: p.up, down: p.down, f: w.f, d, tokens: tc, slots,
+              route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
+              ...(w.parts.length > 1 ? { eBase: p.e0, eCount: p.count } : {}),
+            });
+          }
+        };
         if (L.mlp) {
           K.fixedRoute(rec, fixedRoute, tc, null, this.dummy);
           ffn(L.mlp, fixedRoute, 0, 1, 1);
@@ -465,14 +553,19 @@ export class WebGpuModel implements LoadedModel {
       // Final norm and LM head, only for the rows asked for.
       if (options.logits === 'all') {
         K.rmsNorm(rec, { x: h, weight: this.finalNorm, out: xn, rows: tc, len: d, eps });
-        K.project(rec, { weight: this.lmHead, rows: V, K: d, tokens: tc, x: xn, y: logits, yOffset: t0 * V }, this.dummy);
+        for (const p of this.lmHead) {
+          K.project(rec, { weight: p.weight, rows: p.rows, K: d, tokens: tc, x: xn, y: logits, yOffset: t0 * V + p.row0, yStride: V }, this.dummy);
+        }
       } else if (t0 + tc === T) {
         K.rmsNorm(rec, { x: h, weight: this.finalNorm, out: xn, rows: 1, len: d, eps, inOffset: (tc - 1) * d });
-        K.project(rec, { weight: this.lmHead, rows: V, K: d, tokens: 1, x: xn, y: logits }, this.dummy);
+        for (const p of this.lmHead) {
+          K.project(rec, { weight: p.weight, rows: p.rows, K: d, tokens: 1, x: xn, y: logits, yOffset: p.row0, yStride: V }, this.dummy);
+        }
       }
     }
 
     const routeWords = numMoe * T * R;
+    const dispatches = rec.dispatchCount;
     const [logitBytes, routeBytes] = await rec.run([
       { buffer: logits, offset: 0, size: logitRows * V * 4 },
       { buffer: routeBuf, offset: 0, size: routeWords * 4 },
@@ -508,6 +601,7 @@ export class WebGpuModel implements LoadedModel {
       denseExpertBytes: this.denseExpertBytes(T),
       nonExpertBytesPerToken: this.nonExpertBytesPerToken,
       weightBytesPerToken: this.nonExpertBytesPerToken + expertBytes / T,
+      dispatches,
     };
     return {
       logits: logitRowsOut,
