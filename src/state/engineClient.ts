@@ -119,6 +119,16 @@ export class EngineClient {
     this.port.postMessage({ type: 'lensCancel', requestId });
   }
 
+  /** A request id for a request sent with send(), whose replies the caller follows through watch(). */
+  reserveRequestId(): number {
+    return this.nextRequestId++;
+  }
+
+  /** Sends a request whose replies are followed through watch() (the source jobs: look up, download, the device's models). */
+  send(request: WorkerRequest): void {
+    this.port.postMessage(request);
+  }
+
   /** Cancels the running generation or scoring (its call resolves `cancelled`). */
   cancel(): void {
     this.port.postMessage({ type: 'cancel' });
@@ -165,6 +175,10 @@ export class EngineClient {
     if (message.type === 'error') {
       this.pending.delete(requestId);
       call.reject(new EngineError(message.message, message.hint, requestId));
+    } else if (message.type === 'cancelled' && (call.type === 'load' || call.type === 'upcycle')) {
+      // A newer load overtook this one in the worker (it installed nothing).
+      this.pending.delete(requestId);
+      call.reject(new EngineError('A newer model load replaced this one.', undefined, requestId));
     } else if (FINAL[call.type]?.includes(message.type) && !(message.type === 'generated' && message.stopReason === 'aborted')) {
       // (An aborted generation reports what it generated, then 'cancelled': the call ends with the latter.)
       this.pending.delete(requestId);

@@ -3,7 +3,7 @@
 
 export type OfflineState = { kind: 'unsupported' } | { kind: 'preparing' } | { kind: 'ready'; files: number } | { kind: 'failed'; reason: string };
 
-const CHECKPOINT_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors', 'model.safetensors.index.json'];
+const CHECKPOINT_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json'];
 
 /** The files of a checkpoint folder (shards read from its index when there is one). */
 async function checkpointFiles(folderUrl: string): Promise<string[]> {

@@ -6,6 +6,7 @@
 // routing vocabulary (src/engine/routing). Nothing here touches the DOM.
 import { z } from 'zod';
 import { isLensKey } from './lenses.ts';
+import { isLocalModel, isRemoteSource } from './sources.ts';
 import {
   fitInterventions as fitInterventionList,
   formatInterventions,
@@ -172,11 +173,12 @@ const interventionText = z
     }
   });
 
+/** A built-in id, a same-site path (/fixtures/...), or a remote source (hf:ORG/NAME[@REV], an https:// address); never a local file. */
 const modelIdText = z
   .string()
   .max(TEXT_LIMITS.modelChars, 'too long')
-  .regex(/^[A-Za-z0-9._/-]*$/, 'has characters a model id never has')
-  .refine((s) => !s.includes('..'), 'climbs out of the site');
+  .refine((s) => isRemoteSource(s) || /^[A-Za-z0-9._/-]*$/.test(s), 'has characters a model id never has')
+  .refine((s) => isRemoteSource(s) || !s.includes('..'), 'climbs out of the site');
 
 const RECIPE = /^E([1-9]\d{0,2})G([1-9]\d?)K([1-9]\d{0,2})S(\d{1,9})(?:D(100|[1-9]?\d))?$/;
 
@@ -344,6 +346,8 @@ export function formatShareFragment(state: ShareState): string {
     const spec = field(name);
     const value = state[name];
     if (spec.omitWhenDefault && String(value) === String(spec.default)) continue;
+    // A model from the reader's disk cannot travel: the link opens without it.
+    if ((name === 'model' || name === 'bModel') && isLocalModel(String(value))) continue;
     params.set(spec.key, spec.write(value));
   }
   return params.toString();

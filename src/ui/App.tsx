@@ -16,6 +16,8 @@ import { Interventions } from './Interventions.tsx';
 import { LensesPanel } from './LensesPanel.tsx';
 import { Metrics } from './Metrics.tsx';
 import { ModelPicker } from './ModelPicker.tsx';
+import { OpenModel } from './OpenModel.tsx';
+import { DeviceModels } from './DeviceModels.tsx';
 import { Notices } from './Notices.tsx';
 import { useShortcuts } from './shortcuts.ts';
 import { TeacherTools } from './TeacherTools.tsx';
@@ -32,6 +34,7 @@ function exportCurrentView(): void {
 
 export function App() {
   const model = usePlayground((s) => s.model);
+  const backend = usePlayground((s) => s.backend);
   const builtInModels = usePlayground((s) => s.builtInModels);
   const run = usePlayground((s) => s.run);
   const share = usePlayground((s) => s.share);
@@ -71,6 +74,12 @@ export function App() {
         <TourPanel tour={tour} builtInModels={builtInModels} autoplay={controller.tour.autoplay} onApply={controller.tour.apply} locked={locked('tour')} />
       )}
       <ModelPicker />
+      {!hidden('model') && !locked('model') && !share.embed && (
+        <div className="open-row">
+          <OpenModel store={controller.sources.store} actions={controller.sources} backend={backend?.kind ?? null} modelId={model?.id ?? null} onCopyLinkWithoutModel={controller.share.copyLink} />
+          <DeviceModels store={controller.sources.store} actions={controller.sources} modelId={model?.id ?? null} />
+        </div>
+      )}
       <Notices />
 
       <div className={wide ? 'layout layout-wide' : 'layout'}>

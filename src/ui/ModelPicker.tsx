@@ -58,7 +58,7 @@ export function ModelPicker() {
           </a>
         </p>
       )}
-      <p className="small about-models" data-testid="about-models">
+      <p className="small about-models" data-testid="about-models" hidden={!picked && model !== null}>
         These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not fluent. Their routing is real: the router’s choices,
         losses and the dense vs sparse trade-off are what a large MoE does, at a scale you can run here.
       </p>

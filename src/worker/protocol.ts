@@ -3,6 +3,7 @@
 // travels as the engine's structured RoutingPlan, never as text. This file imports only src/engine.
 import type { RoutingPlan, RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { LensRequest, LensResponse } from './lensJobs.ts';
+import type { SourceRequest, SourceResponse } from './sourceProtocol.ts';
 
 /**
  * An upcycling recipe: N experts, granularity G, top-k K, router seed S and, optionally, the
@@ -77,7 +78,9 @@ export type WorkerRequest =
   /** Cancel whatever generation or scoring runs now. */
   | { type: 'cancel' }
   /** The Lenses view's jobs (src/worker/lensJobs.ts): they run beside generation, on their own models. */
-  | LensRequest;
+  | LensRequest
+  /** Opening checkpoints from the hub, a URL or the disk, and the models kept on this device (sourceProtocol.ts). */
+  | SourceRequest;
 
 export type WorkerResponse =
   | { type: 'backend'; status: BackendStatus }
@@ -134,4 +137,5 @@ export type WorkerResponse =
     }
   | { type: 'cancelled'; requestId: number }
   | { type: 'error'; requestId?: number; message: string; hint?: string }
-  | LensResponse;
+  | LensResponse
+  | SourceResponse;

@@ -154,15 +154,29 @@ export class EngineSession {
     return { model: this.model, tokenizer: this.tokenizer };
   }
 
+  /** Counts load requests: a load that a newer one overtook while it read its files is not installed. */
+  private loadCount = 0;
+
   private async load(request: Extract<WorkerRequest, { type: 'load' }>): Promise<void> {
     const backend = this.backend;
     if (!backend) throw new Error('The engine is not started yet.');
+    const mine = ++this.loadCount;
     this.current?.abort.abort();
     await this.idle();
     this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the model', fraction: 0 });
     const checkpoint = await loadCheckpoint(this.sourceFor(request.baseUrl), downloadProgress(this.post, request.requestId, 0, 0.6, 'the model'));
     this.post({ type: 'progress', requestId: request.requestId, stage: `uploading weights to the ${backend.kind === 'webgpu' ? 'GPU' : 'CPU engine'}`, fraction: 0.6 });
+    if (mine !== this.loadCount) {
+      // A newer load (another model picked, a download finished) started meanwhile: it decides what runs.
+      this.post({ type: 'cancelled', requestId: request.requestId });
+      return;
+    }
     const loaded = await backend.load(checkpoint.spec, checkpoint.weights);
+    if (mine !== this.loadCount) {
+      loaded.dispose();
+      this.post({ type: 'cancelled', requestId: request.requestId });
+      return;
+    }
     const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
     this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer, tokenizerFingerprint(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson));
   }
@@ -173,6 +187,7 @@ export class EngineSession {
   private async upcycleAndLoad(request: Extract<WorkerRequest, { type: 'upcycle' }>): Promise<void> {
     const backend = this.backend;
     if (!backend) throw new Error('The engine is not started yet.');
+    this.loadCount++; // an older plain load still reading its files must not install over this one
     this.current?.abort.abort();
     await this.idle();
     this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the dense parent', fraction: 0 });

@@ -73,8 +73,11 @@ describe('share link schema', () => {
     expect(state.prompt).toBe('<script>alert(1)</script>');
   });
 
-  it('refuses model ids that are not plain ids or same-site paths', () => {
-    for (const bad of ['https://evil.example/m/', '../../etc/passwd', 'a b']) {
+  it('refuses model ids that are not plain ids, same-site paths or remote sources', () => {
+    // An https:// source is a valid link model since issue 11: the page shows its host and asks
+    // before reading anything but its configs. Plain http (off this machine), credentials, script
+    // URLs and climbing paths are refused.
+    for (const bad of ['http://evil.example/m/', 'https://user:pw@evil.example/m/', 'javascript:alert(1)', '../../etc/passwd', 'a b', 'local:disk']) {
       const { state, notices } = parseShareFragment(`v=1&model=${encodeURIComponent(bad)}`);
       expect(state.model).toBe('');
       expect(notices).toHaveLength(1);

@@ -11,7 +11,13 @@ import { chooseModel, fetchBuiltInModels, modelUrl } from './models.ts';
 
 export interface EngineActions {
   /** Starts the worker, paints the saved example, finds the model to open and loads it. */
-  start(options: { linkSetModel: boolean; fetchTour(): Promise<Tour | null>; createClient?: () => EngineClient }): void;
+  start(options: {
+    linkSetModel: boolean;
+    fetchTour(): Promise<Tour | null>;
+    createClient?: () => EngineClient;
+    /** A link names a remote model: open it from the device if stored, else call `onMissing` (open another) and ask. */
+    askForLink?: (source: string, onMissing: () => void) => void;
+  }): void;
   /** Loads a model; with the link's upcycling recipe, upcycles it in the worker first (and proves the identity). */
   loadModel(picked: BuiltInModel): void;
   /** Generates from the prompt under the routing and interventions of the settings. */
@@ -54,7 +60,7 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
   };
 
   const actions: EngineActions = {
-    start({ linkSetModel, fetchTour, createClient = EngineClient.inWorker }) {
+    start({ linkSetModel, fetchTour, createClient = EngineClient.inWorker, askForLink }) {
       // The saved example paints before the engine is up.
       void env.fetchJson('example-trace.json').then((saved) => {
         if (saved) state().showExample(loadSavedRun(saved as SavedRun));
@@ -85,13 +91,14 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
               state().setShare({ ...parsed, step: 0 });
               requested = parsed.model;
             }
-            const { model: picked, notice } = chooseModel(models, requested, env.queryModel);
+            const { model: picked, notice, remote } = chooseModel(models, requested, env.queryModel);
             if (notice) state().addNotices([notice]);
-            if (!picked) {
-              state().setStage('no built-in model is installed');
-              return;
-            }
-            actions.loadModel(picked);
+            const openPicked = () => {
+              if (picked) actions.loadModel(picked);
+              else state().setStage('no built-in model is installed');
+            };
+            if (remote && askForLink) askForLink(remote, openPicked);
+            else openPicked();
           });
         },
         () => undefined, // the engine's error is already in the store

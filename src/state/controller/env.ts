@@ -2,6 +2,8 @@
 // browser calls the controller makes (fetch, history, clipboard). Nothing else in src/state reads
 // `location`.
 
+import { hubEndpointFor } from '../sources.ts';
+
 export interface PageEnv {
   /** The site's base URL (Vite's BASE_URL), ending in '/'. */
   base: string;
@@ -23,6 +25,8 @@ export interface PageEnv {
   copyText(text: string): Promise<boolean>;
   /** A service worker already controls the page (an earlier visit saved it for offline use). */
   offlineActive(): boolean;
+  /** The hub `hf:` models come from (the site's setting, or `?hub=` on loopback), and a notice when `?hub=` was refused. Default: huggingface.co. */
+  hub?: { endpoint: string; notice: string | null };
 }
 
 export function browserEnv(): PageEnv {
@@ -53,6 +57,7 @@ export function browserEnv(): PageEnv {
       }
     },
     offlineActive: () => typeof navigator !== 'undefined' && Boolean(navigator.serviceWorker?.controller),
+    hub: hubEndpointFor(location.search, import.meta.env.VITE_HUB_ENDPOINT as string | undefined),
   };
 }
 

@@ -16,6 +16,7 @@ import { shareActions, type ShareActions } from './share.ts';
 import { shortcutTable, type ShortcutTable } from './shortcuts.ts';
 import { tourActions, type TourActions } from './tour.ts';
 import { upcycleActions, type UpcycleActions } from './upcycle.ts';
+import { sourcesActions, type SourcesModule } from './sources.ts';
 
 export interface Controller {
   /** The page's surroundings (base URL, preferred engine, first screen). */
@@ -29,6 +30,8 @@ export interface Controller {
   /** The Lenses view: router statistics over a text set (src/state/lenses.ts, src/ui/LensesPanel.tsx). */
   lenses: LensActions;
   shortcuts: ShortcutTable;
+  /** Opening models from the hub, an address or the disk; the models kept on this device. */
+  sources: SourcesModule;
   /** Starts the page: the engine worker, model discovery and loading, the tour, link sync, offline, compare. */
   start(options: { linkSetModel: boolean; createClient?: () => EngineClient }): void;
   /** Stops every worker and subscription. */
@@ -46,6 +49,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv,
   const upcycle = upcycleActions(ctx, engine);
   const compare = compareActions(ctx);
   const shortcuts = shortcutTable(ctx, engine, share, tour);
+  const sources = sourcesActions(ctx, engine);
   let started = false;
   return {
     env,
@@ -57,13 +61,15 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv,
     compare,
     lenses,
     shortcuts,
+    sources,
     start({ linkSetModel, createClient }) {
       if (started) return;
       started = true;
       share.start();
       tour.start();
       offline.start();
-      engine.start({ linkSetModel, fetchTour: tour.fetch, createClient });
+      engine.start({ linkSetModel, fetchTour: tour.fetch, createClient, askForLink: sources.askForLink });
+      sources.start();
       compare.start({ createClient });
       lenses.start();
     },

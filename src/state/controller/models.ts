@@ -2,6 +2,9 @@
 // where a model id's files are.
 import type { BuiltInModel } from '../store.ts';
 import type { PageEnv } from './env.ts';
+import { DEFAULT_HUB_ENDPOINT, parseSourceRef } from '../../engine/source/ref.ts';
+import { devicePath, storeKeyOf } from '../../worker/sourceProtocol.ts';
+import { isRemoteSource } from '../sources.ts';
 
 export async function fetchBuiltInModels(env: PageEnv): Promise<BuiltInModel[]> {
   const list = (await env.fetchJson('models/index.json')) as { models?: unknown } | null;
@@ -19,7 +22,7 @@ export function isFixturePath(id: string): boolean {
 
 /** The folder URL of a model's files. */
 export function modelUrl(env: PageEnv, model: BuiltInModel): string {
-  return model.path.startsWith('/') ? model.path : `${env.base}${model.path}`;
+  return model.path.startsWith('/') || model.path.startsWith('device:') ? model.path : `${env.base}${model.path}`;
 }
 
 /** A model id (built-in id or fixture path) → the model to load; null when this site does not have it. */
@@ -34,8 +37,10 @@ export function findModel(models: BuiltInModel[], id: string): BuiltInModel | nu
 }
 
 /** The model to open: the link's, else `?model=` (tests), else the first built-in one. */
-export function chooseModel(models: BuiltInModel[], requested: string, queryModel: string): { model: BuiltInModel | null; notice?: string } {
+export function chooseModel(models: BuiltInModel[], requested: string, queryModel: string): { model: BuiltInModel | null; notice?: string; remote?: string } {
   const fallback = findModel(models, queryModel) ?? models[0] ?? null;
+  // A remote model in a link is never downloaded by itself: the page opens another and asks.
+  if (requested && isRemoteSource(requested)) return { model: fallback, remote: requested };
   if (requested) {
     const wanted = findModel(models, requested);
     if (wanted) return { model: wanted };
@@ -62,5 +67,7 @@ export function resolveModel(env: PageEnv, models: BuiltInModel[] | null, id: st
   const builtIn = (models ?? []).find((m) => m.id === id);
   if (builtIn) return { id: builtIn.id, url: modelUrl(env, builtIn) };
   if (isFixturePath(id)) return { id, url: id.endsWith('/') ? id : `${id}/` };
+  // A hub or web model is read from this device's store (or the worker's memory), never fetched here.
+  if (isRemoteSource(id)) return { id, url: devicePath(storeKeyOf(parseSourceRef(id), env.hub?.endpoint ?? DEFAULT_HUB_ENDPOINT)) };
   return null;
 }
