@@ -10,6 +10,7 @@ import type { ControllerContext } from './context.ts';
 import { engineActions, type EngineActions } from './engine.ts';
 import type { PageEnv } from './env.ts';
 import { offlineActions, type OfflineActions } from './offline.ts';
+import { quantActions, type QuantActions } from './quant.ts';
 import { shareActions, type ShareActions } from './share.ts';
 import { shortcutTable, type ShortcutTable } from './shortcuts.ts';
 import { tourActions, type TourActions } from './tour.ts';
@@ -24,6 +25,7 @@ export interface Controller {
   offline: OfflineActions;
   upcycle: UpcycleActions;
   compare: CompareActions;
+  quant: QuantActions;
   shortcuts: ShortcutTable;
   /** Starts the page: the engine worker, model discovery and loading, the tour, link sync, offline, compare. */
   start(options: { linkSetModel: boolean; createClient?: () => EngineClient }): void;
@@ -40,6 +42,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv)
   const offline = offlineActions(ctx);
   const upcycle = upcycleActions(ctx, engine);
   const compare = compareActions(ctx);
+  const quant = quantActions(ctx, engine);
   const shortcuts = shortcutTable(ctx, engine, share, tour);
   let started = false;
   return {
@@ -50,6 +53,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv)
     offline,
     upcycle,
     compare,
+    quant,
     shortcuts,
     start({ linkSetModel, createClient }) {
       if (started) return;
@@ -57,6 +61,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv)
       share.start();
       tour.start();
       offline.start();
+      quant.start();
       engine.start({ linkSetModel, fetchTour: tour.fetch, createClient });
       compare.start({ createClient });
     },
