@@ -122,7 +122,6 @@ export class EngineSession {
   /** A software (or unknown) adapter: measure both backends at the first load. */
   private raceAtLoad = false;
   private adapter: AdapterNature | null = null;
-  private status: BackendStatus | null = null;
   /** The checkpoint of the loaded model, as stored (quantization costs are measured against it; a new scheme re-quantizes it). */
   private checkpoint: { baseUrl: string; modelId: string; checkpoint: Checkpoint; tokenizerId: string } | null = null;
   private model: LoadedModel | null = null;
@@ -191,11 +190,10 @@ export class EngineSession {
   }
 
   private postBackend(status: BackendStatus): void {
-    this.status = status;
     this.post({ type: 'backend', status });
   }
 
-  private useKind(kind: BackendKind, status: Omit<BackendStatus, 'kind' | 'description'>): void {
+  private runOn(kind: BackendKind, status: Omit<BackendStatus, 'kind' | 'description'>): void {
     this.kind = kind;
     this.backend = this.backendFor(kind, 'none');
     this.postBackend({ kind, description: this.backend.description, softwareAdapter: this.adapter?.software, ...status });
@@ -207,24 +205,24 @@ export class EngineSession {
    */
   private async init(preference: BackendPreference): Promise<void> {
     if (preference === 'cpu') {
-      this.useKind('cpu', { reason: 'CPU: chosen in the engine menu (?backend=cpu)', chosenBy: 'forced' });
+      this.runOn('cpu', { reason: 'CPU: chosen in the engine menu (?backend=cpu)', chosenBy: 'forced' });
       return;
     }
     const choice = await chooseBackend('webgpu');
     if (choice.backend.kind === 'cpu') {
-      this.useKind('cpu', { fallbackReason: choice.fallbackReason, reason: `CPU: ${choice.fallbackReason}`, chosenBy: 'fallback' });
+      this.runOn('cpu', { fallbackReason: choice.fallbackReason, reason: `CPU: ${choice.fallbackReason}`, chosenBy: 'fallback' });
       return;
     }
     this.gpu = choice.backend as WebGpuBackend;
     this.backends.set('webgpu:none', this.gpu);
     this.adapter = (await probeAdapter()) ?? adapterNature({ description: this.gpu.description });
     if (preference === 'webgpu') {
-      this.useKind('webgpu', { reason: `WebGPU: chosen in the engine menu (?backend=webgpu)${this.adapter.software ? `, on a software adapter (${this.adapter.evidence})` : ''}`, chosenBy: 'forced' });
+      this.runOn('webgpu', { reason: `WebGPU: chosen in the engine menu (?backend=webgpu)${this.adapter.software ? `, on a software adapter (${this.adapter.evidence})` : ''}`, chosenBy: 'forced' });
     } else if (this.adapter.software) {
       this.raceAtLoad = true;
-      this.useKind('webgpu', { reason: `WebGPU for now: this adapter runs on the CPU (${this.adapter.evidence}); both backends are measured at the first load`, chosenBy: 'adapter' });
+      this.runOn('webgpu', { reason: `WebGPU for now: this adapter runs on the CPU (${this.adapter.evidence}); both backends are measured at the first load`, chosenBy: 'adapter' });
     } else {
-      this.useKind('webgpu', { reason: `WebGPU: a hardware GPU adapter (${this.adapter.name})`, chosenBy: 'adapter' });
+      this.runOn('webgpu', { reason: `WebGPU: a hardware GPU adapter (${this.adapter.name})`, chosenBy: 'adapter' });
     }
   }
 
@@ -243,7 +241,7 @@ export class EngineSession {
       } catch (error) {
         speeds[kind] = 0;
         if (kind === 'webgpu') {
-          this.useKind('cpu', { reason: `CPU: the WebGPU backend failed while measuring (${describe(error).message})`, chosenBy: 'fallback', fallbackReason: describe(error).message });
+          this.runOn('cpu', { reason: `CPU: the WebGPU backend failed while measuring (${describe(error).message})`, chosenBy: 'fallback', fallbackReason: describe(error).message });
           return;
         }
       } finally {
@@ -253,7 +251,7 @@ export class EngineSession {
     const cpu = speeds.cpu ?? 0;
     const webgpu = speeds.webgpu ?? 0;
     const verdict = describeRace(cpu, webgpu, adapter);
-    this.useKind(verdict.kind, { reason: verdict.reason, chosenBy: 'measured', measured: { cpu, webgpu } });
+    this.runOn(verdict.kind, { reason: verdict.reason, chosenBy: 'measured', measured: { cpu, webgpu } });
   }
 
   private requireModel(): { model: LoadedModel; tokenizer: TextTokenizer } {
@@ -444,7 +442,7 @@ export class EngineSession {
   private async recoverOnCpu(requestId: number, why: string): Promise<void> {
     this.gpu = null;
     for (const key of [...this.backends.keys()]) if (key.startsWith('webgpu')) this.backends.delete(key);
-    this.useKind('cpu', { reason: `CPU: the GPU device was lost (${why})`, chosenBy: 'fallback', fallbackReason: `the GPU device was lost (${why})` });
+    this.runOn('cpu', { reason: `CPU: the GPU device was lost (${why})`, chosenBy: 'fallback', fallbackReason: `the GPU device was lost (${why})` });
     const kept = this.checkpoint;
     if (!kept) return;
     try {
