@@ -116,9 +116,11 @@ describe('quantization choices and the cost decision (pure)', () => {
     expect(adapterNature({ vendor: 'mesa', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }).software).toBe(true);
     expect(adapterNature({ vendor: 'nvidia', architecture: 'hopper' }, false)).toMatchObject({ software: false, evidence: '' });
     expect(adapterNature({ vendor: 'x', isFallbackAdapter: true }).evidence).toBe('isFallbackAdapter');
+    expect(adapterNature({ description: 'SwiftShader Device' }, true).evidence).toBe('SwiftShader, a fallback adapter');
     const sw = adapterNature({ architecture: 'swiftshader' });
     expect(describeRace(310, 100, sw)).toEqual({ kind: 'cpu', reason: 'CPU: 3.1x faster than WebGPU on this software adapter (swiftshader); measured 310 vs 100 tok/s decoding (CPU vs WebGPU)' });
     expect(describeRace(50, 200, sw).kind).toBe('webgpu');
+    expect(describeRace(244, 0.32, sw).reason).toMatch(/762\.5x faster .* measured 244 vs 0\.3 tok\/s/);
   });
 
   it('writes the quantization into the share link once, and leaves it out at its default', () => {

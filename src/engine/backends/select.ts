@@ -42,7 +42,7 @@ export function adapterNature(info: { vendor?: string; architecture?: string; de
   const name = parts.length > 0 ? [...new Set(parts)].join(' ') : 'an unnamed adapter';
   const fallback = isFallbackAdapter || info.isFallbackAdapter === true;
   const match = SOFTWARE_NAMES.exec(parts.join(' '));
-  const evidence = fallback ? 'isFallbackAdapter' : match ? match[0] : '';
+  const evidence = match ? (fallback ? `${match[0]}, a fallback adapter` : match[0]) : fallback ? 'isFallbackAdapter' : '';
   return { software: evidence !== '', name, evidence };
 }
 
@@ -85,7 +85,8 @@ export function describeRace(cpu: number, webgpu: number, adapter: AdapterNature
   const where = adapter.software ? `this software adapter (${adapter.evidence === 'isFallbackAdapter' ? 'a fallback adapter' : adapter.evidence})` : `this adapter (${adapter.name})`;
   const kind = cpu >= webgpu ? 'cpu' : 'webgpu';
   const ratio = kind === 'cpu' ? cpu / webgpu : webgpu / cpu;
-  const measured = `measured ${cpu.toFixed(0)} vs ${webgpu.toFixed(0)} tok/s decoding`;
+  const rate = (v: number) => v.toFixed(v >= 10 ? 0 : 1);
+  const measured = `measured ${rate(cpu)} vs ${rate(webgpu)} tok/s decoding`;
   return kind === 'cpu'
     ? { kind, reason: `CPU: ${ratio.toFixed(1)}x faster than WebGPU on ${where}; ${measured} (CPU vs WebGPU)` }
     : { kind, reason: `WebGPU: ${ratio.toFixed(1)}x faster than the CPU on ${where}; ${measured} (CPU vs WebGPU)` };
