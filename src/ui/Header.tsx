@@ -81,7 +81,7 @@ export function Header() {
         <dt>Model</dt>
         <dd data-testid="model">
           {model
-            ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}`
+            ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}${model.quantize && model.quantize !== 'none' ? `, weights quantized to ${model.quantize}` : ''}`
             : 'none yet'}
         </dd>
         <dt>Status</dt>

@@ -189,7 +189,10 @@ export class EngineSession {
     return backend;
   }
 
+  private status: BackendStatus | null = null;
+
   private postBackend(status: BackendStatus): void {
+    this.status = status;
     this.post({ type: 'backend', status });
   }
 
@@ -292,6 +295,8 @@ export class EngineSession {
     const tokenizerId = tokenizerFingerprint(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson);
     this.checkpoint = { baseUrl: request.baseUrl, modelId: request.modelId, checkpoint, tokenizerId };
     this.quantize = scheme;
+    // The badge names the weights the engine now runs with (as stored, or quantized).
+    if (this.status && this.status.description !== backend.description) this.postBackend({ ...this.status, description: backend.description });
     this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer, tokenizerId);
   }
 

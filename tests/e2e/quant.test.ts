@@ -123,7 +123,8 @@ for (const webgpu of [false, true]) {
         expect(new URL(page.url()).hash).toContain(`quant=${scheme}`);
         expect(await page.textContent('[data-testid="backend"]')).toContain(kind === 'cpu' ? 'CPU' : 'WebGPU');
       }
-      await page.screenshot({ path: resolve(shots, `quant-${webgpu ? 'webgpu' : 'cpu'}.png`), fullPage: false });
+      await page.locator('header').screenshot({ path: resolve(shots, `quant-header-${webgpu ? 'webgpu' : 'cpu'}.png`) });
+      await page.locator('[data-testid="quant-panel"]').screenshot({ path: resolve(shots, `quant-panel-${webgpu ? 'webgpu' : 'cpu'}.png`) });
 
       // A link with quant=q4 opens the model at q4 in a fresh page.
       const fresh = await browser.newPage({ viewport: { width: 1280, height: 900 } });
