@@ -3,9 +3,9 @@
 // each token, the upcycling proof) go to the call's listener. Modelled on web-llm's
 // WebWorkerMLCEngine. The main pane and the compare pane each own one (each runs its own model).
 // The client speaks to a port: the Web Worker in the page, an in-process EngineSession in tests.
-import type { RoutingPlan } from '../engine/types.ts';
+import type { QuantScheme, RoutingPlan } from '../engine/types.ts';
 import type { LensJobSpec } from '../worker/lensJobs.ts';
-import type { BackendStatus, ModelStatus, SamplingSettings, UpcycleRecipe, WorkerRequest, WorkerResponse } from '../worker/protocol.ts';
+import type { BackendPreference, BackendStatus, ModelStatus, SamplingSettings, UpcycleRecipe, WorkerRequest, WorkerResponse } from '../worker/protocol.ts';
 
 /** What a client needs from the other side: a worker, or anything that behaves like one. */
 export interface EnginePort {
@@ -23,6 +23,7 @@ export type ScoredReply = Reply<'scored'>;
 export type CancelledReply = Reply<'cancelled'>;
 export type UpcycledReply = Reply<'upcycled'>;
 export type LensReply = Reply<'lensDone'> | Reply<'lensFailed'>;
+export type QuantCostReply = Reply<'quantcost'>;
 
 /** A call's promise, with the request id its streamed messages and its reply carry. */
 export type EngineCall<T> = Promise<T> & { readonly requestId: number };
@@ -49,6 +50,7 @@ const FINAL: Record<string, readonly WorkerResponse['type'][]> = {
   generate: ['generated', 'cancelled'],
   score: ['scored', 'cancelled'],
   lens: ['lensDone', 'lensFailed'],
+  quantcost: ['quantcost', 'cancelled'],
 };
 
 interface Pending {
@@ -82,16 +84,21 @@ export class EngineClient {
     return new EngineClient(worker as unknown as EnginePort);
   }
 
-  /** Starts the engine on the preferred backend (WebGPU falls back to the CPU, saying why). */
-  init(preferBackend: 'webgpu' | 'cpu'): Promise<BackendStatus> {
+  /** Starts the engine: the faster backend ('auto', measured when in doubt) or the one forced; WebGPU falls back to the CPU, saying why. */
+  init(preferBackend: BackendPreference): Promise<BackendStatus> {
     const answer = new Promise<BackendStatus>((resolve, reject) => this.backendWaiters.push({ resolve, reject }));
     this.port.postMessage({ type: 'init', preferBackend });
     return answer;
   }
 
   /** Downloads and installs a checkpoint; progress messages go to `listener`. */
-  load(modelId: string, baseUrl: string, listener?: CallListener): EngineCall<ModelStatus> {
-    return this.call({ type: 'load', modelId, baseUrl }, listener, (m) => (m as Reply<'loaded'>).model);
+  load(modelId: string, baseUrl: string, listener?: CallListener, quantize: QuantScheme = 'none'): EngineCall<ModelStatus> {
+    return this.call({ type: 'load', modelId, baseUrl, quantize }, listener, (m) => (m as Reply<'loaded'>).model);
+  }
+
+  /** Measures what the running model's quantization costs on `texts` (progress to `listener`); a newer generate/score or cancel() ends it. */
+  quantCost(texts: string[], maxTokens: number, listener?: CallListener): EngineCall<QuantCostReply | CancelledReply> {
+    return this.call({ type: 'quantcost', texts, maxTokens }, listener, (m) => m as QuantCostReply | CancelledReply);
   }
 
   /** Upcycles the dense checkpoint at baseUrl in memory and installs the child; the identity proof arrives as an `upcycled` message first. */

@@ -11,6 +11,7 @@ import type { BackendStatus, ModelStatus, TokenChoice, WorkerResponse } from '..
 import type { ParameterFacts } from './derive.ts';
 import { DEFAULT_SHARE_STATE, sanitizeShare, type ShareState } from './url.ts';
 import { createPageSlice, type PageSlice } from './pageSlice.ts';
+import { createQuantSlice, type QuantSlice } from './quantSlice.ts';
 
 export interface BuiltInModel {
   id: string;
@@ -127,12 +128,13 @@ function factsOf(model: ModelStatus | null): ParameterFacts | null {
 }
 
 /** The whole state: every slice. A feature's slice is added here and in createPlaygroundStore. */
-export type PlaygroundState = RunSlice & PageSlice;
+export type PlaygroundState = RunSlice & PageSlice & QuantSlice;
 
 export function createPlaygroundStore(initialShare: ShareState = DEFAULT_SHARE_STATE): StoreApi<PlaygroundState> {
   return createStore<PlaygroundState>()((...a) => ({
     ...createRunSlice(initialShare)(...a),
     ...createPageSlice(...a),
+    ...createQuantSlice(...a),
   }));
 }
 

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { isLensKey } from './lenses.ts';
 import { isLocalModel, isRemoteSource } from './sources.ts';
+import type { QuantScheme } from '../engine/types.ts';
 import {
   fitInterventions as fitInterventionList,
   formatInterventions,
@@ -216,6 +217,8 @@ export const SHARE_FIELDS = {
   bModel: textField({ key: 'bmodel', label: 'second pane model', default: '', omitWhenDefault: true, schema: modelIdText }),
   /** The second pane's routing text (may carry interventions). */
   bRouting: textField({ key: 'bmode', label: 'second pane routing', default: 'native', omitWhenDefault: true, schema: routingText }),
+  /** Quantization of the main pane's weights on load: as stored, int8 or 4-bit group-wise (src/engine/format/quant.ts). */
+  quant: choiceField<QuantScheme>({ key: 'quant', label: 'quantization', default: 'none', omitWhenDefault: true, choices: ['none', 'q8', 'q4'] }),
   /** Upcycle the model in the browser first: "E8G1K2S0" = 8 experts, granularity 1, top-2, router seed 0; '' = no. */
   upcycle: textField({
     key: 'up',

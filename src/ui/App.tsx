@@ -24,6 +24,7 @@ import { TeacherTools } from './TeacherTools.tsx';
 import { TextPanel } from './TextPanel.tsx';
 import { TourPanel } from './Tour.tsx';
 import { useTeacherControls } from './teacher.ts';
+import { QuantPanel } from './QuantPanel.tsx';
 import { UpcyclePanel } from './UpcyclePanel.tsx';
 import { ViewPanel } from './ViewPanel.tsx';
 
@@ -86,6 +87,7 @@ export function App() {
         <div className="side">
           <Controls onGenerate={controller.engine.generate} onStop={controller.engine.stop} onShare={controller.share.copyLink} hidden={hidden} locked={locked} />
           {model && !hidden('interventions') && model.numExperts > 0 && <Interventions onRegenerate={controller.engine.generate} disabled={locked('interventions')} />}
+          {model && !share.embed && !hidden('model') && <QuantPanel locked={locked('model')} />}
           {model && !hidden('upcycle') && !share.embed && (
             <UpcyclePanel
               parentIsDense={canUpcycle}

@@ -2,13 +2,8 @@
 // runs now with its progress bar).
 import { controller, usePlayground } from '../state/useStore.ts';
 import { offlineMegabytes } from '../state/controller/models.ts';
-import { switchBackend } from '../state/controller/env.ts';
+import { parseBackendPreference, switchBackend } from '../state/controller/env.ts';
 import { formatCount } from './format.ts';
-
-/** SwiftShader, llvmpipe, WARP, "software": adapters that run WebGPU on the CPU. */
-function isSoftwareAdapter(description: string): boolean {
-  return /swiftshader|llvmpipe|lavapipe|software|warp|basic render/i.test(description);
-}
 
 function OfflineStatus() {
   const offline = usePlayground((s) => s.offline);
@@ -34,25 +29,29 @@ function EngineStatus() {
   if (!backend) return <>starting…</>;
   return (
     <>
-      <span className={`badge badge-${backend.kind}`}>{backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}</span> {backend.description}
-      {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}{' '}
+      <span className={`badge badge-${backend.kind}`} data-testid="backend-badge" data-kind={backend.kind} data-chosen-by={backend.chosenBy ?? ''} title={backend.reason}>
+        {backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}
+      </span>{' '}
+      {backend.description}
+      {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
+      {backend.reason && !backend.fallbackReason && (
+        <span className="small" data-testid="backend-reason">
+          {' '}({backend.reason})
+        </span>
+      )}{' '}
       <label className="backend-choice small">
         <span className="sr-only">Engine to use</span>
         <select
           data-testid="backend-choice"
           value={controller.env.preferBackend}
-          onChange={(e) => switchBackend(e.target.value === 'cpu' ? 'cpu' : 'webgpu')}
+          onChange={(e) => switchBackend(parseBackendPreference(e.target.value))}
           aria-label="Engine to use (reloads the page)"
         >
-          <option value="webgpu">use WebGPU when available</option>
+          <option value="auto">pick the faster engine</option>
+          <option value="webgpu">use WebGPU</option>
           <option value="cpu">use the CPU engine</option>
         </select>
       </label>
-      {backend.kind === 'webgpu' && isSoftwareAdapter(backend.description) && (
-        <span className="fallback" data-testid="software-adapter">
-          {' '}This WebGPU adapter is a software renderer (no graphics hardware): each generation or routing change can take many seconds. The CPU engine is usually faster here.
-        </span>
-      )}
     </>
   );
 }
@@ -82,7 +81,7 @@ export function Header() {
         <dt>Model</dt>
         <dd data-testid="model">
           {model
-            ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}`
+            ? `${model.id} — ${model.architecture}, ${model.numLayers} layers, ${model.numExperts ? `${model.numExperts} experts (top-${model.topK})` : 'dense'}, ${formatCount(model.parametersTotal)} parameters (${formatCount(model.parametersActiveNative)} active), ${model.dtype}${model.quantize && model.quantize !== 'none' ? `, weights quantized to ${model.quantize}` : ''}`
             : 'none yet'}
         </dd>
         <dt>Status</dt>

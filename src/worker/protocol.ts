@@ -1,7 +1,8 @@
 // The typed message protocol between the page and the engine's Web Worker (docs/architecture.md).
 // Only plain, structured-cloneable data crosses it: no GPU objects, no class instances. Routing
 // travels as the engine's structured RoutingPlan, never as text. This file imports only src/engine.
-import type { RoutingPlan, RoutingTrace, TokenRouting } from '../engine/types.ts';
+import type { QuantCost } from '../engine/quant/cost.ts';
+import type { QuantScheme, RoutingPlan, RoutingTrace, TokenRouting } from '../engine/types.ts';
 import type { LensRequest, LensResponse } from './lensJobs.ts';
 import type { SourceRequest, SourceResponse } from './sourceProtocol.ts';
 
@@ -23,7 +24,30 @@ export interface BackendStatus {
   description: string;
   /** Why the CPU fallback runs, when it does. */
   fallbackReason?: string;
+  /** Why this backend runs, in one sentence for the badge ("CPU: 3.1x faster than WebGPU on this software adapter"). */
+  reason?: string;
+  /** How the choice was made: forced by the link or the menu, read from the adapter, or measured at load. */
+  chosenBy?: 'forced' | 'adapter' | 'measured' | 'fallback';
+  /** Decode tokens per second of both backends, when they were measured at load. */
+  measured?: { cpu: number; webgpu: number };
+  /** A software WebGPU adapter was found (SwiftShader, llvmpipe, a fallback adapter). */
+  softwareAdapter?: boolean;
 }
+
+/** What one quantization scheme needs for the loaded model on the running backend (memoryNeeded), and whether it can run. */
+export interface QuantChoice {
+  scheme: QuantScheme;
+  /** Bytes held for the weights. */
+  weightBytes: number;
+  /** Bytes in all: weights, files while loading, KV cache and working buffers. */
+  totalBytes: number;
+  /** false when the backend lacks the scheme or the model cannot fit; `why` says so in a sentence. */
+  available: boolean;
+  why?: string;
+}
+
+/** Which backend the page asks for: the faster one (measured when in doubt), or one forced by ?backend= or the menu. */
+export type BackendPreference = 'auto' | 'webgpu' | 'cpu';
 
 export interface ModelStatus {
   id: string;
@@ -43,6 +67,10 @@ export interface ModelStatus {
   vocabSize: number;
   /** A fingerprint of the tokenizer's files: two models with the same one split any text into the same tokens. */
   tokenizerId: string;
+  /** The quantization the weights run at. */
+  quantize: QuantScheme;
+  /** Each scheme's memory on the running backend, for this model. */
+  quantChoices: QuantChoice[];
 }
 
 /** One candidate for the next token. */
@@ -60,8 +88,14 @@ export interface SamplingSettings {
 }
 
 export type WorkerRequest =
-  | { type: 'init'; preferBackend: 'webgpu' | 'cpu' }
-  | { type: 'load'; requestId: number; modelId: string; baseUrl: string }
+  | { type: 'init'; preferBackend: BackendPreference }
+  /** Load a checkpoint, its matrices quantized to `quantize` (default none); a failure keeps the model loaded before. */
+  | { type: 'load'; requestId: number; modelId: string; baseUrl: string; quantize?: QuantScheme }
+  /**
+   * Measure what the running model's quantization costs against the same checkpoint as stored, on `texts`
+   * (each cut to `maxTokens` tokens, in windows). Runs like a scoring: a newer generate/score or a cancel ends it.
+   */
+  | { type: 'quantcost'; requestId: number; texts: string[]; maxTokens: number }
   /** Generate from `prompt`; a newer generate/score request or a cancel ends it. */
   | { type: 'generate'; requestId: number; prompt: string; sampling: SamplingSettings; routing: RoutingPlan }
   /**
@@ -134,6 +168,16 @@ export type WorkerResponse =
       maxLogitDifference: number;
       /** true when the chosen top-k weights sum to 1 (renormalised), which is why the identity holds. */
       renormalised: boolean;
+    }
+  | {
+      type: 'quantcost';
+      requestId: number;
+      modelId: string;
+      cost: QuantCost;
+      /** Tokens compared, over how many texts, in windows of this many tokens. */
+      tokens: number;
+      texts: number;
+      window: number;
     }
   | { type: 'cancelled'; requestId: number }
   | { type: 'error'; requestId?: number; message: string; hint?: string }

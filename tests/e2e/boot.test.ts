@@ -29,7 +29,7 @@ for (const webgpu of [true, false]) {
       const page = await browser.newPage();
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(e.message));
-      await page.goto(`${server.url}/?model=/fixtures/mixtral_f32/`);
+      await page.goto(`${server.url}/?${webgpu ? 'backend=webgpu&' : ''}model=/fixtures/mixtral_f32/`);
       await expect.poll(() => page.textContent('h1')).toBe('MoE Playground');
       // The saved example shows at once; wait for the engine's own output (or an error).
       await page.waitForSelector('[data-testid="next-top5"][data-source="engine"], [data-testid="error"]', { timeout: 240_000 });

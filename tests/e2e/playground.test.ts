@@ -71,7 +71,8 @@ for (const webgpu of [true, false]) {
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(e.message));
-      await page.goto(`${server.url}/?model=${MODEL}`);
+      // WebGPU is forced where the test means WebGPU (the default picks the faster engine, the CPU on SwiftShader).
+      await page.goto(`${server.url}/?${webgpu ? 'backend=webgpu&' : ''}model=${MODEL}`);
       // The saved example paints first, clearly marked.
       await page.waitForSelector('[data-testid="example-banner"], [data-testid="run-source"]');
       await waitIdle(page, 'native');

@@ -50,6 +50,7 @@ function testEnv(queryModel: string, files: Record<string, unknown> = {}): PageE
     firstScreen: false,
     reducedMotion: true,
     fetchJson: async (path: string) => files[path] ?? null,
+    fetchText: async (path: string) => (typeof files[path] === 'string' ? (files[path] as string) : null),
     replaceFragment: (fragment: string) => {
       env.fragment = fragment;
     },

@@ -18,8 +18,14 @@ export interface EngineActions {
     /** A link names a remote model: open it from the device if stored, else call `onMissing` (open another) and ask. */
     askForLink?: (source: string, onMissing: () => void) => void;
   }): void;
-  /** Loads a model; with the link's upcycling recipe, upcycles it in the worker first (and proves the identity). */
-  loadModel(picked: BuiltInModel): void;
+  /**
+   * Loads a model at the quantization the settings ask for; with the link's upcycling recipe, upcycles it
+   * in the worker first (and proves the identity). `keepText`: re-score the text on screen with the new
+   * weights instead of generating anew (a change of quantization keeps what was generated).
+   */
+  loadModel(picked: BuiltInModel, options?: { keepText?: boolean }): void;
+  /** The model last asked for (what a change of quantization reloads). */
+  lastPicked(): BuiltInModel | null;
   /** Generates from the prompt under the routing and interventions of the settings. */
   generate(): void;
   /** Re-scores the text on screen under the routing the settings ask for (cancels a running generation). */
@@ -59,7 +65,11 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
     }, stageOnError(call.requestId));
   };
 
+  let lastPicked: BuiltInModel | null = null;
+
   const actions: EngineActions = {
+    lastPicked: () => lastPicked,
+
     start({ linkSetModel, fetchTour, createClient = EngineClient.inWorker, askForLink }) {
       // The saved example paints before the engine is up.
       void env.fetchJson('example-trace.json').then((saved) => {
@@ -105,10 +115,12 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
       );
     },
 
-    loadModel(picked) {
+    loadModel(picked, { keepText = false } = {}) {
       const client = ctx.client();
       if (!client) return;
+      lastPicked = picked;
       state().setShare({ model: picked.id });
+      const quant = state().share.quant;
       const recipe = parseRecipe(state().share.upcycle);
       const progress: CallListener = (message) => {
         if (message.type === 'progress' && isCurrent(ctx, message.requestId)) state().setStage(message.stage);
@@ -116,18 +128,36 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
       const { prompt } = state().share;
       const call = recipe
         ? client.upcycle(picked.id, modelUrl(env, picked), recipe, { prompt, sampling: sampling() }, progress)
-        : client.load(picked.id, modelUrl(env, picked), progress);
+        : client.load(picked.id, modelUrl(env, picked), progress, quant);
       state().begin(call.requestId, 'loading');
-      state().setStage(`${recipe ? 'upcycling' : 'loading'} ${picked.name}`);
+      state().setStage(`${recipe ? 'upcycling' : 'loading'} ${picked.name}${!recipe && quant !== 'none' ? ` at ${quant}` : ''}`);
       call.then((model) => {
         if (!isCurrent(ctx, call.requestId)) return;
+        const run = state().run;
+        if (keepText && run?.source === 'engine' && run.tokenIds.length > 0 && model.id === run.modelLabel) {
+          // The same text, scored by the new weights: nothing generated is lost.
+          const plan = planOf(state().share);
+          const score = client.score(run.tokenIds, plan);
+          state().begin(score.requestId, 'scoring', formatPlanText(plan));
+          state().setStage('scoring the text with the new weights');
+          score.then((reply) => {
+            if (isCurrent(ctx, score.requestId)) state().setStage(reply.type === 'cancelled' ? 'ready (stopped)' : 'ready');
+          }, stageOnError(score.requestId));
+          return;
+        }
         const fitted = fitToModel(state().share, { numExperts: model.numExperts, numMoeLayers: model.moeLayers.length, moeLayers: model.moeLayers });
         state().setShare(fitted.state);
         state().addNotices(fitted.notices);
         state().setStage('generating');
         // Replay the experiment: generate under the link's generation routing, then re-score under its view routing.
         runGeneration(client, state().share.gen);
-      }, stageOnError(call.requestId));
+      }, (error: unknown) => {
+        // A refused or failed load keeps the model loaded before: the setting goes back to what runs.
+        const running = state().model;
+        if (running && state().share.quant !== running.quantize) state().setShare({ quant: running.quantize });
+        if (running && error instanceof Error) state().setQuantRefusal(`${error.message} ${running.id} stays loaded at ${running.quantize === 'none' ? 'its stored precision' : running.quantize}.`);
+        stageOnError(call.requestId)();
+      });
     },
 
     generate() {

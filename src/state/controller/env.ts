@@ -1,14 +1,15 @@
 // The page's surroundings, read once: the site's base URL, what the address asks for, and the few
 // browser calls the controller makes (fetch, history, clipboard). Nothing else in src/state reads
 // `location`.
+import type { BackendPreference } from '../../worker/protocol.ts';
 
 import { hubEndpointFor } from '../sources.ts';
 
 export interface PageEnv {
   /** The site's base URL (Vite's BASE_URL), ending in '/'. */
   base: string;
-  /** `?backend=cpu` picks the CPU engine; anything else prefers WebGPU and falls back to the CPU. */
-  preferBackend: 'webgpu' | 'cpu';
+  /** `?backend=cpu|webgpu` forces that engine; without it the engine picks the faster (measured on a software adapter). */
+  preferBackend: BackendPreference;
   /** `?model=` (tests name fixture checkpoints this way); '' when absent. */
   queryModel: string;
   /** The page opened with no link and no test model: the tour's first step is the first screen. */
@@ -17,6 +18,8 @@ export interface PageEnv {
   reducedMotion: boolean;
   /** Fetches JSON from the site; null when it is missing or not JSON. */
   fetchJson(path: string): Promise<unknown>;
+  /** Fetches a text file from the site; null when it is missing. */
+  fetchText(path: string): Promise<string | null>;
   /** Writes the share fragment into the address bar without a reload. */
   replaceFragment(fragment: string): void;
   /** The page's address with this fragment (a share link). */
@@ -33,7 +36,7 @@ export function browserEnv(): PageEnv {
   const query = new URLSearchParams(location.search);
   return {
     base: import.meta.env.BASE_URL,
-    preferBackend: query.get('backend') === 'cpu' ? 'cpu' : 'webgpu',
+    preferBackend: parseBackendPreference(query.get('backend')),
     queryModel: query.get('model') ?? '',
     firstScreen: location.hash === '' && !query.has('model'),
     reducedMotion: typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches,
@@ -41,6 +44,14 @@ export function browserEnv(): PageEnv {
       try {
         const response = await fetch(`${import.meta.env.BASE_URL}${path}`);
         return response.ok ? await response.json() : null;
+      } catch {
+        return null;
+      }
+    },
+    async fetchText(path) {
+      try {
+        const response = await fetch(`${import.meta.env.BASE_URL}${path}`);
+        return response.ok ? await response.text() : null;
       } catch {
         return null;
       }
@@ -61,11 +72,16 @@ export function browserEnv(): PageEnv {
   };
 }
 
-/** Reloads the page with the other engine, keeping the experiment in the fragment. */
-export function switchBackend(backend: 'webgpu' | 'cpu'): void {
+/** `?backend=` as the engine reads it: cpu or webgpu force that engine, anything else (or nothing) picks the faster. */
+export function parseBackendPreference(value: string | null): BackendPreference {
+  return value === 'cpu' || value === 'webgpu' ? value : 'auto';
+}
+
+/** Reloads the page with another engine choice, keeping the experiment in the fragment. */
+export function switchBackend(backend: BackendPreference): void {
   const query = new URLSearchParams(location.search);
-  if (backend === 'cpu') query.set('backend', 'cpu');
-  else query.delete('backend');
+  if (backend === 'auto') query.delete('backend');
+  else query.set('backend', backend);
   const search = query.toString();
   location.assign(`${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
 }

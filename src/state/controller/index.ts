@@ -12,6 +12,7 @@ import { engineActions, type EngineActions } from './engine.ts';
 import { lensActions, type LensActions } from './lenses.ts';
 import type { PageEnv } from './env.ts';
 import { offlineActions, type OfflineActions } from './offline.ts';
+import { quantActions, type QuantActions } from './quant.ts';
 import { shareActions, type ShareActions } from './share.ts';
 import { shortcutTable, type ShortcutTable } from './shortcuts.ts';
 import { tourActions, type TourActions } from './tour.ts';
@@ -29,6 +30,7 @@ export interface Controller {
   compare: CompareActions;
   /** The Lenses view: router statistics over a text set (src/state/lenses.ts, src/ui/LensesPanel.tsx). */
   lenses: LensActions;
+  quant: QuantActions;
   shortcuts: ShortcutTable;
   /** Opening models from the hub, an address or the disk; the models kept on this device. */
   sources: SourcesModule;
@@ -48,6 +50,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv,
   const offline = offlineActions(ctx);
   const upcycle = upcycleActions(ctx, engine);
   const compare = compareActions(ctx);
+  const quant = quantActions(ctx, engine);
   const shortcuts = shortcutTable(ctx, engine, share, tour);
   const sources = sourcesActions(ctx, engine);
   let started = false;
@@ -60,6 +63,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv,
     upcycle,
     compare,
     lenses,
+    quant,
     shortcuts,
     sources,
     start({ linkSetModel, createClient }) {
@@ -68,6 +72,7 @@ export function createController(store: StoreApi<PlaygroundState>, env: PageEnv,
       share.start();
       tour.start();
       offline.start();
+      quant.start();
       engine.start({ linkSetModel, fetchTour: tour.fetch, createClient, askForLink: sources.askForLink });
       sources.start();
       compare.start({ createClient });
