@@ -15,7 +15,13 @@ if (!process.argv[2]) {
 }
 const root = resolve(import.meta.dirname, '..');
 // appType 'mpa': a missing file is a 404 (as from a static host), not the app's index.html.
-const server = await createServer({ root, configFile: false, appType: 'mpa', logLevel: 'error', server: { port: 0, host: '127.0.0.1', fs: { allow: [root, modelDir] } } });
+const server = await createServer({
+  root,
+  configFile: false,
+  appType: 'mpa',
+  logLevel: 'error',
+  server: { port: 0, host: '127.0.0.1', fs: { allow: [root, modelDir] } },
+});
 await server.listen();
 const url = server.resolvedUrls!.local[0];
 const browser = await launchBrowser({ webgpu: true });
@@ -25,9 +31,15 @@ try {
   const lines = await page.evaluate(
     async ({ modelUrl, runs }) => {
       // Paths on the dev server (the page's origin), typed as the modules they are.
-      const fmt = (await import('/src/engine/format/index.ts' as string)) as typeof import('../src/engine/format/index.ts');
-      const cpu = (await import('/src/engine/backends/cpu/index.ts' as string)) as typeof import('../src/engine/backends/cpu/index.ts');
-      const gpu = (await import('/src/engine/backends/webgpu/index.ts' as string)) as typeof import('../src/engine/backends/webgpu/index.ts');
+      const fmt = (await import(
+        '/src/engine/format/index.ts' as string
+      )) as typeof import('../src/engine/format/index.ts');
+      const cpu = (await import(
+        '/src/engine/backends/cpu/index.ts' as string
+      )) as typeof import('../src/engine/backends/cpu/index.ts');
+      const gpu = (await import(
+        '/src/engine/backends/webgpu/index.ts' as string
+      )) as typeof import('../src/engine/backends/webgpu/index.ts');
       const routing = { mode: { kind: 'native' as const }, interventions: [] };
       let t = performance.now();
       const ckpt = await fmt.loadCheckpoint(fmt.urlSource(modelUrl));
@@ -37,7 +49,8 @@ try {
       for (const item of runs.split(',')) {
         const [kind, quantize] = item.split(':') as ['cpu' | 'webgpu', 'none' | 'q8' | 'q4'];
         t = performance.now();
-        const backend = kind === 'cpu' ? cpu.createCpuBackend({ quantize }) : await gpu.createWebGpuBackend(undefined, { quantize });
+        const backend =
+          kind === 'cpu' ? cpu.createCpuBackend({ quantize }) : await gpu.createWebGpuBackend(undefined, { quantize });
         const model = await backend.load(ckpt.spec, ckpt.weights);
         const load = (performance.now() - t) / 1000;
         const cache = model.newCache(8);
@@ -48,15 +61,23 @@ try {
         const step = await model.forward([7], cache, { routing, logits: 'last' });
         const decode = (performance.now() - t) / 1000;
         last[item] = step.logits[0];
-        const held = 'memory' in model ? (model as { memory: { total: number } }).memory.total : (backend as { stats(): { liveBytes: number } }).stats().liveBytes;
-        out.push(`${item}: ${backend.description}; weights held ${(held / 2 ** 20).toFixed(1)} MiB; load ${load.toFixed(1)} s, prefill ${prompt.length} tokens ${prefill.toFixed(1)} s, decode step ${decode.toFixed(2)} s`);
+        const held =
+          'memory' in model
+            ? (model as { memory: { total: number } }).memory.total
+            : (backend as { stats(): { liveBytes: number } }).stats().liveBytes;
+        out.push(
+          `${item}: ${backend.description}; weights held ${(held / 2 ** 20).toFixed(1)} MiB; load ${load.toFixed(1)} s, prefill ${prompt.length} tokens ${prefill.toFixed(1)} s, decode step ${decode.toFixed(2)} s`,
+        );
         model.dispose();
         backend.dispose();
       }
       for (const q of ['q8', 'q4']) {
         const a = last[`cpu:${q}`];
         const b = last[`webgpu:${q}`];
-        if (a && b) out.push(`${q}: WebGPU vs CPU max |Δlogit| ${Math.max(...a.map((v, i) => Math.abs(v - b[i]))).toExponential(2)}`);
+        if (a && b)
+          out.push(
+            `${q}: WebGPU vs CPU max |Δlogit| ${Math.max(...a.map((v, i) => Math.abs(v - b[i]))).toExponential(2)}`,
+          );
       }
       return out;
     },

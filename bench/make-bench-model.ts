@@ -29,11 +29,51 @@ export type BenchModelSize = 'default' | 'small' | 'tiny' | 'llmjp-8x152m' | 'll
 export const BENCH_MODEL_SIZES: readonly BenchModelSize[] = ['default', 'small', 'tiny', 'llmjp-8x152m', 'llmjp-mini'];
 
 const SIZES: Record<BenchModelSize, Omit<RandomLlamaOptions, 'dtype' | 'seed'>> = {
-  default: { vocabSize: 512, hiddenSize: 256, numLayers: 4, numHeads: 8, numKvHeads: 8, intermediateSize: 1024, maxPositions: 2048 },
-  small: { vocabSize: 512, hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 4, intermediateSize: 512, maxPositions: 2048 },
-  tiny: { vocabSize: 300, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, intermediateSize: 64, maxPositions: 256 },
-  'llmjp-8x152m': { vocabSize: 99584, hiddenSize: 512, numLayers: 12, numHeads: 8, numKvHeads: 8, intermediateSize: 2048, maxPositions: 4096 },
-  'llmjp-mini': { vocabSize: 1024, hiddenSize: 64, numLayers: 2, numHeads: 8, numKvHeads: 8, intermediateSize: 256, maxPositions: 512 },
+  default: {
+    vocabSize: 512,
+    hiddenSize: 256,
+    numLayers: 4,
+    numHeads: 8,
+    numKvHeads: 8,
+    intermediateSize: 1024,
+    maxPositions: 2048,
+  },
+  small: {
+    vocabSize: 512,
+    hiddenSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 4,
+    intermediateSize: 512,
+    maxPositions: 2048,
+  },
+  tiny: {
+    vocabSize: 300,
+    hiddenSize: 32,
+    numLayers: 1,
+    numHeads: 2,
+    numKvHeads: 2,
+    intermediateSize: 64,
+    maxPositions: 256,
+  },
+  'llmjp-8x152m': {
+    vocabSize: 99584,
+    hiddenSize: 512,
+    numLayers: 12,
+    numHeads: 8,
+    numKvHeads: 8,
+    intermediateSize: 2048,
+    maxPositions: 4096,
+  },
+  'llmjp-mini': {
+    vocabSize: 1024,
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 8,
+    numKvHeads: 8,
+    intermediateSize: 256,
+    maxPositions: 512,
+  },
 };
 
 function write(dir: string, files: Map<string, Uint8Array>): void {
@@ -43,10 +83,20 @@ function write(dir: string, files: Map<string, Uint8Array>): void {
 
 /** Writes OUT_DIR/dense and OUT_DIR/moe; returns the MoE folder. */
 /** The 8-expert top-2 model of a size, in memory (random dense parent, upcycled with noise 0.01 and a random router). */
-export function makeBenchMoe(size: BenchModelSize): { spec: ModelSpec; weights: WeightSet; dense: { spec: ModelSpec; weights: WeightSet } } {
+export function makeBenchMoe(size: BenchModelSize): {
+  spec: ModelSpec;
+  weights: WeightSet;
+  dense: { spec: ModelSpec; weights: WeightSet };
+} {
   const shape = SIZES[size];
   const dense = randomDenseLlama({ ...shape, dtype: 'F16', seed: 2024 });
-  const moe = upcycle(dense.spec, dense.weights, { experts: 8, topK: 2, router: { kind: 'random', scale: 0.5 }, noise: 0.01, seed: 1 });
+  const moe = upcycle(dense.spec, dense.weights, {
+    experts: 8,
+    topK: 2,
+    router: { kind: 'random', scale: 0.5 },
+    noise: 0.01,
+    seed: 1,
+  });
   return { ...moe, dense };
 }
 
@@ -54,9 +104,15 @@ export function makeBenchMoe(size: BenchModelSize): { spec: ModelSpec; weights: 
 export function makeBenchModels(outDir: string, size: BenchModelSize = 'default'): string {
   const shape = SIZES[size];
   const tokenizerJson = buildByteLevelBpe(TRAINING_TEXT, Math.min(shape.vocabSize, 512));
-  const tokenizerConfigJson = { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|endoftext|>', add_bos_token: false, add_eos_token: false };
+  const tokenizerConfigJson = {
+    tokenizer_class: 'PreTrainedTokenizerFast',
+    eos_token: '<|endoftext|>',
+    add_bos_token: false,
+    add_eos_token: false,
+  };
   const { spec, weights, dense } = makeBenchMoe(size);
-  if (!size.startsWith('llmjp')) write(join(outDir, 'dense'), exportCheckpoint(dense.spec, dense.weights, tokenizerJson, tokenizerConfigJson));
+  if (!size.startsWith('llmjp'))
+    write(join(outDir, 'dense'), exportCheckpoint(dense.spec, dense.weights, tokenizerJson, tokenizerConfigJson));
   write(join(outDir, 'moe'), exportCheckpoint(spec, weights, tokenizerJson, tokenizerConfigJson));
   return join(outDir, 'moe');
 }

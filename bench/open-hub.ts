@@ -24,7 +24,10 @@ function peakKb(pid: number): number {
   }
 }
 
-async function measure(args: string[], env: Record<string, string>): Promise<{ seconds: number; peakMiB: number; status: number; stderr: string }> {
+async function measure(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ seconds: number; peakMiB: number; status: number; stderr: string }> {
   const started = performance.now();
   const child = spawn(process.execPath, ['bin/moe.mjs', ...args], { cwd: root, env: { ...process.env, ...env } });
   let stderr = '';
@@ -38,7 +41,10 @@ async function measure(args: string[], env: Record<string, string>): Promise<{ s
 }
 
 const tokenizer = new Uint8Array(readFileSync(join(root, 'public/models/moe-top2/tokenizer.json')));
-const repo = generatedRepo({ ...LLM_JP_8X152M_CONFIG }, { dtype: 'BF16', shards: 3, seed: 1, commit: 'c0ffee0000000000000000000000000000000001', tokenizer });
+const repo = generatedRepo(
+  { ...LLM_JP_8X152M_CONFIG },
+  { dtype: 'BF16', shards: 3, seed: 1, commit: 'c0ffee0000000000000000000000000000000001', tokenizer },
+);
 // The stand-in hashes each file once for its ETag; do it before the clock starts.
 for (const f of repo.files.values()) sha256Of(f);
 const hub = await startStandInHub(new Map([['llm-jp/FS-8x152M', repo]]));
@@ -48,7 +54,9 @@ const source = 'hf:llm-jp/FS-8x152M';
 const evalArgs = ['eval', source, '--tokens', '1,2,3,4', '--json', '--backend', backend];
 try {
   const bytes = [...repo.files.values()].reduce((a, f) => a + f.size, 0);
-  console.log(`model: ${source} (llm-jp 8x152M config, 0.42 B parameters, BF16), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${repo.files.size} files; backend ${backend}`);
+  console.log(
+    `model: ${source} (llm-jp 8x152M config, 0.42 B parameters, BF16), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${repo.files.size} files; backend ${backend}`,
+  );
   const rows: Array<[string, Awaited<ReturnType<typeof measure>>]> = [];
   rows.push(['preview (moe inspect: configs + headers)', await measure(['inspect', source, '--json'], env)]);
   rows.push(['first open (download, sha256, load, forward)', await measure(evalArgs, env)]);
@@ -56,7 +64,9 @@ try {
   rows.push(['second open (cache, hub stopped, --offline)', await measure([...evalArgs, '--offline'], env)]);
   console.log('\n| step | wall s | peak RSS MiB | ok |\n| --- | ---: | ---: | --- |');
   for (const [name, r] of rows) {
-    console.log(`| ${name} | ${r.seconds.toFixed(1)} | ${r.peakMiB.toFixed(0)} | ${r.status === 0 ? 'yes' : `no: ${r.stderr.trim().split('\n').at(-1)}`} |`);
+    console.log(
+      `| ${name} | ${r.seconds.toFixed(1)} | ${r.peakMiB.toFixed(0)} | ${r.status === 0 ? 'yes' : `no: ${r.stderr.trim().split('\n').at(-1)}`} |`,
+    );
   }
 } finally {
   await hub.close();

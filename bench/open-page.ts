@@ -41,7 +41,10 @@ function treeRssKb(rootPid: number): number {
 }
 
 const tokenizer = new Uint8Array(readFileSync(join(root, 'public/models/moe-top2/tokenizer.json')));
-const repo = generatedRepo({ ...LLM_JP_8X152M_CONFIG }, { dtype: 'BF16', shards: 3, seed: 1, commit: 'c0ffee0000000000000000000000000000000001', tokenizer });
+const repo = generatedRepo(
+  { ...LLM_JP_8X152M_CONFIG },
+  { dtype: 'BF16', shards: 3, seed: 1, commit: 'c0ffee0000000000000000000000000000000001', tokenizer },
+);
 for (const f of repo.files.values()) sha256Of(f);
 const hub = await startStandInHub(new Map([['llm-jp/FS-8x152M', repo]]));
 const server = await startServer();
@@ -52,7 +55,10 @@ try {
   await page.goto(`${server.url}/?backend=cpu&hub=${encodeURIComponent(hub.endpoint)}#v=1&model=moe-top2&max=1`);
   const ready = (model: string) =>
     page.waitForFunction(
-      (m) => !!document.querySelector('[data-testid="error"]') || (document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true && document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true),
+      (m) =>
+        !!document.querySelector('[data-testid="error"]') ||
+        (document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true &&
+          document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true),
       model,
       { timeout: 1_800_000, polling: 100 },
     );
@@ -62,13 +68,18 @@ try {
   const baseline = pid ? treeRssKb(pid) : 0;
   const timer = setInterval(() => (peak = Math.max(peak, pid ? treeRssKb(pid) : 0)), 100);
   const bytes = [...repo.files.values()].reduce((a, f) => a + f.size, 0);
-  console.log(`model: ${SOURCE} (llm-jp 8x152M config, 0.42 B parameters, BF16), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${repo.files.size} files; page CPU engine; Chromium ${browser.version()}`);
+  console.log(
+    `model: ${SOURCE} (llm-jp 8x152M config, 0.42 B parameters, BF16), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${repo.files.size} files; page CPU engine; Chromium ${browser.version()}`,
+  );
   const rows: Array<[string, number, number]> = [];
 
   let t = performance.now();
   await page.fill('[data-testid="source-input"]', SOURCE);
   await page.click('[data-testid="source-lookup"]');
-  await page.waitForSelector('[data-testid="source-download"], [data-testid="source-failure"], [data-testid="source-refusal"]', { timeout: 600_000 });
+  await page.waitForSelector(
+    '[data-testid="source-download"], [data-testid="source-failure"], [data-testid="source-refusal"]',
+    { timeout: 600_000 },
+  );
   rows.push(['look up (configs + headers)', (performance.now() - t) / 1000, peak]);
 
   peak = 0;
@@ -88,7 +99,8 @@ try {
   if (error) console.log(`error on the page: ${await error.textContent()}`);
   console.log(`\nChromium's processes before: ${(baseline / 1024).toFixed(0)} MiB resident\n`);
   console.log('| step | wall s | peak RSS of Chromium, MiB |\n| --- | ---: | ---: |');
-  for (const [name, seconds, kb] of rows) console.log(`| ${name} | ${seconds.toFixed(1)} | ${(kb / 1024).toFixed(0)} |`);
+  for (const [name, seconds, kb] of rows)
+    console.log(`| ${name} | ${seconds.toFixed(1)} | ${(kb / 1024).toFixed(0)} |`);
 } finally {
   await browser.close();
   await server.close();

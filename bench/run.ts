@@ -12,7 +12,8 @@ import { resolveSource } from '../src/cli/sources.ts';
 import { benchLenses, formatLensTable } from './lens.ts';
 import { BENCH_MODEL_SIZES, makeBenchModels, type BenchModelSize } from './make-bench-model.ts';
 
-const USAGE = 'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
+const USAGE =
+  'usage: node bench/run.mjs [MODEL_DIR] [--backend all|cpu|webgpu] [--quantize none,q8,q4] [--no-torch] [--routing MODE,...] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--size small|default|llmjp-8x152m|llmjp-mini] [--lens-tokens N (256; 0 skips the lens rows)] [--json]';
 const BUILT_IN = resolve(import.meta.dirname, '../public/models/moe-top2');
 
 async function main(): Promise<number> {
@@ -44,7 +45,8 @@ async function main(): Promise<number> {
     if (!BENCH_MODEL_SIZES.includes(size)) throw new Error(`--size ${size}: use ${BENCH_MODEL_SIZES.join(', ')}`);
     temp = mkdtempSync(join(tmpdir(), 'moe-bench-'));
     dir = makeBenchModels(temp, size);
-    if (!values.json) process.stderr.write(`wrote a synthetic ${size} 8-expert top-2 f16 Mixtral (random weights) to ${dir}\n`);
+    if (!values.json)
+      process.stderr.write(`wrote a synthetic ${size} 8-expert top-2 f16 Mixtral (random weights) to ${dir}\n`);
   }
   // Dawn's GPU promises do not keep Node's event loop alive on their own.
   const keepAlive = setInterval(() => {}, 60_000);
@@ -63,19 +65,35 @@ async function main(): Promise<number> {
     if (!values['no-torch']) {
       const ref = resolveSource(dir); // PyTorch reads a folder (a built-in id names one too)
       if (torchAvailable() && ref.kind === 'local') options.torchModelDir = ref.path;
-      else if (!values.json) process.stderr.write('PyTorch (/usr/bin/python3 with torch) not found: no PyTorch baseline in this run\n');
+      else if (!values.json)
+        process.stderr.write('PyTorch (/usr/bin/python3 with torch) not found: no PyTorch baseline in this run\n');
     }
     const json = values.json === true;
     const label = dir === BUILT_IN ? 'public/models/moe-top2' : dir;
-    const lensTokens = numberFlag('lens-tokens', values['lens-tokens'], 256, isNonNegativeInteger, 'a whole number ≥ 0');
+    const lensTokens = numberFlag(
+      'lens-tokens',
+      values['lens-tokens'],
+      256,
+      isNonNegativeInteger,
+      'a whole number ≥ 0',
+    );
     const report = json ? await runBench(ckpt, label, options) : await printBench(ckpt, label, options, false);
     // Lens throughput (bench/lens.ts), printed under the speed table with each backend's native prefill alongside
     // (of the first weight format measured).
     const firstQuant = options.quantize?.[0] ?? 'none';
-    const prefill = Object.fromEntries(report.results.filter((r) => r.routing === 'native' && r.quantization === firstQuant).map((r) => [r.backend, r.prefillTokensPerSecond]));
+    const prefill = Object.fromEntries(
+      report.results
+        .filter((r) => r.routing === 'native' && r.quantization === firstQuant)
+        .map((r) => [r.backend, r.prefillTokensPerSecond]),
+    );
     const lenses =
       lensTokens > 0 && ckpt.spec.moe
-        ? await benchLenses(ckpt, { backends: options.backends, tokens: lensTokens, minSeconds: options.minSeconds, prefill })
+        ? await benchLenses(ckpt, {
+            backends: options.backends,
+            tokens: lensTokens,
+            minSeconds: options.minSeconds,
+            prefill,
+          })
         : null;
     if (json) process.stdout.write(JSON.stringify({ ...report, lenses }) + '\n');
     else if (lenses) process.stdout.write(`\n${formatLensTable(lenses)}\n`);

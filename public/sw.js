@@ -6,7 +6,11 @@ const CACHE = 'moe-playground-v1';
 
 self.addEventListener('install', (event) => {
   self.skipWaiting();
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll([new URL('./', self.registration.scope).href]).catch(() => undefined)));
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll([new URL('./', self.registration.scope).href]).catch(() => undefined)),
+  );
 });
 
 self.addEventListener('activate', (event) => {
@@ -18,7 +22,8 @@ async function networkFirst(request) {
   try {
     const response = await fetch(request);
     // A 404 is kept too: the loader asks for optional files (a shard index) and must get the same answer offline.
-    if ((response.status === 200 || response.status === 404) && response.type === 'basic') await cache.put(request, response.clone());
+    if ((response.status === 200 || response.status === 404) && response.type === 'basic')
+      await cache.put(request, response.clone());
     return response;
   } catch (error) {
     const hit = await cache.match(request);
@@ -41,7 +46,7 @@ self.addEventListener('fetch', (event) => {
 // { type: 'keep', urls } → fetch and store what is not stored yet; answers { type: 'kept', stored, failed }.
 self.addEventListener('message', (event) => {
   const data = event.data;
-  if (!data || data.type !== 'keep' || !Array.isArray(data.urls)) return;
+  if (data?.type !== 'keep' || !Array.isArray(data.urls)) return;
   event.waitUntil(
     (async () => {
       const cache = await caches.open(CACHE);

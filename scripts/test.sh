@@ -9,6 +9,9 @@ export VK_ICD_FILENAMES="${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_ic
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json
 
+echo "== lint and format check (Biome; includes the import-boundary rules of docs/architecture.md)"
+npm run --silent lint
+
 echo '== build (the e2e tests run against the built app; start.test.ts also runs npm start and vite preview as a person would)'
 npx vite build --logLevel warn
 

@@ -4,13 +4,31 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
-import type { Backend, BackendKind, LoadedModel, ModelSpec, QuantScheme, RoutingMode, RoutingPlan } from '../engine/types.ts';
+import type {
+  Backend,
+  BackendKind,
+  LoadedModel,
+  ModelSpec,
+  QuantScheme,
+  RoutingMode,
+  RoutingPlan,
+} from '../engine/types.ts';
 import { QuantizationError } from '../engine/format/quant.ts';
 import { countParameters, type Checkpoint } from '../engine/format/index.ts';
 import { formatRoutingMode, parseRoutingMode, validateRoutingPlan } from '../engine/routing/index.ts';
 import { CpuModel } from '../engine/backends/cpu/index.ts';
 import { resolveSource } from './sources.ts';
-import { CliError, createBackend, formatBytes, formatCount, isCount, numberFlag, openCheckpoint, parseBackendKind, parseQuantize } from './common.ts';
+import {
+  CliError,
+  createBackend,
+  formatBytes,
+  formatCount,
+  isCount,
+  numberFlag,
+  openCheckpoint,
+  parseBackendKind,
+  parseQuantize,
+} from './common.ts';
 
 export interface BenchFlags {
   routing?: string;
@@ -65,7 +83,14 @@ export interface BenchMachine {
 
 export interface BenchReport {
   machine: BenchMachine;
-  model: { label: string; architecture: string; dtype: string; totalParameters: number; experts: number | null; topK: number | null };
+  model: {
+    label: string;
+    architecture: string;
+    dtype: string;
+    totalParameters: number;
+    experts: number | null;
+    topK: number | null;
+  };
   promptTokens: number;
   decodeTokens: number;
   minSeconds: number;
@@ -149,9 +174,22 @@ export function parametersReadPerToken(spec: ModelSpec, active: number): number 
 }
 
 /** A prefill of `prompt`, then `decodeTokens` greedy single-token steps, each timed as a whole (incl. readback). */
-async function timeRun(model: LoadedModel, prompt: number[], decodeTokens: number, routing: RoutingPlan): Promise<Timing> {
+async function timeRun(
+  model: LoadedModel,
+  prompt: number[],
+  decodeTokens: number,
+  routing: RoutingPlan,
+): Promise<Timing> {
   const cache = model.newCache(prompt.length + decodeTokens);
-  const t: Timing = { prefillSeconds: 0, decodeSeconds: 0, chosen: 0, routed: 0, weightBytes: 0, dispatches: 0, tokens: [] };
+  const t: Timing = {
+    prefillSeconds: 0,
+    decodeSeconds: 0,
+    chosen: 0,
+    routed: 0,
+    weightBytes: 0,
+    dispatches: 0,
+    tokens: [],
+  };
   try {
     let start = performance.now();
     let out = await model.forward(prompt, cache, { routing, logits: 'last' });
@@ -187,7 +225,10 @@ export async function runBench(ckpt: Checkpoint, label: string, options: BenchOp
   const { spec, weights } = ckpt;
   const { promptTokens, decodeTokens } = options;
   if (promptTokens + decodeTokens > spec.maxPositions) {
-    throw new CliError(`--prompt-tokens plus --decode-tokens exceeds the model's ${spec.maxPositions} positions.`, 'Use fewer tokens.');
+    throw new CliError(
+      `--prompt-tokens plus --decode-tokens exceeds the model's ${spec.maxPositions} positions.`,
+      'Use fewer tokens.',
+    );
   }
   const dense: RoutingMode = spec.moe ? { kind: 'dense' } : { kind: 'native' };
   const modes = [dense, ...options.modes.filter((m) => formatRoutingMode(m) !== formatRoutingMode(dense))];
@@ -288,7 +329,8 @@ export async function runBench(ckpt: Checkpoint, label: string, options: BenchOp
               measuredSpeedup: decodeTokensPerSecond / denseDecode,
               torchDecodeTokensPerSecond: bestTorch?.decodeTokensPerSecond ?? null,
               vsTorch: bestTorch ? decodeTokensPerSecond / bestTorch.decodeTokensPerSecond : null,
-              torchTokensAgree: bestTorch && quantization === 'none' ? bestTorch.tokens.join() === t.tokens.join() : null,
+              torchTokensAgree:
+                bestTorch && quantization === 'none' ? bestTorch.tokens.join() === t.tokens.join() : null,
             };
             report.results.push(r);
             options.onResult?.(r);
@@ -333,8 +375,7 @@ class TorchServer {
     let buffered = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         if (this.waiting) {
@@ -354,10 +395,14 @@ class TorchServer {
   }
 
   static async start(dir: string, prompt: number[], decodeTokens: number): Promise<TorchServer> {
-    const child = spawn(PYTHON, [TORCH_SCRIPT, dir, '--prompt', prompt.join(','), '--decode', String(decodeTokens), '--threads', '1', '--serve'], {
-      env: { ...process.env, OMP_NUM_THREADS: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      PYTHON,
+      [TORCH_SCRIPT, dir, '--prompt', prompt.join(','), '--decode', String(decodeTokens), '--threads', '1', '--serve'],
+      {
+        env: { ...process.env, OMP_NUM_THREADS: '1' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     const server = new TorchServer(child);
     server.header = JSON.parse(await server.next()) as Omit<TorchBaseline, 'results'>;
     return server;
@@ -369,7 +414,12 @@ class TorchServer {
     return new Promise((resolve, reject) => {
       this.waiting = (l) => {
         if (l === '') {
-          reject(new CliError(`The PyTorch baseline stopped: ${this.stderr.trim().split('\n').pop() ?? 'no message'}`, 'Run without the PyTorch baseline, or check /usr/bin/python3 and its torch.'));
+          reject(
+            new CliError(
+              `The PyTorch baseline stopped: ${this.stderr.trim().split('\n').pop() ?? 'no message'}`,
+              'Run without the PyTorch baseline, or check /usr/bin/python3 and its torch.',
+            ),
+          );
         } else resolve(l);
       };
     });
@@ -386,7 +436,21 @@ class TorchServer {
   }
 }
 
-const COLUMNS = ['backend', 'quant', 'mode', 'prefill tok/s', 'decode tok/s', 'vs dense', 'ideal', 'experts/layer', 'weights/token', 'B/param', 'dispatches', 'torch tok/s', 'vs torch'];
+const COLUMNS = [
+  'backend',
+  'quant',
+  'mode',
+  'prefill tok/s',
+  'decode tok/s',
+  'vs dense',
+  'ideal',
+  'experts/layer',
+  'weights/token',
+  'B/param',
+  'dispatches',
+  'torch tok/s',
+  'vs torch',
+];
 
 function row(r: BenchResult): string[] {
   const fix = (n: number) => n.toFixed(n < 10 ? 2 : 1);
@@ -411,19 +475,29 @@ function row(r: BenchResult): string[] {
 export function formatBenchTable(results: BenchResult[]): string {
   const body = [COLUMNS, ...results.map(row)];
   const widths = COLUMNS.map((_, i) => Math.max(...body.map((l) => l[i].length)));
-  const line = (l: string[]) => `| ${l.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
+  const line = (l: string[]) =>
+    `| ${l.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i < 3 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`;
   return [line(COLUMNS), rule, ...body.slice(1).map(line)].join('\n');
 }
 
-export function formatBenchHeader(report: Pick<BenchReport, 'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds' | 'torch' | 'skipped' | 'repeats'>): string {
+export function formatBenchHeader(
+  report: Pick<
+    BenchReport,
+    'machine' | 'model' | 'promptTokens' | 'decodeTokens' | 'minSeconds' | 'torch' | 'skipped' | 'repeats'
+  >,
+): string {
   const m = report.model;
   const lines = [
     `machine: ${report.machine.cpu}, ${report.machine.cores} cores`,
     ...Object.entries(report.machine.backends).map(([kind, d]) => `${kind}: ${d}`),
     `model: ${m.label} (${m.architecture}, ${m.dtype}, ${formatCount(m.totalParameters)} parameters${m.experts ? `, ${m.experts} experts, top-${m.topK}` : ''})`,
     `${report.promptTokens} prompt tokens + ${report.decodeTokens} decode tokens per run, runs repeated until ≥ ${report.minSeconds} s of decode, after one warm-up run per mode${report.repeats > 1 ? `; best of ${report.repeats} such measurements` : ''}`,
-    ...(report.torch ? [`PyTorch eager baseline: torch ${report.torch.torch}, ${report.torch.threads} thread, ${report.torch.dtype} weights, same prompt and greedy decode (bench/torch_decode.py); each CPU row alternates with it ${report.repeats} times, best of each kept`] : []),
+    ...(report.torch
+      ? [
+          `PyTorch eager baseline: torch ${report.torch.torch}, ${report.torch.threads} thread, ${report.torch.dtype} weights, same prompt and greedy decode (bench/torch_decode.py); each CPU row alternates with it ${report.repeats} times, best of each kept`,
+        ]
+      : []),
     ...report.skipped.map((s) => `skipped ${s}`),
   ];
   return lines.join('\n');
@@ -450,24 +524,42 @@ export function parseBenchModes(spec: ModelSpec, value: string | undefined): Rou
   return value.split(',').map((s) => parseRoutingMode(s.trim()));
 }
 
-export function benchOptionsFromFlags(spec: ModelSpec, flags: BenchFlags, defaults = { promptTokens: 16, decodeTokens: 8 }): BenchOptions {
+export function benchOptionsFromFlags(
+  spec: ModelSpec,
+  flags: BenchFlags,
+  defaults = { promptTokens: 16, decodeTokens: 8 },
+): BenchOptions {
   return {
     quantize: [...new Set((flags.quantize ?? 'none').split(',').map((q) => parseQuantize(q.trim())))],
     modes: parseBenchModes(spec, flags.routing),
     backends: parseBenchBackends(flags.backend),
     promptTokens: numberFlag('prompt-tokens', flags.promptTokens, defaults.promptTokens, isCount, 'a whole number ≥ 1'),
     decodeTokens: numberFlag('decode-tokens', flags.decodeTokens, defaults.decodeTokens, isCount, 'a whole number ≥ 1'),
-    minSeconds: numberFlag('min-seconds', flags.minSeconds, 1, (n) => n >= 0 && n <= 3600, 'a number of seconds from 0 to 3600'),
+    minSeconds: numberFlag(
+      'min-seconds',
+      flags.minSeconds,
+      1,
+      (n) => n >= 0 && n <= 3600,
+      'a number of seconds from 0 to 3600',
+    ),
   };
 }
 
 /** Runs the bench and prints either the table (progress on stderr while it runs) or one JSON object. */
-export async function printBench(ckpt: Checkpoint, label: string, options: BenchOptions, json: boolean): Promise<BenchReport> {
+export async function printBench(
+  ckpt: Checkpoint,
+  label: string,
+  options: BenchOptions,
+  json: boolean,
+): Promise<BenchReport> {
   const report = await runBench(ckpt, label, {
     ...options,
     onResult: json
       ? undefined
-      : (r) => process.stderr.write(`  ${r.backend} ${r.quantization} ${r.routing}: prefill ${r.prefillTokensPerSecond.toFixed(2)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s\n`),
+      : (r) =>
+          process.stderr.write(
+            `  ${r.backend} ${r.quantization} ${r.routing}: prefill ${r.prefillTokensPerSecond.toFixed(2)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s\n`,
+          ),
   });
   if (json) process.stdout.write(JSON.stringify(report) + '\n');
   else process.stdout.write(`${formatBenchHeader(report)}\n\n${formatBenchTable(report.results)}\n`);
@@ -478,10 +570,18 @@ export async function benchCommand(dir: string, flags: BenchFlags): Promise<void
   const ckpt = await openCheckpoint(dir);
   const options = benchOptionsFromFlags(ckpt.spec, flags);
   if (flags.torch) {
-    if (!torchAvailable()) throw new CliError('--torch needs /usr/bin/python3 with PyTorch.', 'Install Debian\'s python3-torch (scripts/ensure-deps.sh), or drop --torch.');
+    if (!torchAvailable())
+      throw new CliError(
+        '--torch needs /usr/bin/python3 with PyTorch.',
+        "Install Debian's python3-torch (scripts/ensure-deps.sh), or drop --torch.",
+      );
     // The PyTorch script reads a folder: a local folder or a built-in id (a remote model is in the cache, not a folder).
     const ref = resolveSource(dir);
-    if (ref.kind !== 'local') throw new CliError('--torch needs a checkpoint folder or a built-in model id.', 'Download the model into a folder and pass that folder.');
+    if (ref.kind !== 'local')
+      throw new CliError(
+        '--torch needs a checkpoint folder or a built-in model id.',
+        'Download the model into a folder and pass that folder.',
+      );
     options.torchModelDir = ref.path;
   }
   await printBench(ckpt, dir, options, flags.json);

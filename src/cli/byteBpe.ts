@@ -78,7 +78,15 @@ export function buildByteLevelBpe(text: string, vocabSize: number): Record<strin
     truncation: null,
     padding: null,
     added_tokens: [
-      { id: eosId, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      {
+        id: eosId,
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      },
     ],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },

@@ -1,7 +1,7 @@
 // Shared pieces of the `moe` command: errors, loading a checkpoint folder, picking a backend.
 import type { Backend, BackendKind, ModelSpec, QuantScheme, RoutingPlan } from '../engine/types.ts';
 import { parseQuantScheme } from '../engine/format/quant.ts';
-import { loadCheckpoint, type Checkpoint } from '../engine/format/index.ts';
+import type { Checkpoint } from '../engine/format/index.ts';
 import { createCpuBackend } from '../engine/backends/cpu/index.ts';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
@@ -35,21 +35,29 @@ export async function openCheckpoint(source: string): Promise<Checkpoint> {
 
 export function openTokenizer(ckpt: Checkpoint): TextTokenizer {
   if (ckpt.tokenizerJson === undefined) {
-    throw new CliError('This checkpoint has no tokenizer.json, so text cannot be turned into tokens.', 'Pass token ids with --tokens, or add the tokenizer.json of the model it was made from.');
+    throw new CliError(
+      'This checkpoint has no tokenizer.json, so text cannot be turned into tokens.',
+      'Pass token ids with --tokens, or add the tokenizer.json of the model it was made from.',
+    );
   }
   return loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson, ckpt.generationConfigJson);
 }
 
 export function parseBackendKind(value: string | undefined): BackendKind {
   const kind = value ?? 'cpu';
-  if (kind !== 'cpu' && kind !== 'webgpu') throw new CliError(`Unknown backend "${kind}".`, 'Use --backend cpu or --backend webgpu.');
+  if (kind !== 'cpu' && kind !== 'webgpu')
+    throw new CliError(`Unknown backend "${kind}".`, 'Use --backend cpu or --backend webgpu.');
   return kind;
 }
 
 /** --quantize none|q8|q4 (absent: none). */
 export function parseQuantize(value: string | undefined): QuantScheme {
   const scheme = parseQuantScheme(value ?? 'none');
-  if (!scheme) throw new CliError(`Unknown quantization "${value}".`, 'Use --quantize none, q8 (int8, ~1.06 bytes per weight) or q4 (4-bit, ~0.56 bytes per weight).');
+  if (!scheme)
+    throw new CliError(
+      `Unknown quantization "${value}".`,
+      'Use --quantize none, q8 (int8, ~1.06 bytes per weight) or q4 (4-bit, ~0.56 bytes per weight).',
+    );
   return scheme;
 }
 
@@ -69,22 +77,43 @@ export function routingPlan(spec: ModelSpec, mode: string | undefined, intervent
 
 /** "1,2,3" → [1, 2, 3], each checked against the vocabulary. */
 export function parseTokenList(text: string, vocabSize: number): number[] {
-  const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (parts.length === 0) throw new CliError('--tokens is empty.', 'Give comma-separated token ids, e.g. --tokens 1,2,3.');
+  const parts = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (parts.length === 0)
+    throw new CliError('--tokens is empty.', 'Give comma-separated token ids, e.g. --tokens 1,2,3.');
   return parts.map((p) => {
-    if (!/^\d+$/.test(p)) throw new CliError(`Token id "${p}" is not a whole number.`, 'Give comma-separated token ids, e.g. --tokens 1,2,3.');
+    if (!/^\d+$/.test(p))
+      throw new CliError(
+        `Token id "${p}" is not a whole number.`,
+        'Give comma-separated token ids, e.g. --tokens 1,2,3.',
+      );
     const id = Number(p);
-    if (id >= vocabSize) throw new CliError(`Token id ${id} is outside the vocabulary (0..${vocabSize - 1}).`, 'Use ids smaller than the model\'s vocab_size.');
+    if (id >= vocabSize)
+      throw new CliError(
+        `Token id ${id} is outside the vocabulary (0..${vocabSize - 1}).`,
+        "Use ids smaller than the model's vocab_size.",
+      );
     return id;
   });
 }
 
 /** A finite number flag, or the default when absent. */
-export function numberFlag(name: string, value: string | undefined, fallback: number, check?: (n: number) => boolean, rule?: string): number {
+export function numberFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  check?: (n: number) => boolean,
+  rule?: string,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || (check && !check(n))) {
-    throw new CliError(`--${name} ${value} is not valid${rule ? `: it must be ${rule}` : ''}.`, `Example: --${name} ${fallback}.`);
+    throw new CliError(
+      `--${name} ${value} is not valid${rule ? `: it must be ${rule}` : ''}.`,
+      `Example: --${name} ${fallback}.`,
+    );
   }
   return n;
 }

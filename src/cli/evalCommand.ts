@@ -2,7 +2,16 @@
 import type { RoutingTrace } from '../engine/types.ts';
 import { scoreTokens } from '../engine/run/index.ts';
 import { formatRoutingMode } from '../engine/routing/index.ts';
-import { CliError, createBackend, openCheckpoint, openTokenizer, parseBackendKind, parseQuantize, parseTokenList, routingPlan } from './common.ts';
+import {
+  CliError,
+  createBackend,
+  openCheckpoint,
+  openTokenizer,
+  parseBackendKind,
+  parseQuantize,
+  parseTokenList,
+  routingPlan,
+} from './common.ts';
 
 export interface EvalFlags {
   tokens?: string;
@@ -37,7 +46,11 @@ export function nextTokenLosses(logits: Float32Array[], tokens: number[]): numbe
 
 export async function evalCommand(dir: string, flags: EvalFlags): Promise<void> {
   if ((flags.tokens === undefined) === (flags.text === undefined)) {
-    throw new CliError('eval needs exactly one of --tokens and --text.', 'Example: moe eval DIR --text "Hello world" or --tokens 1,2,3.', true);
+    throw new CliError(
+      'eval needs exactly one of --tokens and --text.',
+      'Example: moe eval DIR --text "Hello world" or --tokens 1,2,3.',
+      true,
+    );
   }
   const backendKind = parseBackendKind(flags.backend);
   const quantize = parseQuantize(flags.quantize);
@@ -45,11 +58,16 @@ export async function evalCommand(dir: string, flags: EvalFlags): Promise<void> 
   const { spec } = ckpt;
   const plan = routingPlan(spec, flags.routing, flags.interventions);
   const tokenizer = flags.text !== undefined || !flags.json ? openTokenizer(ckpt) : null;
-  const tokens = flags.tokens !== undefined ? parseTokenList(flags.tokens, spec.vocabSize) : tokenizer!.encode(flags.text!);
-  if (tokens.length === 0) throw new CliError('The text encodes to no tokens.', 'Give some text, or token ids with --tokens.');
+  const tokens =
+    flags.tokens !== undefined ? parseTokenList(flags.tokens, spec.vocabSize) : tokenizer!.encode(flags.text!);
+  if (tokens.length === 0)
+    throw new CliError('The text encodes to no tokens.', 'Give some text, or token ids with --tokens.');
   const outOfVocab = tokens.find((t) => t >= spec.vocabSize);
   if (outOfVocab !== undefined) {
-    throw new CliError(`The tokenizer produced token ${outOfVocab}, beyond the model's vocabulary of ${spec.vocabSize}.`, 'The tokenizer.json does not belong to this model.');
+    throw new CliError(
+      `The tokenizer produced token ${outOfVocab}, beyond the model's vocabulary of ${spec.vocabSize}.`,
+      'The tokenizer.json does not belong to this model.',
+    );
   }
 
   const backend = await createBackend(backendKind, quantize);
@@ -61,7 +79,14 @@ export async function evalCommand(dir: string, flags: EvalFlags): Promise<void> 
       process.stdout.write(JSON.stringify(out) + '\n');
       return;
     }
-    printSummary(tokens, result.logits, result.trace, (id) => tokenizer!.decodeToken(id), formatRoutingMode(plan.mode), backend.description);
+    printSummary(
+      tokens,
+      result.logits,
+      result.trace,
+      (id) => tokenizer!.decodeToken(id),
+      formatRoutingMode(plan.mode),
+      backend.description,
+    );
   } finally {
     model.dispose();
     backend.dispose();
@@ -78,14 +103,21 @@ function printSummary(
 ): void {
   const show = (id: number) => JSON.stringify(tokenText(id));
   const losses = nextTokenLosses(logits, tokens);
-  const lines = [`${tokens.length} tokens, routing ${mode}, backend ${backend}`, '', 'position  token              next-token loss'];
+  const lines = [
+    `${tokens.length} tokens, routing ${mode}, backend ${backend}`,
+    '',
+    'position  token              next-token loss',
+  ];
   tokens.forEach((id, t) => {
     const loss = t < losses.length ? losses[t].toFixed(4) : '-';
     lines.push(`${String(t).padStart(8)}  ${`${id} ${show(id)}`.padEnd(18)} ${loss}`);
   });
   if (losses.length > 0) {
     const mean = losses.reduce((a, b) => a + b, 0) / losses.length;
-    lines.push('', `mean loss ${mean.toFixed(4)} (perplexity ${Math.exp(mean).toFixed(2)}) over ${losses.length} predictions`);
+    lines.push(
+      '',
+      `mean loss ${mean.toFixed(4)} (perplexity ${Math.exp(mean).toFixed(2)}) over ${losses.length} predictions`,
+    );
   }
   routing.moeLayers.forEach((layer, m) => {
     lines.push('', `layer ${layer} routing (expert:weight, by descending probability)`);

@@ -12,10 +12,18 @@ export function dirSource(dir: string): CheckpointSource {
   try {
     isDir = statSync(folder).isDirectory();
   } catch {
-    throw new CheckpointError(dir, `folder ${dir} does not exist.`, 'Check the path; it should be a folder holding config.json and the safetensors files.');
+    throw new CheckpointError(
+      dir,
+      `folder ${dir} does not exist.`,
+      'Check the path; it should be a folder holding config.json and the safetensors files.',
+    );
   }
   if (!isDir) {
-    throw new CheckpointError(dir, `${dir} is a file, not a folder.`, 'Pass the folder that holds config.json, not a file inside it.');
+    throw new CheckpointError(
+      dir,
+      `${dir} is a file, not a folder.`,
+      'Pass the folder that holds config.json, not a file inside it.',
+    );
   }
   return {
     label: dir,
@@ -27,12 +35,17 @@ export function dirSource(dir: string): CheckpointSource {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return null;
-        if (code === 'EISDIR') throw new CheckpointError(name, `${path} is a folder, not a file.`, 'Remove or rename it.');
+        if (code === 'EISDIR')
+          throw new CheckpointError(name, `${path} is a folder, not a file.`, 'Remove or rename it.');
         // Reached only for rare failures (permissions, I/O); stat tells a vanished folder apart.
         await stat(folder).catch(() => {
           throw new CheckpointError(dir, `folder ${dir} does not exist any more.`, 'Check the path.');
         });
-        throw new CheckpointError(name, `could not read ${path} (${(err as Error).message}).`, 'Check the file permissions.');
+        throw new CheckpointError(
+          name,
+          `could not read ${path} (${(err as Error).message}).`,
+          'Check the file permissions.',
+        );
       }
     },
   };

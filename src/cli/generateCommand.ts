@@ -1,6 +1,17 @@
 // `moe generate DIR --prompt TEXT`: sample a continuation, streaming text as tokens arrive.
 import { generate } from '../engine/run/index.ts';
-import { CliError, createBackend, isCount, isNonNegativeInteger, numberFlag, openCheckpoint, openTokenizer, parseBackendKind, parseQuantize, routingPlan } from './common.ts';
+import {
+  CliError,
+  createBackend,
+  isCount,
+  isNonNegativeInteger,
+  numberFlag,
+  openCheckpoint,
+  openTokenizer,
+  parseBackendKind,
+  parseQuantize,
+  routingPlan,
+} from './common.ts';
 import { routingToJson } from './evalCommand.ts';
 
 export interface GenerateFlags {
@@ -17,7 +28,8 @@ export interface GenerateFlags {
 }
 
 export async function generateCommand(dir: string, flags: GenerateFlags): Promise<void> {
-  if (flags.prompt === undefined) throw new CliError('generate needs --prompt.', 'Example: moe generate DIR --prompt "Once upon a time".', true);
+  if (flags.prompt === undefined)
+    throw new CliError('generate needs --prompt.', 'Example: moe generate DIR --prompt "Once upon a time".', true);
   const maxTokens = numberFlag('max-tokens', flags.maxTokens, 32, isCount, 'a whole number ≥ 1');
   const temperature = numberFlag('temperature', flags.temperature, 0.8, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
   const topP = numberFlag('top-p', flags.topP, 0.95, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
@@ -29,10 +41,14 @@ export async function generateCommand(dir: string, flags: GenerateFlags): Promis
   const { spec } = ckpt;
   const plan = routingPlan(spec, flags.routing, flags.interventions);
   const tokenizer = openTokenizer(ckpt);
-  const promptTokens = tokenizer.bosId !== undefined && flags.prompt === '' ? [tokenizer.bosId] : tokenizer.encode(flags.prompt);
+  const promptTokens =
+    tokenizer.bosId !== undefined && flags.prompt === '' ? [tokenizer.bosId] : tokenizer.encode(flags.prompt);
   if (promptTokens.length === 0) throw new CliError('The prompt encodes to no tokens.', 'Give a non-empty --prompt.');
   if (promptTokens.length + maxTokens > spec.maxPositions) {
-    throw new CliError(`The prompt (${promptTokens.length} tokens) plus --max-tokens ${maxTokens} exceeds the model's ${spec.maxPositions} positions.`, 'Shorten the prompt or lower --max-tokens.');
+    throw new CliError(
+      `The prompt (${promptTokens.length} tokens) plus --max-tokens ${maxTokens} exceeds the model's ${spec.maxPositions} positions.`,
+      'Shorten the prompt or lower --max-tokens.',
+    );
   }
 
   const backend = await createBackend(backendKind, quantize);

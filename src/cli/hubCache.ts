@@ -27,7 +27,8 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /** The repo folder and revision for a source string. */
 function locate(root: string, source: string): { folder: string; revision: string } {
   const ref = parseSourceRef(source);
-  if (ref.kind === 'hf') return { folder: join(root, `models--${ref.repo.replace('/', '--')}`), revision: ref.revision };
+  if (ref.kind === 'hf')
+    return { folder: join(root, `models--${ref.repo.replace('/', '--')}`), revision: ref.revision };
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
   return { folder: join(root, `moe-urls--${hash}`), revision: 'main' };
 }
@@ -41,9 +42,19 @@ function blobName(file: StoredFile, bytes?: Uint8Array): string {
 function quotaError(err: unknown, file: string): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    throw new SourceError('quota', file, `the disk is full: ${file} could not be stored in the model cache.`, 'Free some space, or point HF_HUB_CACHE at a larger disk.');
+    throw new SourceError(
+      'quota',
+      file,
+      `the disk is full: ${file} could not be stored in the model cache.`,
+      'Free some space, or point HF_HUB_CACHE at a larger disk.',
+    );
   }
-  throw new SourceError('quota', file, `${file} could not be stored in the model cache (${(err as Error).message}).`, 'Check that HF_HUB_CACHE (or HF_HOME) is a writable folder.');
+  throw new SourceError(
+    'quota',
+    file,
+    `${file} could not be stored in the model cache (${(err as Error).message}).`,
+    'Check that HF_HUB_CACHE (or HF_HOME) is a writable folder.',
+  );
 }
 
 export function hubCacheStore(root = hubCacheDir()): ModelStore {

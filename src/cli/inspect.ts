@@ -72,11 +72,21 @@ export function inspectReport(spec: ModelSpec, bytesOnDisk: number): InspectRepo
     ropeScaling: spec.ropeScaling,
     slidingWindow: spec.slidingWindow,
     ...(spec.architecture === 'granitemoe'
-      ? { multipliers: { embedding: spec.embeddingMultiplier, attention: spec.attentionScale, residual: spec.residualMultiplier, logitsDivisor: spec.logitsScaling } }
+      ? {
+          multipliers: {
+            embedding: spec.embeddingMultiplier,
+            attention: spec.attentionScale,
+            residual: spec.residualMultiplier,
+            logitsDivisor: spec.logitsScaling,
+          },
+        }
       : {}),
     parameters: { total: counts.total, nonExpert: counts.nonExpert, perExpert: counts.perExpert, active },
     bytesOnDisk,
-    memory: { cpu: memoryNeeded(spec, weightBytes, 'cpu').total, webgpu: memoryNeeded(spec, weightBytes, 'webgpu').total },
+    memory: {
+      cpu: memoryNeeded(spec, weightBytes, 'cpu').total,
+      webgpu: memoryNeeded(spec, weightBytes, 'webgpu').total,
+    },
     ...(spec.config.upcycling !== undefined ? { upcycling: spec.config.upcycling } : {}),
   };
 }
@@ -108,19 +118,28 @@ export async function inspectCommand(dir: string, json: boolean): Promise<void> 
   const lines = [
     `${dir}`,
     `  architecture   ${r.architecture} (${r.dtype})`,
-    `  layers         ${r.layers}` + (r.experts !== null ? `, MoE layers: ${r.moeLayers.length === r.layers ? 'all' : r.moeLayers.join(', ') || 'none'}` : ' (dense)'),
+    `  layers         ${r.layers}` +
+      (r.experts !== null
+        ? `, MoE layers: ${r.moeLayers.length === r.layers ? 'all' : r.moeLayers.join(', ') || 'none'}`
+        : ' (dense)'),
     `  hidden         ${r.hiddenSize}, ${r.heads} heads (${r.kvHeads} kv) × ${r.headDim}, vocab ${r.vocabSize}`,
   ];
   const rope = r.ropeScaling
     ? `RoPE θ ${r.ropeTheta}, llama3 scaling ×${r.ropeScaling.factor} beyond ${r.ropeScaling.originalMaxPositions} positions`
     : `RoPE θ ${r.ropeTheta}`;
-  lines.push(`  attention      ${rope}, ${r.slidingWindow === null ? 'full context' : `sliding window ${r.slidingWindow}`}`);
+  lines.push(
+    `  attention      ${rope}, ${r.slidingWindow === null ? 'full context' : `sliding window ${r.slidingWindow}`}`,
+  );
   if (r.multipliers) {
     const m = r.multipliers;
-    lines.push(`  multipliers    embedding ×${m.embedding}, scores ×${m.attention}, residual ×${m.residual}, logits ÷${m.logitsDivisor}`);
+    lines.push(
+      `  multipliers    embedding ×${m.embedding}, scores ×${m.attention}, residual ×${m.residual}, logits ÷${m.logitsDivisor}`,
+    );
   }
   if (r.experts !== null) {
-    lines.push(`  experts        ${r.experts} per layer, top-${r.topK} native, ${r.normTopkProb ? 'renormalised' : 'raw'} weights, width ${r.expertIntermediateSize}`);
+    lines.push(
+      `  experts        ${r.experts} per layer, top-${r.topK} native, ${r.normTopkProb ? 'renormalised' : 'raw'} weights, width ${r.expertIntermediateSize}`,
+    );
     if (r.sharedExpertIntermediateSize) lines.push(`  shared expert  width ${r.sharedExpertIntermediateSize}`);
   } else {
     lines.push(`  ffn            width ${ffnWidth}`);
@@ -130,11 +149,15 @@ export async function inspectCommand(dir: string, json: boolean): Promise<void> 
     lines.push(`    active ${mode.padEnd(8)} ${formatCount(n)} (${((100 * n) / r.parameters.total).toFixed(1)}%)`);
   }
   if (r.download) {
-    lines.push(`  download       ${formatBytes(r.download.bytes)} in ${r.download.files} files (not downloaded yet${r.download.commit ? `; commit ${r.download.commit.slice(0, 12)}` : ''})`);
+    lines.push(
+      `  download       ${formatBytes(r.download.bytes)} in ${r.download.files} files (not downloaded yet${r.download.commit ? `; commit ${r.download.commit.slice(0, 12)}` : ''})`,
+    );
   } else {
     lines.push(`  size on disk   ${formatBytes(r.bytesOnDisk)}`);
   }
-  lines.push(`  memory needed  CPU backend ${formatBytes(r.memory.cpu)}, WebGPU backend ${formatBytes(r.memory.webgpu)}`);
+  lines.push(
+    `  memory needed  CPU backend ${formatBytes(r.memory.cpu)}, WebGPU backend ${formatBytes(r.memory.webgpu)}`,
+  );
   if (r.upcycling !== undefined) lines.push(`  upcycled       ${JSON.stringify(r.upcycling)}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -30,16 +30,37 @@ const COMMANDS: Record<string, CommandDef> = {
     run: ([dir], v) => inspectCommand(dir, v.json === true),
   },
   eval: {
-    usage: 'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
+    usage:
+      'moe eval SOURCE --tokens 1,2,3 | --text "..." [--routing MODE] [--interventions L1E3-,...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
     options: { tokens: str, text: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
     run: ([dir], v) =>
-      evalCommand(dir, { tokens: s(v.tokens), text: s(v.text), routing: s(v.routing), interventions: s(v.interventions), backend: s(v.backend), quantize: s(v.quantize), json: v.json === true }),
+      evalCommand(dir, {
+        tokens: s(v.tokens),
+        text: s(v.text),
+        routing: s(v.routing),
+        interventions: s(v.interventions),
+        backend: s(v.backend),
+        quantize: s(v.quantize),
+        json: v.json === true,
+      }),
   },
   generate: {
-    usage: 'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
+    usage:
+      'moe generate SOURCE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--routing MODE] [--interventions ...] [--backend cpu|webgpu] [--quantize none|q8|q4] [--json]',
     positionals: 1,
-    options: { prompt: str, 'max-tokens': str, temperature: str, 'top-p': str, seed: str, routing: str, interventions: str, backend: str, quantize: str, json: flag },
+    options: {
+      prompt: str,
+      'max-tokens': str,
+      temperature: str,
+      'top-p': str,
+      seed: str,
+      routing: str,
+      interventions: str,
+      backend: str,
+      quantize: str,
+      json: flag,
+    },
     run: ([dir], v) =>
       generateCommand(dir, {
         prompt: s(v.prompt),
@@ -55,9 +76,20 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   upcycle: {
-    usage: 'moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot] [--drop R]  (--drop: Drop-Upcycling, re-initialise a share R of each expert\'s units; the child then differs from its parent)',
+    usage:
+      "moe upcycle DENSE_SOURCE OUT_DIR --experts N [--granularity G] [--top-k K] [--router random|zero] [--router-scale S] [--seed S] [--noise X] [--scaling exact|megatron-cuberoot] [--drop R]  (--drop: Drop-Upcycling, re-initialise a share R of each expert's units; the child then differs from its parent)",
     positionals: 2,
-    options: { experts: str, granularity: str, 'top-k': str, router: str, 'router-scale': str, seed: str, noise: str, scaling: str, drop: str },
+    options: {
+      experts: str,
+      granularity: str,
+      'top-k': str,
+      router: str,
+      'router-scale': str,
+      seed: str,
+      noise: str,
+      scaling: str,
+      drop: str,
+    },
     run: ([dense, out], v) =>
       upcycleCommand(dense, out, {
         experts: s(v.experts),
@@ -72,9 +104,19 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   bench: {
-    usage: 'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--quantize none,q8,q4] [--torch] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; weights as stored; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode; --torch adds the PyTorch eager loop, 1 thread, same run)',
+    usage:
+      'moe bench SOURCE [--routing MODE,MODE...] [--backend cpu|webgpu|all] [--quantize none,q8,q4] [--torch] [--prompt-tokens N] [--decode-tokens N] [--min-seconds S] [--json]  (defaults: dense,topk:1,topk:2,native,threshold:1; weights as stored; 16 prompt + 8 decode tokens per run, runs repeated until 1 s of decode; --torch adds the PyTorch eager loop, 1 thread, same run)',
     positionals: 1,
-    options: { routing: str, backend: str, quantize: str, torch: flag, 'prompt-tokens': str, 'decode-tokens': str, 'min-seconds': str, json: flag },
+    options: {
+      routing: str,
+      backend: str,
+      quantize: str,
+      torch: flag,
+      'prompt-tokens': str,
+      'decode-tokens': str,
+      'min-seconds': str,
+      json: flag,
+    },
     run: ([dir], v) =>
       benchCommand(dir, {
         routing: s(v.routing),
@@ -88,7 +130,8 @@ const COMMANDS: Record<string, CommandDef> = {
       }),
   },
   quantcost: {
-    usage: 'moe quantcost SOURCE [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
+    usage:
+      'moe quantcost SOURCE [--schemes q8,q4] [--routing MODE] [--texts FILE,...] [--max-tokens N] [--backend cpu|webgpu] [--json]  (defaults: native routing, the first 512 tokens of each public/eval/*.txt)',
     positionals: 1,
     options: { schemes: str, routing: str, texts: str, 'max-tokens': str, backend: str, json: flag },
     run: ([dir], v) =>
@@ -142,14 +185,24 @@ function report(error: unknown, usage: string, debug: boolean): void {
     // Node's own messages are long and mention '--' tricks; name the option and show the usage instead.
     const option = /'(-[^' ]*)/.exec(String(e.message))?.[1];
     const what =
-      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `unknown option ${option}`
-      : e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
-        ? String(e.message).includes('does not take') ? `option ${option} takes no value` : `option ${option} needs a value`
-      : undefined;
+      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+        ? `unknown option ${option}`
+        : e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+          ? String(e.message).includes('does not take')
+            ? `option ${option} takes no value`
+            : `option ${option} needs a value`
+          : undefined;
     line = option && what ? `${what}. ${usage}` : `${oneLine(String(e.message))} ${usage}`;
   } else {
     const message = oneLine(String(e?.message ?? error));
-    const hint = typeof e?.hint === 'string' ? (e.hint ? ` Hint: ${oneLine(e.hint)}` : '') : debug ? '' : ' (run with --debug for details)';
+    const hint =
+      typeof e?.hint === 'string'
+        ? e.hint
+          ? ` Hint: ${oneLine(e.hint)}`
+          : ''
+        : debug
+          ? ''
+          : ' (run with --debug for details)';
     line = message + hint + (error instanceof CliError && error.showUsage ? ` ${usage}` : '');
   }
   process.stderr.write(`moe: ${line}\n`);
@@ -165,7 +218,11 @@ export async function main(argv: string[]): Promise<number> {
   const command = name !== undefined ? COMMANDS[name] : undefined;
   if (!command) {
     if (name === '--help' || name === '-h' || name === 'help') {
-      process.stdout.write(`${GENERAL_USAGE}\n${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}\n`);
+      process.stdout.write(
+        `${GENERAL_USAGE}\n${Object.values(COMMANDS)
+          .map((c) => `  ${c.usage}`)
+          .join('\n')}\n`,
+      );
       return 0;
     }
     if (name === undefined) {
@@ -181,9 +238,17 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    const { values, positionals } = parseArgs({ args: args.slice(1), options: command.options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: args.slice(1),
+      options: command.options,
+      allowPositionals: true,
+      strict: true,
+    });
     if (positionals.length !== command.positionals) {
-      const what = positionals.length < command.positionals ? 'is missing an argument' : `got unexpected arguments: ${positionals.slice(command.positionals).join(' ')}`;
+      const what =
+        positionals.length < command.positionals
+          ? 'is missing an argument'
+          : `got unexpected arguments: ${positionals.slice(command.positionals).join(' ')}`;
       throw new CliError(`${name} ${what}.`, usage);
     }
     // Dawn's GPU promises do not keep Node's event loop alive; without this the process could exit mid-command.

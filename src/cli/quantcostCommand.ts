@@ -6,7 +6,17 @@ import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.t
 import { quantizationCost, tokenWindows, type QuantCost } from '../engine/quant/cost.ts';
 import { weightBytesBySchemes } from '../engine/format/quant.ts';
 import type { QuantScheme } from '../engine/types.ts';
-import { CliError, createBackend, formatBytes, isCount, numberFlag, openCheckpoint, openTokenizer, parseBackendKind, parseQuantize } from './common.ts';
+import {
+  CliError,
+  createBackend,
+  formatBytes,
+  isCount,
+  numberFlag,
+  openCheckpoint,
+  openTokenizer,
+  parseBackendKind,
+  parseQuantize,
+} from './common.ts';
 
 export interface QuantcostFlags {
   schemes?: string;
@@ -32,12 +42,16 @@ export interface QuantcostReport {
 
 export async function runQuantcost(dir: string, flags: QuantcostFlags): Promise<QuantcostReport> {
   const schemes = (flags.schemes ?? 'q8,q4').split(',').map((s) => parseQuantize(s.trim()));
-  if (schemes.includes('none')) throw new CliError('--schemes lists "none", the reference itself.', 'Use --schemes q8,q4.');
+  if (schemes.includes('none'))
+    throw new CliError('--schemes lists "none", the reference itself.', 'Use --schemes q8,q4.');
   const kind = parseBackendKind(flags.backend);
   const maxTokens = numberFlag('max-tokens', flags.maxTokens, 512, isCount, 'a whole number ≥ 1');
   const files = flags.texts
     ? flags.texts.split(',').map((f) => f.trim())
-    : readdirSync(EVAL_DIR).filter((f) => f.endsWith('.txt')).sort().map((f) => join(EVAL_DIR, f));
+    : readdirSync(EVAL_DIR)
+        .filter((f) => f.endsWith('.txt'))
+        .sort()
+        .map((f) => join(EVAL_DIR, f));
   const ckpt = await openCheckpoint(dir);
   const tokenizer = openTokenizer(ckpt);
   const plan = parseRoutingPlan(flags.routing ?? 'native');
@@ -50,7 +64,10 @@ export async function runQuantcost(dir: string, flags: QuantcostFlags): Promise<
     try {
       text = readFileSync(file, 'utf8');
     } catch {
-      throw new CliError(`Cannot read the text file ${file}.`, 'Pass readable UTF-8 files to --texts, separated by commas.');
+      throw new CliError(
+        `Cannot read the text file ${file}.`,
+        'Pass readable UTF-8 files to --texts, separated by commas.',
+      );
     }
     const ids = tokenizer.encode(text).slice(0, maxTokens);
     tokens += ids.length;
@@ -105,7 +122,8 @@ export function formatQuantcost(r: QuantcostReport): string {
     ]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const line = (row: string[]) =>
+    `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`;
   return [head, '', line(rows[0]), rule, ...rows.slice(1).map(line)].join('\n');
 }

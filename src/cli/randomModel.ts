@@ -61,7 +61,11 @@ export function randomDenseLlama(o: RandomLlamaOptions): { spec: ModelSpec; weig
     v: matrix(kvDim, d),
     o: matrix(d, qDim),
     ffnNorm: norm(d),
-    mlp: { gate: matrix(spec.intermediateSize, d), up: matrix(spec.intermediateSize, d), down: matrix(d, spec.intermediateSize) },
+    mlp: {
+      gate: matrix(spec.intermediateSize, d),
+      up: matrix(spec.intermediateSize, d),
+      down: matrix(d, spec.intermediateSize),
+    },
   }));
   return {
     spec,

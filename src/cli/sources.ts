@@ -10,7 +10,13 @@ import { downloadFiles, loadStored, type DownloadProgress } from '../engine/sour
 import { SourceError } from '../engine/source/errors.ts';
 import { httpSource } from '../engine/source/http.ts';
 import { inspectRemote, type CheckpointPreview } from '../engine/source/inspect.ts';
-import { DEFAULT_HUB_ENDPOINT, formatSourceRef, hubBaseUrl, parseSourceRef, type SourceRef } from '../engine/source/ref.ts';
+import {
+  DEFAULT_HUB_ENDPOINT,
+  formatSourceRef,
+  hubBaseUrl,
+  parseSourceRef,
+  type SourceRef,
+} from '../engine/source/ref.ts';
 import { memorySource } from '../engine/format/sources.ts';
 import { dirSource } from './fsSource.ts';
 import { hubCacheStore } from './hubCache.ts';
@@ -33,12 +39,22 @@ export function resolveSource(text: string): SourceRef {
   if (existsSync(text)) return { kind: 'local', path: text };
   if (/^(hf:|https?:\/\/)/i.test(text)) return parseSourceRef(text);
   const builtin = join(REPO_ROOT, 'public/models', text);
-  if (/^[a-z0-9][a-z0-9-]*$/.test(text) && existsSync(join(builtin, 'config.json'))) return { kind: 'local', path: builtin };
+  if (/^[a-z0-9][a-z0-9-]*$/.test(text) && existsSync(join(builtin, 'config.json')))
+    return { kind: 'local', path: builtin };
   if (/[\\/]|^\./.test(text)) {
-    throw new SourceError('not-found', text, `folder ${text} does not exist.`, 'Check the path; it should be a folder holding config.json and the safetensors files.');
+    throw new SourceError(
+      'not-found',
+      text,
+      `folder ${text} does not exist.`,
+      'Check the path; it should be a folder holding config.json and the safetensors files.',
+    );
   }
-  throw new SourceError('not-found', text, `${text} is not a folder, a built-in model id, hf:ORG/NAME or an https:// address.`,
-    'Give a folder holding config.json and the safetensors files, hf:ORG/NAME[@REVISION], an https:// address of such a folder, or a built-in id (public/models/).');
+  throw new SourceError(
+    'not-found',
+    text,
+    `${text} is not a folder, a built-in model id, hf:ORG/NAME or an https:// address.`,
+    'Give a folder holding config.json and the safetensors files, hf:ORG/NAME[@REVISION], an https:// address of such a folder, or a built-in id (public/models/).',
+  );
 }
 
 function baseUrlOf(ref: SourceRef, env: NodeJS.ProcessEnv): string {
@@ -48,7 +64,10 @@ function baseUrlOf(ref: SourceRef, env: NodeJS.ProcessEnv): string {
 }
 
 /** Describe a remote source from its configs and headers only (no weights downloaded). */
-export async function previewSource(text: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckpointPreview | null> {
+export async function previewSource(
+  text: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CheckpointPreview | null> {
   const ref = resolveSource(text);
   if (ref.kind === 'local' || ref.kind === 'builtin') return null;
   return inspectRemote(httpSource(baseUrlOf(ref, env), { label: formatSourceRef(ref) }));
@@ -59,7 +78,12 @@ export async function openSource(text: string, options: OpenOptions = {}): Promi
   const ref = resolveSource(text);
   if (ref.kind === 'local') {
     if (!statSync(ref.path).isDirectory()) {
-      throw new SourceError('invalid', ref.path, `${ref.path} is a file, not a folder.`, 'Pass the folder that holds config.json, not a file inside it.');
+      throw new SourceError(
+        'invalid',
+        ref.path,
+        `${ref.path} is a file, not a folder.`,
+        'Pass the folder that holds config.json, not a file inside it.',
+      );
     }
     return loadCheckpoint(dirSource(ref.path));
   }
@@ -68,8 +92,12 @@ export async function openSource(text: string, options: OpenOptions = {}): Promi
   const stored = await loadStored(store, id);
   if (stored) return stored;
   if (options.offline ?? isOffline(env)) {
-    throw new SourceError('offline-miss', id, `${id} is not in the model cache, and --offline forbids downloading it.`,
-      'Run the same command once without --offline (and HF_HUB_OFFLINE unset) to download it.');
+    throw new SourceError(
+      'offline-miss',
+      id,
+      `${id} is not in the model cache, and --offline forbids downloading it.`,
+      'Run the same command once without --offline (and HF_HUB_OFFLINE unset) to download it.',
+    );
   }
   const source = httpSource(baseUrlOf(ref, env), { label: id });
   const preview = await inspectRemote(source);
@@ -81,6 +109,9 @@ export async function openSource(text: string, options: OpenOptions = {}): Promi
 export function progressLine(p: DownloadProgress): string {
   const mb = (n: number) => (n / 2 ** 20).toFixed(1);
   const pct = p.total > 0 ? ((100 * p.received) / p.total).toFixed(0) : '0';
-  const speed = p.bytesPerSecond > 0 ? `, ${mb(p.bytesPerSecond)} MiB/s, ${Number.isFinite(p.secondsLeft) ? `${Math.ceil(p.secondsLeft)} s left` : ''}` : '';
+  const speed =
+    p.bytesPerSecond > 0
+      ? `, ${mb(p.bytesPerSecond)} MiB/s, ${Number.isFinite(p.secondsLeft) ? `${Math.ceil(p.secondsLeft)} s left` : ''}`
+      : '';
   return `${p.from === 'device' ? 'cached' : 'download'} ${p.file}: ${mb(p.fileReceived)}/${mb(p.fileSize)} MiB; total ${mb(p.received)}/${mb(p.total)} MiB (${pct}%${speed})`;
 }

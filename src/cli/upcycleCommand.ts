@@ -18,7 +18,8 @@ export interface UpcycleFlags {
 }
 
 export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
-  if (flags.experts === undefined) throw new CliError('upcycle needs --experts N.', 'Example: moe upcycle DENSE_DIR OUT_DIR --experts 8.', true);
+  if (flags.experts === undefined)
+    throw new CliError('upcycle needs --experts N.', 'Example: moe upcycle DENSE_DIR OUT_DIR --experts 8.', true);
   const experts = numberFlag('experts', flags.experts, 8, isCount, 'a whole number ≥ 1');
   const granularity = numberFlag('granularity', flags.granularity, 1, isCount, 'a whole number ≥ 1');
   const topK = flags.topK === undefined ? undefined : numberFlag('top-k', flags.topK, 2, isCount, 'a whole number ≥ 1');
@@ -26,11 +27,17 @@ export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
   const noise = numberFlag('noise', flags.noise, 0, (n) => n >= 0, 'a number ≥ 0');
   const drop = numberFlag('drop', flags.drop, 0, (n) => n >= 0 && n <= 1, 'a number between 0 and 1');
   const routerKind = flags.router ?? 'random';
-  if (routerKind !== 'random' && routerKind !== 'zero') throw new CliError(`Unknown router "${routerKind}".`, 'Use --router random or --router zero.');
+  if (routerKind !== 'random' && routerKind !== 'zero')
+    throw new CliError(`Unknown router "${routerKind}".`, 'Use --router random or --router zero.');
   const scale = numberFlag('router-scale', flags.routerScale, DEFAULT_ROUTER_SCALE, (n) => n >= 0, 'a number ≥ 0');
-  if (routerKind === 'zero' && flags.routerScale !== undefined) throw new CliError('--router-scale only applies to --router random.', 'Drop --router-scale, or use --router random.');
+  if (routerKind === 'zero' && flags.routerScale !== undefined)
+    throw new CliError(
+      '--router-scale only applies to --router random.',
+      'Drop --router-scale, or use --router random.',
+    );
   const scaling = flags.scaling ?? 'exact';
-  if (scaling !== 'exact' && scaling !== 'megatron-cuberoot') throw new CliError(`Unknown scaling "${scaling}".`, 'Use --scaling exact or --scaling megatron-cuberoot.');
+  if (scaling !== 'exact' && scaling !== 'megatron-cuberoot')
+    throw new CliError(`Unknown scaling "${scaling}".`, 'Use --scaling exact or --scaling megatron-cuberoot.');
   return {
     experts,
     granularity,
@@ -45,14 +52,19 @@ export function upcycleOptionsFromFlags(flags: UpcycleFlags): UpcycleOptions {
 
 export async function upcycleCommand(denseDir: string, outDir: string, flags: UpcycleFlags): Promise<void> {
   const options = upcycleOptionsFromFlags(flags);
-  if (resolve(denseDir) === resolve(outDir)) throw new CliError('The output folder is the parent\'s folder.', 'Write the upcycled model to a new folder.');
+  if (resolve(denseDir) === resolve(outDir))
+    throw new CliError("The output folder is the parent's folder.", 'Write the upcycled model to a new folder.');
   const parent = await openCheckpoint(denseDir);
   const child = upcycle(parent.spec, parent.weights, { ...options, from: denseDir });
   const files = exportCheckpoint(child.spec, child.weights, parent.tokenizerJson, parent.tokenizerConfigJson);
   if (existsSync(outDir) && existsSync(join(outDir, 'config.json'))) {
     // Overwriting is allowed, but a stale shard index would make the loader read old shards instead.
     for (const stale of ['model.safetensors.index.json']) {
-      if (existsSync(join(outDir, stale))) throw new CliError(`${join(outDir, stale)} from an earlier checkpoint is in the way.`, 'Write to an empty folder.');
+      if (existsSync(join(outDir, stale)))
+        throw new CliError(
+          `${join(outDir, stale)} from an earlier checkpoint is in the way.`,
+          'Write to an empty folder.',
+        );
     }
   }
   mkdirSync(outDir, { recursive: true });
@@ -65,7 +77,9 @@ export async function upcycleCommand(denseDir: string, outDir: string, flags: Up
   process.stdout.write(
     `wrote ${outDir}: mixtral, ${moe.numExperts} experts (granularity ${options.granularity}), top-${moe.topK}, ` +
       `expert width ${moe.expertIntermediateSize}, ${child.spec.dtype}, ${formatBytes(total)}` +
-      (options.drop ? `; Drop-Upcycling re-initialised ${Math.round(options.drop * moe.expertIntermediateSize)} of ${moe.expertIntermediateSize} units per expert, so the child no longer equals its parent` : '') +
+      (options.drop
+        ? `; Drop-Upcycling re-initialised ${Math.round(options.drop * moe.expertIntermediateSize)} of ${moe.expertIntermediateSize} units per expert, so the child no longer equals its parent`
+        : '') +
       '\n',
   );
 }

@@ -41,22 +41,46 @@ function tokenContent(v: unknown): string | undefined {
   return undefined;
 }
 
-export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unknown, generationConfigJson?: unknown): TextTokenizer {
+export function loadTokenizer(
+  tokenizerJson: unknown,
+  tokenizerConfigJson?: unknown,
+  generationConfigJson?: unknown,
+): TextTokenizer {
   if (tokenizerJson === undefined) {
-    throw new TokenizerError(FILE, `This model has no ${FILE}, so text cannot be turned into tokens.`, 'Add the tokenizer.json of the model it was made from (a checkpoint without one can still be scored on token ids from the command line).');
+    throw new TokenizerError(
+      FILE,
+      `This model has no ${FILE}, so text cannot be turned into tokens.`,
+      'Add the tokenizer.json of the model it was made from (a checkpoint without one can still be scored on token ids from the command line).',
+    );
   }
   if (!isObject(tokenizerJson)) {
-    throw new TokenizerError(FILE, `${FILE} is not a JSON object.`, 'Use the tokenizer.json exported by Hugging Face tokenizers (the "fast" tokenizer file).');
+    throw new TokenizerError(
+      FILE,
+      `${FILE} is not a JSON object.`,
+      'Use the tokenizer.json exported by Hugging Face tokenizers (the "fast" tokenizer file).',
+    );
   }
   const model = tokenizerJson.model;
-  if (!isObject(model) || !isObject(model.vocab) && !Array.isArray(model.vocab)) {
-    throw new TokenizerError(FILE, `${FILE} has no "model.vocab" section.`, 'The file may be truncated or a different format (tokenizer.model / vocab.json are not supported); re-export tokenizer.json.');
+  if (!isObject(model) || (!isObject(model.vocab) && !Array.isArray(model.vocab))) {
+    throw new TokenizerError(
+      FILE,
+      `${FILE} has no "model.vocab" section.`,
+      'The file may be truncated or a different format (tokenizer.model / vocab.json are not supported); re-export tokenizer.json.',
+    );
   }
   if (model.type !== undefined && !['BPE', 'WordPiece', 'Unigram'].includes(model.type as string)) {
-    throw new TokenizerError(FILE, `${FILE} uses the tokenizer model type "${String(model.type)}", which is not supported.`, 'BPE, WordPiece and Unigram tokenizers from Hugging Face work.');
+    throw new TokenizerError(
+      FILE,
+      `${FILE} uses the tokenizer model type "${String(model.type)}", which is not supported.`,
+      'BPE, WordPiece and Unigram tokenizers from Hugging Face work.',
+    );
   }
   if (tokenizerConfigJson !== undefined && !isObject(tokenizerConfigJson)) {
-    throw new TokenizerError('tokenizer_config.json', 'tokenizer_config.json is not a JSON object.', 'Delete the file or replace it with the one from the model repository.');
+    throw new TokenizerError(
+      'tokenizer_config.json',
+      'tokenizer_config.json is not a JSON object.',
+      'Delete the file or replace it with the one from the model repository.',
+    );
   }
   const config = (tokenizerConfigJson ?? {}) as Record<string, unknown>;
   // The library requires these keys to exist, even when null.
@@ -74,14 +98,20 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfigJson?: unkn
   try {
     tok = new Tokenizer(json, config);
   } catch (e) {
-    throw new TokenizerError(FILE, `${FILE} could not be read: ${(e as Error).message}.`, 'The tokenizer type may be unsupported; BPE, WordPiece and Unigram tokenizers from Hugging Face work.');
+    throw new TokenizerError(
+      FILE,
+      `${FILE} could not be read: ${(e as Error).message}.`,
+      'The tokenizer type may be unsupported; BPE, WordPiece and Unigram tokenizers from Hugging Face work.',
+    );
   }
 
   // HF transformers adds BOS/EOS through the post-processor by default; we only do it when the
   // config explicitly asks, so scored token ids are exactly the text's tokens unless told otherwise.
   const addSpecialTokens = config.add_bos_token === true || config.add_eos_token === true;
 
-  const addedTokens = (json.added_tokens as { id: number; special?: boolean }[]).filter((t) => typeof t?.id === 'number');
+  const addedTokens = (json.added_tokens as { id: number; special?: boolean }[]).filter(
+    (t) => typeof t?.id === 'number',
+  );
   const vocab = tok.get_vocab(true);
   let maxId = -1;
   for (const id of vocab.values()) if (id > maxId) maxId = id;

@@ -50,7 +50,12 @@ export function compareRouting(got: TokenRouting, want: ExpectedRouting): Routin
   const onlyWant = [...w].filter((e) => !g.has(e));
   if (onlyGot.length === 0 && onlyWant.length === 0 && got.experts.length === want.experts.length) {
     const sameOrder = got.experts.every((e, i) => e === want.experts[i]);
-    return { probDiff, weightDiff: sameOrder ? maxAbsDiff(got.weights, want.weights) : Infinity, mismatch: !sameOrder, nearTie: false };
+    return {
+      probDiff,
+      weightDiff: sameOrder ? maxAbsDiff(got.weights, want.weights) : Infinity,
+      mismatch: !sameOrder,
+      nearTie: false,
+    };
   }
   const explained =
     onlyGot.length === onlyWant.length &&

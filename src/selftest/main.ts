@@ -9,9 +9,21 @@ import { createWebGpuBackend } from '../engine/backends/webgpu/index.ts';
 import { compareRouting, maxAbsDiff, type ExpectedFile } from './compare.ts';
 
 const DEFAULT_NAMES = [
-  'llama_f32', 'llama_tied_bf16', 'mistral_f32', 'mixtral_f32', 'mixtral_f16', 'mixtral_bf16', 'mixtral_sharded_f32',
-  'qwen2_moe_f32', 'qwen3_moe_f32', 'qwen3_moe_fused_f32', 'olmoe_f32',
-  'granitemoe_f32', 'granitemoe_bf16', 'llama3_rope', 'mistral_sliding',
+  'llama_f32',
+  'llama_tied_bf16',
+  'mistral_f32',
+  'mixtral_f32',
+  'mixtral_f16',
+  'mixtral_bf16',
+  'mixtral_sharded_f32',
+  'qwen2_moe_f32',
+  'qwen3_moe_f32',
+  'qwen3_moe_fused_f32',
+  'olmoe_f32',
+  'granitemoe_f32',
+  'granitemoe_bf16',
+  'llama3_rope',
+  'mistral_sliding',
 ];
 /** Pass thresholds. The f16/bf16 references are computed from the stored (rounded) weights, so one bound fits all dtypes. */
 const TOLERANCE = { logits: 1e-3, probs: 1e-4, weights: 1e-4 };
@@ -101,7 +113,18 @@ function fmt(x: number): string {
 function render(rows: FixtureResult[]): void {
   const table = document.createElement('table');
   const head = table.createTHead().insertRow();
-  for (const h of ['fixture', 'backend', 'dtype', 'cases', 'max |Δlogit|', 'decode max |Δlogit|', 'max |Δprob|', 'routing mismatches', 'near-ties', 'result']) {
+  for (const h of [
+    'fixture',
+    'backend',
+    'dtype',
+    'cases',
+    'max |Δlogit|',
+    'decode max |Δlogit|',
+    'max |Δprob|',
+    'routing mismatches',
+    'near-ties',
+    'result',
+  ]) {
     const th = document.createElement('th');
     th.textContent = h;
     th.scope = 'col';
@@ -113,8 +136,15 @@ function render(rows: FixtureResult[]): void {
     tr.dataset.fixture = r.fixture;
     tr.dataset.backend = r.backend;
     const cells: Array<[string, boolean?]> = [
-      [r.fixture], [r.backend], [r.dtype ?? '?'], [String(r.cases), true], [fmt(r.maxLogitDiff), true], [fmt(r.decodeMaxLogitDiff), true],
-      [fmt(r.maxProbDiff), true], [String(r.routingMismatches), true], [String(r.nearTies), true],
+      [r.fixture],
+      [r.backend],
+      [r.dtype ?? '?'],
+      [String(r.cases), true],
+      [fmt(r.maxLogitDiff), true],
+      [fmt(r.decodeMaxLogitDiff), true],
+      [fmt(r.maxProbDiff), true],
+      [String(r.routingMismatches), true],
+      [String(r.nearTies), true],
       [r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`],
     ];
     for (const [text, num] of cells) {
@@ -131,7 +161,10 @@ async function main(): Promise<void> {
   const started = performance.now();
   const query = new URLSearchParams(location.search);
   const base = query.get('fixtures') ?? '/fixtures/';
-  const names = (query.get('names') ?? DEFAULT_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (query.get('names') ?? DEFAULT_NAMES.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const wanted = (query.get('backends') ?? 'webgpu,cpu').split(',').map((s) => s.trim());
 
   const webgpu: SelfTestResult['webgpu'] = { requested: wanted.includes('webgpu'), available: false };
@@ -151,7 +184,9 @@ async function main(): Promise<void> {
   $('backends').textContent = [
     webgpu.available ? `WebGPU: ${webgpu.description}` : cpuFallback ? `CPU fallback: ${webgpu.reason}` : '',
     backends.some((b) => b.kind === 'cpu') ? 'CPU: TypeScript reference (f32)' : '',
-  ].filter(Boolean).join(' · ');
+  ]
+    .filter(Boolean)
+    .join(' · ');
 
   const rows: FixtureResult[] = [];
   for (const name of names) {
@@ -161,16 +196,28 @@ async function main(): Promise<void> {
     try {
       const bytes = await source.readFile('expected.json');
       if (!bytes) throw new Error(`${source.label} has no expected.json: is this a fixture folder?`);
-      loaded = { expected: JSON.parse(new TextDecoder().decode(bytes)) as ExpectedFile, ckpt: await loadCheckpoint(source) };
+      loaded = {
+        expected: JSON.parse(new TextDecoder().decode(bytes)) as ExpectedFile,
+        ckpt: await loadCheckpoint(source),
+      };
     } catch (e) {
       loadError = message(e);
     }
     for (const backend of backends) {
       $('summary').textContent = `Running ${name} on ${backend.kind}…`;
       const row: FixtureResult = {
-        fixture: name, backend: backend.kind, dtype: loaded?.ckpt.spec.dtype ?? null, cases: 0,
-        maxLogitDiff: 0, decodeMaxLogitDiff: 0, maxProbDiff: 0, maxWeightDiff: 0, routingMismatches: 0, nearTies: 0,
-        pass: false, error: loadError,
+        fixture: name,
+        backend: backend.kind,
+        dtype: loaded?.ckpt.spec.dtype ?? null,
+        cases: 0,
+        maxLogitDiff: 0,
+        decodeMaxLogitDiff: 0,
+        maxProbDiff: 0,
+        maxWeightDiff: 0,
+        routingMismatches: 0,
+        nearTies: 0,
+        pass: false,
+        error: loadError,
       };
       if (loaded) {
         let model: LoadedModel | null = null;
@@ -184,9 +231,14 @@ async function main(): Promise<void> {
         }
       }
       row.pass =
-        row.error === undefined && loaded !== null && row.cases === loaded.expected.cases.length &&
-        row.maxLogitDiff <= TOLERANCE.logits && row.decodeMaxLogitDiff <= TOLERANCE.logits &&
-        row.maxProbDiff <= TOLERANCE.probs && row.maxWeightDiff <= TOLERANCE.weights && row.routingMismatches === 0;
+        row.error === undefined &&
+        loaded !== null &&
+        row.cases === loaded.expected.cases.length &&
+        row.maxLogitDiff <= TOLERANCE.logits &&
+        row.decodeMaxLogitDiff <= TOLERANCE.logits &&
+        row.maxProbDiff <= TOLERANCE.probs &&
+        row.maxWeightDiff <= TOLERANCE.weights &&
+        row.routingMismatches === 0;
       rows.push(row);
       render(rows);
     }
@@ -204,11 +256,12 @@ async function main(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
   };
   const failed = rows.filter((r) => !r.pass).length;
-  $('summary').textContent = rows.length === 0
-    ? 'Nothing ran: no backend or no fixture names.'
-    : failed === 0
-      ? `All ${rows.length} runs pass (${names.length} fixtures × ${backends.length} backends) in ${result.seconds.toFixed(1)} s.`
-      : `${failed} of ${rows.length} runs FAIL.`;
+  $('summary').textContent =
+    rows.length === 0
+      ? 'Nothing ran: no backend or no fixture names.'
+      : failed === 0
+        ? `All ${rows.length} runs pass (${names.length} fixtures × ${backends.length} backends) in ${result.seconds.toFixed(1)} s.`
+        : `${failed} of ${rows.length} runs FAIL.`;
   $('summary').className = result.pass ? 'pass' : 'fail';
   const pre = $('result');
   pre.textContent = JSON.stringify(result, null, 2);

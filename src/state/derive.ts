@@ -25,7 +25,8 @@ export function meanExpertsPerLayer(trace: RoutingTrace): number {
 export function activeShare(model: ParameterFacts, trace: RoutingTrace): number {
   if (model.parametersTotal <= 0) return 0;
   if (model.moeLayers.length === 0) return 1;
-  const active = model.parametersNonExpert + model.moeLayers.length * meanExpertsPerLayer(trace) * model.parametersPerExpert;
+  const active =
+    model.parametersNonExpert + model.moeLayers.length * meanExpertsPerLayer(trace) * model.parametersPerExpert;
   return active / model.parametersTotal;
 }
 

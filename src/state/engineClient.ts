@@ -5,7 +5,15 @@
 // The client speaks to a port: the Web Worker in the page, an in-process EngineSession in tests.
 import type { QuantScheme, RoutingPlan } from '../engine/types.ts';
 import type { LensJobSpec } from '../worker/lensJobs.ts';
-import type { BackendPreference, BackendStatus, ModelStatus, SamplingSettings, UpcycleRecipe, WorkerRequest, WorkerResponse } from '../worker/protocol.ts';
+import type {
+  BackendPreference,
+  BackendStatus,
+  ModelStatus,
+  SamplingSettings,
+  UpcycleRecipe,
+  WorkerRequest,
+  WorkerResponse,
+} from '../worker/protocol.ts';
 
 /** What a client needs from the other side: a worker, or anything that behaves like one. */
 export interface EnginePort {
@@ -92,7 +100,12 @@ export class EngineClient {
   }
 
   /** Downloads and installs a checkpoint; progress messages go to `listener`. */
-  load(modelId: string, baseUrl: string, listener?: CallListener, quantize: QuantScheme = 'none'): EngineCall<ModelStatus> {
+  load(
+    modelId: string,
+    baseUrl: string,
+    listener?: CallListener,
+    quantize: QuantScheme = 'none',
+  ): EngineCall<ModelStatus> {
     return this.call({ type: 'load', modelId, baseUrl, quantize }, listener, (m) => (m as Reply<'loaded'>).model);
   }
 
@@ -102,17 +115,41 @@ export class EngineClient {
   }
 
   /** Upcycles the dense checkpoint at baseUrl in memory and installs the child; the identity proof arrives as an `upcycled` message first. */
-  upcycle(modelId: string, baseUrl: string, recipe: UpcycleRecipe, proof: { prompt: string; sampling: SamplingSettings }, listener?: CallListener): EngineCall<ModelStatus> {
-    return this.call({ type: 'upcycle', modelId, baseUrl, recipe, proof }, listener, (m) => (m as Reply<'loaded'>).model);
+  upcycle(
+    modelId: string,
+    baseUrl: string,
+    recipe: UpcycleRecipe,
+    proof: { prompt: string; sampling: SamplingSettings },
+    listener?: CallListener,
+  ): EngineCall<ModelStatus> {
+    return this.call(
+      { type: 'upcycle', modelId, baseUrl, recipe, proof },
+      listener,
+      (m) => (m as Reply<'loaded'>).model,
+    );
   }
 
   /** Generates from a prompt; the prompt's scores and each token stream to `listener`. A newer generate/score or cancel() ends it (resolves `cancelled`). */
-  generate(prompt: string, sampling: SamplingSettings, routing: RoutingPlan, listener?: CallListener): EngineCall<GeneratedReply | CancelledReply> {
-    return this.call({ type: 'generate', prompt, sampling, routing }, listener, (m) => m as GeneratedReply | CancelledReply);
+  generate(
+    prompt: string,
+    sampling: SamplingSettings,
+    routing: RoutingPlan,
+    listener?: CallListener,
+  ): EngineCall<GeneratedReply | CancelledReply> {
+    return this.call(
+      { type: 'generate', prompt, sampling, routing },
+      listener,
+      (m) => m as GeneratedReply | CancelledReply,
+    );
   }
 
   /** Scores tokens (or, with `text`, this model's tokenisation of it) under a plan. */
-  score(tokenIds: number[], routing: RoutingPlan, text?: string, listener?: CallListener): EngineCall<ScoredReply | CancelledReply> {
+  score(
+    tokenIds: number[],
+    routing: RoutingPlan,
+    text?: string,
+    listener?: CallListener,
+  ): EngineCall<ScoredReply | CancelledReply> {
     return this.call({ type: 'score', tokenIds, routing, text }, listener, (m) => m as ScoredReply | CancelledReply);
   }
 
@@ -154,7 +191,11 @@ export class EngineClient {
     this.port.terminate();
   }
 
-  private call<T>(request: CallRequest, listener: CallListener | undefined, pick: (final: WorkerResponse) => T): EngineCall<T> {
+  private call<T>(
+    request: CallRequest,
+    listener: CallListener | undefined,
+    pick: (final: WorkerResponse) => T,
+  ): EngineCall<T> {
     const requestId = this.nextRequestId++;
     const promise = new Promise<T>((resolve, reject) => {
       this.pending.set(requestId, { type: request.type, listener, resolve: (m) => resolve(pick(m)), reject });
@@ -186,7 +227,10 @@ export class EngineClient {
       // A newer load overtook this one in the worker (it installed nothing).
       this.pending.delete(requestId);
       call.reject(new EngineError('A newer model load replaced this one.', undefined, requestId));
-    } else if (FINAL[call.type]?.includes(message.type) && !(message.type === 'generated' && message.stopReason === 'aborted')) {
+    } else if (
+      FINAL[call.type]?.includes(message.type) &&
+      !(message.type === 'generated' && message.stopReason === 'aborted')
+    ) {
       // (An aborted generation reports what it generated, then 'cancelled': the call ends with the latter.)
       this.pending.delete(requestId);
       call.resolve(message);

@@ -5,7 +5,11 @@ import type { RunState } from './store.ts';
 
 export interface SavedRun extends Omit<RunState, 'trace' | 'source' | 'modelFacts'> {
   savedBy: string;
-  trace: { moeLayers: number[]; positions: number[]; layers: { experts: number[]; weights: number[]; probs: number[] }[][] };
+  trace: {
+    moeLayers: number[];
+    positions: number[];
+    layers: { experts: number[]; weights: number[]; probs: number[] }[][];
+  };
 }
 
 export function saveRun(run: RunState, savedBy: string): SavedRun {
@@ -13,7 +17,12 @@ export function saveRun(run: RunState, savedBy: string): SavedRun {
   return {
     ...rest,
     savedBy,
-    trace: { ...run.trace, layers: run.trace.layers.map((rows) => rows.map((r) => ({ experts: r.experts, weights: r.weights, probs: Array.from(r.probs) }))) },
+    trace: {
+      ...run.trace,
+      layers: run.trace.layers.map((rows) =>
+        rows.map((r) => ({ experts: r.experts, weights: r.weights, probs: Array.from(r.probs) })),
+      ),
+    },
   };
 }
 
@@ -21,7 +30,9 @@ export function loadSavedRun(saved: SavedRun): RunState {
   const trace: RoutingTrace = {
     moeLayers: saved.trace.moeLayers,
     positions: saved.trace.positions,
-    layers: saved.trace.layers.map((rows) => rows.map((r) => ({ experts: r.experts, weights: r.weights, probs: Float32Array.from(r.probs) }))),
+    layers: saved.trace.layers.map((rows) =>
+      rows.map((r) => ({ experts: r.experts, weights: r.weights, probs: Float32Array.from(r.probs) })),
+    ),
   };
   const { savedBy: _savedBy, ...rest } = saved;
   // The example's parameter counts are not the loaded model's: no "parameters active" for it.

@@ -50,7 +50,18 @@ export interface TraceToken {
   routerProbs: number[][];
 }
 
-export const TRACE_COLUMNS = ['position', 'token', 'token_id', 'layer', 'expert', 'rank', 'weight', 'probability', 'loss', 'router_probs'] as const;
+export const TRACE_COLUMNS = [
+  'position',
+  'token',
+  'token_id',
+  'layer',
+  'expert',
+  'rank',
+  'weight',
+  'probability',
+  'loss',
+  'router_probs',
+] as const;
 
 function lossAt(run: RunState, t: number): number | null {
   const lp = run.logProbs[t];
@@ -94,7 +105,10 @@ export function traceRows(run: RunState): TraceRow[] {
   return rows;
 }
 
-export function traceHeader(run: RunState, settings: { model: string; seed: number; temperature: number; topP: number; prompt: string }): TraceHeader {
+export function traceHeader(
+  run: RunState,
+  settings: { model: string; seed: number; temperature: number; topP: number; prompt: string },
+): TraceHeader {
   return {
     format: 'moe-playground-trace',
     version: 1,
@@ -129,7 +143,20 @@ export function traceCsv(header: TraceHeader, rows: TraceRow[]): string {
     `# loss: -log p(token | tokens before it) in nats, empty for the first token; router_probs: the router's probabilities over experts 0..E-1, separated by ';'`,
     TRACE_COLUMNS.join(','),
     ...rows.map((r) =>
-      [r.position, r.token, r.tokenId, r.layer, r.expert, r.rank, r.weight, r.probability, r.loss ?? '', r.routerProbs.join(';')].map(csvField).join(','),
+      [
+        r.position,
+        r.token,
+        r.tokenId,
+        r.layer,
+        r.expert,
+        r.rank,
+        r.weight,
+        r.probability,
+        r.loss ?? '',
+        r.routerProbs.join(';'),
+      ]
+        .map(csvField)
+        .join(','),
     ),
   ];
   return `${lines.map((l) => (l.startsWith('#') ? l.replace(/[\r\n]/g, ' ') : l)).join('\n')}\n`;
@@ -174,7 +201,8 @@ export function parseTraceCsv(text: string): TraceRow[] {
   }
   if (field !== '' || record.length > 0) records.push([...record, field]);
   const [head, ...body] = records;
-  if (!head || head.join(',') !== TRACE_COLUMNS.join(',')) throw new Error('This is not a trace CSV: the column header is missing.');
+  if (!head || head.join(',') !== TRACE_COLUMNS.join(','))
+    throw new Error('This is not a trace CSV: the column header is missing.');
   return body.map((r) => ({
     position: Number(r[0]),
     token: r[1],

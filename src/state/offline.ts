@@ -1,9 +1,20 @@
 // Registers the service worker (public/sw.js) and asks it to keep the files the app needs offline:
 // the page's own resources and the checkpoint files of the built-in models and the loaded model.
 
-export type OfflineState = { kind: 'unsupported' } | { kind: 'preparing' } | { kind: 'ready'; files: number } | { kind: 'failed'; reason: string };
+export type OfflineState =
+  | { kind: 'unsupported' }
+  | { kind: 'preparing' }
+  | { kind: 'ready'; files: number }
+  | { kind: 'failed'; reason: string };
 
-const CHECKPOINT_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json'];
+const CHECKPOINT_FILES = [
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'generation_config.json',
+  'model.safetensors',
+  'model.safetensors.index.json',
+];
 
 /** The files of a checkpoint folder (shards read from its index when there is one). */
 async function checkpointFiles(folderUrl: string): Promise<string[]> {
@@ -13,7 +24,8 @@ async function checkpointFiles(folderUrl: string): Promise<string[]> {
     const response = await fetch(`${base}model.safetensors.index.json`);
     if (response.ok) {
       const index = (await response.json()) as { weight_map?: Record<string, string> };
-      for (const shard of new Set(Object.values(index.weight_map ?? {}))) files.push(new URL(shard, new URL(base, location.href)).href);
+      for (const shard of new Set(Object.values(index.weight_map ?? {})))
+        files.push(new URL(shard, new URL(base, location.href)).href);
     }
   } catch {
     // No index: a single-file checkpoint.
@@ -35,7 +47,8 @@ export async function prepareOffline(modelFolders: string[], onState: (state: Of
       if (entry.name.startsWith(location.origin)) urls.add(entry.name);
     }
     for (const folder of modelFolders) for (const f of await checkpointFiles(folder)) urls.add(f);
-    for (const extra of ['models/index.json', 'tour.json', 'example-trace.json']) urls.add(new URL(`${import.meta.env.BASE_URL}${extra}`, location.href).href);
+    for (const extra of ['models/index.json', 'tour.json', 'example-trace.json'])
+      urls.add(new URL(`${import.meta.env.BASE_URL}${extra}`, location.href).href);
     const answer = new Promise<{ stored: number; failed: number }>((resolve) => {
       const listen = (event: MessageEvent) => {
         if (event.data?.type === 'kept') {
@@ -47,7 +60,9 @@ export async function prepareOffline(modelFolders: string[], onState: (state: Of
     });
     registration.active?.postMessage({ type: 'keep', urls: [...urls] });
     const { stored, failed } = await answer;
-    onState(failed > 0 ? { kind: 'failed', reason: `${failed} files could not be saved` } : { kind: 'ready', files: stored });
+    onState(
+      failed > 0 ? { kind: 'failed', reason: `${failed} files could not be saved` } : { kind: 'ready', files: stored },
+    );
   } catch (error) {
     onState({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) });
   }

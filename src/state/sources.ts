@@ -30,7 +30,10 @@ export function isRemoteSource(text: string): boolean {
  * default https://huggingface.co), or `?hub=ORIGIN` when that origin is on this machine (development
  * and tests). Any other `?hub=` is ignored with a notice, so a link cannot point the page at a stranger's server.
  */
-export function hubEndpointFor(search: string, siteSetting: string | undefined): { endpoint: string; notice: string | null } {
+export function hubEndpointFor(
+  search: string,
+  siteSetting: string | undefined,
+): { endpoint: string; notice: string | null } {
   const site = (siteSetting || DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
   const asked = new URLSearchParams(search).get('hub');
   if (asked === null || asked === '') return { endpoint: site, notice: null };
@@ -40,11 +43,20 @@ export function hubEndpointFor(search: string, siteSetting: string | undefined):
   } catch {
     url = null;
   }
-  if (url && (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHost(url.hostname) && !url.username && !url.password) {
+  if (
+    url &&
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    isLoopbackHost(url.hostname) &&
+    !url.username &&
+    !url.password
+  ) {
     return { endpoint: url.origin, notice: null };
   }
   const shown = JSON.stringify(asked.length > 60 ? `${asked.slice(0, 60)}…` : asked);
-  return { endpoint: site, notice: `The address asks for the hub ${shown}; only a hub on this machine (localhost) can be set in the address, so ${new URL(site).host} is used.` };
+  return {
+    endpoint: site,
+    notice: `The address asks for the hub ${shown}; only a hub on this machine (localhost) can be set in the address, so ${new URL(site).host} is used.`,
+  };
 }
 
 export interface FileProgress {
@@ -110,7 +122,12 @@ export function createSourcesStore(endpoint: string): StoreApi<SourcesState> {
 
 function invalid(text: string, err: unknown): SourceFailureMessage {
   const e = err as SourceError;
-  return { reason: 'invalid', message: e?.message ?? `"${text}" is not a model source.`, hint: e?.hint, canRetry: false };
+  return {
+    reason: 'invalid',
+    message: e?.message ?? `"${text}" is not a model source.`,
+    hint: e?.hint,
+    canRetry: false,
+  };
 }
 
 /** The source string and hub of a store key ("hf:org/name" or "hf:org/name via http://127.0.0.1:PORT"). */
@@ -141,7 +158,12 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
       let failure: SourceFailureMessage;
       try {
         parseSourceRef(source);
-        failure = { reason: 'invalid', message: `"${source}" is a built-in model id, not a hub repository or a web address.`, hint: 'Pick built-in models from the list above; here write hf:ORG/NAME or an https:// address.', canRetry: false };
+        failure = {
+          reason: 'invalid',
+          message: `"${source}" is a built-in model id, not a hub repository or a web address.`,
+          hint: 'Pick built-in models from the list above; here write hf:ORG/NAME or an https:// address.',
+          canRetry: false,
+        };
       } catch (err) {
         failure = invalid(source, err);
       }
@@ -157,7 +179,19 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
     const requestId = port.newRequestId();
     const previous = get().download;
     const files = previous && previous.source === source ? previous.files : {};
-    set({ download: { requestId, source, status: 'running', progress: null, files, failure: null, warning: null, fromDevice: false }, linkAsk: null });
+    set({
+      download: {
+        requestId,
+        source,
+        status: 'running',
+        progress: null,
+        files,
+        failure: null,
+        warning: null,
+        fromDevice: false,
+      },
+      linkAsk: null,
+    });
     port.send({ type: 'source-fetch', requestId, source, endpoint: get().endpoint });
   }
 
@@ -173,7 +207,19 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
   function askForLink(source: string, onMissing?: () => void): void {
     const requestId = port.newRequestId();
     whenMissing = onMissing ?? null;
-    set({ linkAsk: { source }, download: { requestId, source, status: 'running', progress: null, files: {}, failure: null, warning: null, fromDevice: true } });
+    set({
+      linkAsk: { source },
+      download: {
+        requestId,
+        source,
+        status: 'running',
+        progress: null,
+        files: {},
+        failure: null,
+        warning: null,
+        fromDevice: true,
+      },
+    });
     port.send({ type: 'source-fetch', requestId, source, endpoint: get().endpoint, deviceOnly: true });
   }
 
@@ -209,18 +255,32 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
         const d = state.download;
         if (!d || d.requestId !== message.requestId) return;
         const p = message.progress;
-        set({ download: { ...d, progress: p, fromDevice: p.from === 'device', files: { ...d.files, [p.file]: { received: p.fileReceived, size: p.fileSize } } } });
+        set({
+          download: {
+            ...d,
+            progress: p,
+            fromDevice: p.from === 'device',
+            files: { ...d.files, [p.file]: { received: p.fileReceived, size: p.fileSize } },
+          },
+        });
         return;
       }
       case 'source-fetched': {
         const d = state.download;
         if (d && d.requestId === message.requestId) {
-          set({ download: { ...d, status: 'done', fromDevice: message.fromDevice, warning: message.warning ?? null }, linkAsk: null });
+          set({
+            download: { ...d, status: 'done', fromDevice: message.fromDevice, warning: message.warning ?? null },
+            linkAsk: null,
+          });
           port.openModel({ id: message.source, name: message.source, path: message.modelPath });
           refreshDevice();
         } else if (state.local && state.local.requestId === message.requestId) {
           set({ local: null });
-          port.openModel({ id: message.source, name: message.source.slice(LOCAL_PREFIX.length), path: message.modelPath });
+          port.openModel({
+            id: message.source,
+            name: message.source.slice(LOCAL_PREFIX.length),
+            path: message.modelPath,
+          });
         }
         return;
       }
@@ -236,22 +296,48 @@ export function createSourceActions(store: StoreApi<SourcesState>, port: SourceP
             return;
           }
           const files = { ...d.files };
-          for (const [name, received] of Object.entries(message.kept ?? {})) files[name] = { received, size: files[name]?.size ?? received };
+          for (const [name, received] of Object.entries(message.kept ?? {}))
+            files[name] = { received, size: files[name]?.size ?? received };
           set({ download: { ...d, status: 'failed', failure: message.failure, files } });
         } else if (state.lookup.status === 'looking' && state.lookup.requestId === message.requestId) {
-          set({ lookup: { status: 'failed', requestId: message.requestId, source: message.source, failure: message.failure } });
+          set({
+            lookup: {
+              status: 'failed',
+              requestId: message.requestId,
+              source: message.source,
+              failure: message.failure,
+            },
+          });
         } else if (state.local && state.local.requestId === message.requestId) {
           set({ local: { ...state.local, failure: message.failure } });
         }
         return;
       }
       case 'device-models':
-        set({ device: { models: message.models, used: message.used, available: message.available, storage: message.storage } });
+        set({
+          device: {
+            models: message.models,
+            used: message.used,
+            available: message.available,
+            storage: message.storage,
+          },
+        });
         return;
       default:
         return;
     }
   }
 
-  return { lookup, download, cancel, askForLink, dismissLink, openFiles, openStored, removeStored, refreshDevice, receive };
+  return {
+    lookup,
+    download,
+    cancel,
+    askForLink,
+    dismissLink,
+    openFiles,
+    openStored,
+    removeStored,
+    refreshDevice,
+    receive,
+  };
 }

@@ -215,7 +215,13 @@ function createRunSlice(initialShare: ShareState): StateCreator<PlaygroundState,
         return;
       }
       // Replies to a request that a newer one replaced are stale.
-      if ('requestId' in message && message.requestId !== undefined && message.type !== 'error' && message.requestId !== state.activeRequest) return;
+      if (
+        'requestId' in message &&
+        message.requestId !== undefined &&
+        message.type !== 'error' &&
+        message.requestId !== state.activeRequest
+      )
+        return;
       switch (message.type) {
         case 'backend':
           set({ backend: message.status });
@@ -252,7 +258,7 @@ function createRunSlice(initialShare: ShareState): StateCreator<PlaygroundState,
         }
         case 'token': {
           const run = state.run;
-          if (!run || run.source !== 'engine') return;
+          if (run?.source !== 'engine') return;
           const trace: RoutingTrace = {
             moeLayers: run.trace.moeLayers,
             positions: [...run.trace.positions, message.position],
@@ -283,7 +289,10 @@ function createRunSlice(initialShare: ShareState): StateCreator<PlaygroundState,
         }
         case 'scored': {
           const run = state.run;
-          const sameTokens = run !== null && run.tokenIds.length === message.tokenIds.length && run.tokenIds.every((id, i) => id === message.tokenIds[i]);
+          const sameTokens =
+            run !== null &&
+            run.tokenIds.length === message.tokenIds.length &&
+            run.tokenIds.every((id, i) => id === message.tokenIds[i]);
           const logProbs: (number | null)[] = [null, ...message.logProbs];
           const routing = formatPlanText(message.routing);
           const changedRouting = sameTokens && run.routing !== routing;
@@ -321,7 +330,8 @@ function createRunSlice(initialShare: ShareState): StateCreator<PlaygroundState,
           set({
             error: { message: message.message, hint: message.hint },
             loading: null,
-            activity: message.requestId === undefined || message.requestId === state.activeRequest ? 'idle' : state.activity,
+            activity:
+              message.requestId === undefined || message.requestId === state.activeRequest ? 'idle' : state.activity,
           });
           return;
       }

@@ -31,7 +31,20 @@ export const MODE_KINDS = ['native', 'dense', 'topk', 'threshold'] as const;
 export type ModeKind = (typeof MODE_KINDS)[number];
 
 /** Control groups a teacher can hide or lock through the link. */
-export const CONTROL_NAMES = ['model', 'prompt', 'generate', 'sampling', 'routing', 'interventions', 'upcycle', 'compare', 'views', 'export', 'share', 'tour'] as const;
+export const CONTROL_NAMES = [
+  'model',
+  'prompt',
+  'generate',
+  'sampling',
+  'routing',
+  'interventions',
+  'upcycle',
+  'compare',
+  'views',
+  'export',
+  'share',
+  'tour',
+] as const;
 export type ControlName = (typeof CONTROL_NAMES)[number];
 
 /** Limits that are not one field's range. */
@@ -76,14 +89,24 @@ interface Common<T> {
   omitWhenDefault?: boolean;
 }
 
-const decimalText = z.string().trim().regex(/^-?\d+(\.\d+)?$/, 'not a number').transform(Number);
-const integerText = z.string().trim().regex(/^-?\d+$/, 'not a whole number').transform(Number);
+const decimalText = z
+  .string()
+  .trim()
+  .regex(/^-?\d+(\.\d+)?$/, 'not a number')
+  .transform(Number);
+const integerText = z
+  .string()
+  .trim()
+  .regex(/^-?\d+$/, 'not a whole number')
+  .transform(Number);
 
 export function clamp(value: number, [min, max]: readonly [number, number]): number {
   return Math.min(max, Math.max(min, value));
 }
 
-function numberField(o: Common<number> & { range: readonly [number, number]; integer: boolean }): Field<number> & { range: readonly [number, number] } {
+function numberField(
+  o: Common<number> & { range: readonly [number, number]; integer: boolean },
+): Field<number> & { range: readonly [number, number] } {
   return {
     ...o,
     omitWhenDefault: o.omitWhenDefault ?? false,
@@ -117,7 +140,9 @@ function choiceField<T extends string>(o: Common<T> & { choices: readonly [T, ..
 }
 
 /** A text field; `tidy` makes any string safe (e.g. cuts it to length). */
-function textField(o: Common<string> & { schema: z.ZodType<string, string>; tidy?: (s: string) => string }): Field<string> {
+function textField(
+  o: Common<string> & { schema: z.ZodType<string, string>; tidy?: (s: string) => string },
+): Field<string> {
   const tidy = o.tidy ?? ((s: string) => s);
   return {
     ...o,
@@ -134,8 +159,16 @@ function controlListField(o: Common<ControlName[]>): Field<ControlName[]> {
     omitWhenDefault: o.omitWhenDefault ?? false,
     schema: z
       .string()
-      .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
-      .refine((names) => names.every((n) => known.includes(n)), `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`)
+      .transform((s) =>
+        s
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== ''),
+      )
+      .refine(
+        (names) => names.every((n) => known.includes(n)),
+        `names a control that does not exist (known: ${CONTROL_NAMES.join(', ')})`,
+      )
       .transform((names) => [...new Set(names)] as ControlName[]),
     sanitize: (v, current) => (Array.isArray(v) ? (v.filter((n) => known.includes(n)) as ControlName[]) : current),
     write: String,
@@ -150,10 +183,14 @@ const routingText = z
   .transform((text, ctx) => {
     try {
       const plan = parsePlanText(text);
-      if (plan.interventions.length > TEXT_LIMITS.interventions) throw new Error(`more than ${TEXT_LIMITS.interventions} interventions`);
+      if (plan.interventions.length > TEXT_LIMITS.interventions)
+        throw new Error(`more than ${TEXT_LIMITS.interventions} interventions`);
       return formatPlanText(plan);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not a routing mode: ${error instanceof Error ? error.message : String(error)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a routing mode: ${error instanceof Error ? error.message : String(error)}`,
+      });
       return z.NEVER;
     }
   });
@@ -169,7 +206,10 @@ const interventionText = z
       if (list.length > TEXT_LIMITS.interventions) throw new Error(`more than ${TEXT_LIMITS.interventions} of them`);
       return formatInterventions(list);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not a list of interventions such as L1E3-,L0E2+: ${error instanceof Error ? error.message : String(error)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a list of interventions such as L1E3-,L0E2+: ${error instanceof Error ? error.message : String(error)}`,
+      });
       return z.NEVER;
     }
   });
@@ -214,11 +254,29 @@ export const SHARE_FIELDS = {
   /** Two panes on the same text. */
   compare: flagField({ key: 'cmp', label: 'compare switch', default: false, omitWhenDefault: true }),
   /** The second pane's model ('' = the same as the first). */
-  bModel: textField({ key: 'bmodel', label: 'second pane model', default: '', omitWhenDefault: true, schema: modelIdText }),
+  bModel: textField({
+    key: 'bmodel',
+    label: 'second pane model',
+    default: '',
+    omitWhenDefault: true,
+    schema: modelIdText,
+  }),
   /** The second pane's routing text (may carry interventions). */
-  bRouting: textField({ key: 'bmode', label: 'second pane routing', default: 'native', omitWhenDefault: true, schema: routingText }),
+  bRouting: textField({
+    key: 'bmode',
+    label: 'second pane routing',
+    default: 'native',
+    omitWhenDefault: true,
+    schema: routingText,
+  }),
   /** Quantization of the main pane's weights on load: as stored, int8 or 4-bit group-wise (src/engine/format/quant.ts). */
-  quant: choiceField<QuantScheme>({ key: 'quant', label: 'quantization', default: 'none', omitWhenDefault: true, choices: ['none', 'q8', 'q4'] }),
+  quant: choiceField<QuantScheme>({
+    key: 'quant',
+    label: 'quantization',
+    default: 'none',
+    omitWhenDefault: true,
+    choices: ['none', 'q8', 'q4'],
+  }),
   /** Upcycle the model in the browser first: "E8G1K2S0" = 8 experts, granularity 1, top-2, router seed 0; '' = no. */
   upcycle: textField({
     key: 'up',
@@ -239,7 +297,14 @@ export const SHARE_FIELDS = {
   hide: controlListField({ key: 'hide', label: 'hidden controls', default: [], omitWhenDefault: true }),
   lock: controlListField({ key: 'lock', label: 'locked controls', default: [], omitWhenDefault: true }),
   /** Guided tour step shown (-1: none). */
-  step: numberField({ key: 'step', label: 'tour step', default: -1, range: [-1, 99], integer: true, omitWhenDefault: true }),
+  step: numberField({
+    key: 'step',
+    label: 'tour step',
+    default: -1,
+    range: [-1, 99],
+    integer: true,
+    omitWhenDefault: true,
+  }),
 };
 
 type Fields = typeof SHARE_FIELDS;
@@ -253,13 +318,18 @@ const FIELD_NAMES = Object.keys(SHARE_FIELDS) as FieldName[];
 /** Loosely typed view of the table, for the loops below. */
 const field = (name: FieldName): Field<unknown> => SHARE_FIELDS[name] as unknown as Field<unknown>;
 
-export const DEFAULT_SHARE_STATE: ShareState = Object.fromEntries(FIELD_NAMES.map((name) => [name, field(name).default])) as ShareState;
+export const DEFAULT_SHARE_STATE: ShareState = Object.fromEntries(
+  FIELD_NAMES.map((name) => [name, field(name).default]),
+) as ShareState;
 
 type RangedName = { [K in FieldName]: Fields[K] extends { range: readonly [number, number] } ? K : never }[FieldName];
 /** Every limit: the text limits, and each numeric field's range (derived from the table). */
 export const LIMITS = {
   ...TEXT_LIMITS,
-  ...(Object.fromEntries(FIELD_NAMES.filter((n) => field(n).range).map((n) => [n, field(n).range])) as Record<RangedName, readonly [number, number]>),
+  ...(Object.fromEntries(FIELD_NAMES.filter((n) => field(n).range).map((n) => [n, field(n).range])) as Record<
+    RangedName,
+    readonly [number, number]
+  >),
 };
 
 export interface ParsedShare {
@@ -295,7 +365,9 @@ export function parseShareFragment(fragment: string): ParsedShare {
   const raw = fragment.startsWith('#') ? fragment.slice(1) : fragment;
   if (raw === '') return { state, present, notices };
   if (raw.length > LIMITS.fragmentChars) {
-    notices.push(`The link is ${raw.length} characters long, more than the ${LIMITS.fragmentChars} a share link can be, so it was ignored and the defaults are used.`);
+    notices.push(
+      `The link is ${raw.length} characters long, more than the ${LIMITS.fragmentChars} a share link can be, so it was ignored and the defaults are used.`,
+    );
     return { state, present, notices };
   }
   let params: URLSearchParams;
@@ -317,7 +389,8 @@ export function parseShareFragment(fragment: string): ParsedShare {
   const known = new Set<string>(['v', ...FIELD_NAMES.map((n) => field(n).key)]);
   for (const key of new Set(params.keys())) {
     // The Lenses view reads its own keys (src/state/lenses.ts).
-    if (!known.has(key) && !isLensKey(key)) notices.push(`The link parameter ${quote(key)} is unknown and was ignored.`);
+    if (!known.has(key) && !isLensKey(key))
+      notices.push(`The link parameter ${quote(key)} is unknown and was ignored.`);
   }
   for (const name of FIELD_NAMES) {
     const spec = field(name);
@@ -332,7 +405,8 @@ export function parseShareFragment(fragment: string): ParsedShare {
     let parsed = result.data;
     if (spec.range) {
       const limited = clamp(parsed as number, spec.range);
-      if (limited !== parsed) notices.push(`The link's ${spec.label} ${quote(value)} is out of range and was clamped to ${limited}.`);
+      if (limited !== parsed)
+        notices.push(`The link's ${spec.label} ${quote(value)} is out of range and was clamped to ${limited}.`);
       parsed = limited;
     }
     (state as Record<FieldName, unknown>)[name] = parsed;
@@ -390,7 +464,12 @@ export function planTextOf(state: Pick<ShareState, 'mode' | 'k' | 't' | 'iv'>): 
 export function parseRecipe(recipe: string): UpcycleRecipe | null {
   const m = RECIPE.exec(recipe.toUpperCase());
   if (!m) return null;
-  const parsed: UpcycleRecipe = { experts: Number(m[1]), granularity: Number(m[2]), topK: Number(m[3]), seed: Number(m[4]) };
+  const parsed: UpcycleRecipe = {
+    experts: Number(m[1]),
+    granularity: Number(m[2]),
+    topK: Number(m[3]),
+    seed: Number(m[4]),
+  };
   const dropPercent = m[5] === undefined ? 0 : Number(m[5]);
   if (dropPercent > 0) parsed.drop = dropPercent / 100;
   return parsed;
@@ -405,7 +484,10 @@ export function formatRecipe(r: UpcycleRecipe): string {
  * Clamps the model-dependent fields once the model is known (k ≤ E, layer < MoE layers, interventions
  * the model can apply), returning the fixed state and a notice per change.
  */
-export function fitToModel(state: ShareState, model: { numExperts: number; numMoeLayers: number; moeLayers?: number[] }): { state: ShareState; notices: string[] } {
+export function fitToModel(
+  state: ShareState,
+  model: { numExperts: number; numMoeLayers: number; moeLayers?: number[] },
+): { state: ShareState; notices: string[] } {
   const notices: string[] = [];
   const next = { ...state };
   if (next.iv && model.moeLayers) {
@@ -432,7 +514,9 @@ export function fitToModel(state: ShareState, model: { numExperts: number; numMo
   }
   const maxLayer = Math.max(model.numMoeLayers - 1, 0);
   if (next.layer > maxLayer) {
-    notices.push(`Layer ${next.layer} does not exist (the model has ${model.numMoeLayers} MoE layers); layer ${maxLayer} is shown.`);
+    notices.push(
+      `Layer ${next.layer} does not exist (the model has ${model.numMoeLayers} MoE layers); layer ${maxLayer} is shown.`,
+    );
     next.layer = maxLayer;
   }
   return { state: next, notices };

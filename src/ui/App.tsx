@@ -46,7 +46,13 @@ export function App() {
   const setShare = usePlayground((s) => s.setShare);
   const { hidden, locked } = useTeacherControls();
 
-  const shortcuts = useMemo(() => ({ ...controller.shortcuts, s: () => !share.lock.includes('export') && !share.hide.includes('export') && exportCurrentView() }), [share.lock, share.hide]);
+  const shortcuts = useMemo(
+    () => ({
+      ...controller.shortcuts,
+      s: () => !share.lock.includes('export') && !share.hide.includes('export') && exportCurrentView(),
+    }),
+    [share.lock, share.hide],
+  );
   useShortcuts(shortcuts, true);
 
   const numExperts = model?.numExperts || (run ? (run.trace.layers[0]?.[0]?.probs.length ?? 8) : 8);
@@ -65,19 +71,35 @@ export function App() {
       {share.embed && (
         <p className="embed-bar small">
           <strong>MoE Playground</strong> · {model?.id ?? stage} ·{' '}
-          <a href={`${location.pathname}#${formatShareFragment({ ...share, embed: false })}`} target="_blank" rel="noreferrer">
+          <a
+            href={`${location.pathname}#${formatShareFragment({ ...share, embed: false })}`}
+            target="_blank"
+            rel="noreferrer"
+          >
             open the full playground
           </a>
         </p>
       )}
 
       {tour && !share.embed && !hidden('tour') && (share.step >= 0 || controller.env.firstScreen) && (
-        <TourPanel tour={tour} builtInModels={builtInModels} autoplay={controller.tour.autoplay} onApply={controller.tour.apply} locked={locked('tour')} />
+        <TourPanel
+          tour={tour}
+          builtInModels={builtInModels}
+          autoplay={controller.tour.autoplay}
+          onApply={controller.tour.apply}
+          locked={locked('tour')}
+        />
       )}
       <ModelPicker />
       {!hidden('model') && !locked('model') && !share.embed && (
         <div className="open-row">
-          <OpenModel store={controller.sources.store} actions={controller.sources} backend={backend?.kind ?? null} modelId={model?.id ?? null} onCopyLinkWithoutModel={controller.share.copyLink} />
+          <OpenModel
+            store={controller.sources.store}
+            actions={controller.sources}
+            backend={backend?.kind ?? null}
+            modelId={model?.id ?? null}
+            onCopyLinkWithoutModel={controller.share.copyLink}
+          />
           <DeviceModels store={controller.sources.store} actions={controller.sources} modelId={model?.id ?? null} />
         </div>
       )}
@@ -85,8 +107,16 @@ export function App() {
 
       <div className={wide ? 'layout layout-wide' : 'layout'}>
         <div className="side">
-          <Controls onGenerate={controller.engine.generate} onStop={controller.engine.stop} onShare={controller.share.copyLink} hidden={hidden} locked={locked} />
-          {model && !hidden('interventions') && model.numExperts > 0 && <Interventions onRegenerate={controller.engine.generate} disabled={locked('interventions')} />}
+          <Controls
+            onGenerate={controller.engine.generate}
+            onStop={controller.engine.stop}
+            onShare={controller.share.copyLink}
+            hidden={hidden}
+            locked={locked}
+          />
+          {model && !hidden('interventions') && model.numExperts > 0 && (
+            <Interventions onRegenerate={controller.engine.generate} disabled={locked('interventions')} />
+          )}
           {model && !share.embed && !hidden('model') && <QuantPanel locked={locked('model')} />}
           {model && !hidden('upcycle') && !share.embed && (
             <UpcyclePanel

@@ -6,7 +6,13 @@ import type { RunState } from '../state/store.ts';
 import { activeShare, meanExpertsPerLayer, meanLoss } from '../state/derive.ts';
 import { planTextOf } from '../state/url.ts';
 import type { ModelStatus } from '../worker/protocol.ts';
-import { formatPlanText, formatRoutingMode, parsePlanText, parseRoutingMode, withMode } from '../engine/routing/index.ts';
+import {
+  formatPlanText,
+  formatRoutingMode,
+  parsePlanText,
+  parseRoutingMode,
+  withMode,
+} from '../engine/routing/index.ts';
 import { showToken, tokenMark } from '../viz/palette.ts';
 import { formatNumber, formatPercent } from './format.ts';
 
@@ -34,7 +40,17 @@ function speedOf(run: RunState): string {
   return '–';
 }
 
-function TokenRow({ run, layer, diffs, pane }: { run: RunState; layer: number; diffs: boolean[] | null; pane: string }) {
+function TokenRow({
+  run,
+  layer,
+  diffs,
+  pane,
+}: {
+  run: RunState;
+  layer: number;
+  diffs: boolean[] | null;
+  pane: string;
+}) {
   const rows = run.trace.layers[Math.min(layer, run.trace.layers.length - 1)] ?? [];
   return (
     <p className="compare-tokens" data-testid={`compare-tokens-${pane}`}>
@@ -83,7 +99,7 @@ export function ComparePane({ locked }: Props) {
     const loss = ok ? meanLoss(run.logProbs) : NaN;
     const activeShareValue = ok && run.modelFacts ? activeShare(run.modelFacts, run.trace) : NaN;
     return {
-      model: ok ? run.modelLabel : model?.id ?? '…',
+      model: ok ? run.modelLabel : (model?.id ?? '…'),
       routing: ok ? run.routing : routing,
       loss,
       activeShareValue,
@@ -102,19 +118,29 @@ export function ComparePane({ locked }: Props) {
         <legend className="sr-only">Pane B settings</legend>
         <label>
           Pane B model{' '}
-          <select data-testid="compare-model" value={share.bModel} onChange={(e) => setShare({ bModel: e.target.value })}>
+          <select
+            data-testid="compare-model"
+            value={share.bModel}
+            onChange={(e) => setShare({ bModel: e.target.value })}
+          >
             <option value="">same as A ({share.model})</option>
             {(builtInModels ?? []).map((m) => (
               <option key={m.id} value={m.id}>
                 {m.name}
               </option>
             ))}
-            {share.bModel !== '' && !(builtInModels ?? []).some((m) => m.id === share.bModel) && <option value={share.bModel}>{share.bModel}</option>}
+            {share.bModel !== '' && !(builtInModels ?? []).some((m) => m.id === share.bModel) && (
+              <option value={share.bModel}>{share.bModel}</option>
+            )}
           </select>
         </label>
         <label>
           Pane B routing{' '}
-          <select data-testid="compare-routing" value={bMode} onChange={(e) => setShare({ bRouting: formatPlanText(withMode(bPlan, parseRoutingMode(e.target.value))) })}>
+          <select
+            data-testid="compare-routing"
+            value={bMode}
+            onChange={(e) => setShare({ bRouting: formatPlanText(withMode(bPlan, parseRoutingMode(e.target.value))) })}
+          >
             {[...new Set([...ROUTING_CHOICES, bMode])].map((r) => (
               <option key={r} value={r}>
                 {r}
@@ -122,7 +148,12 @@ export function ComparePane({ locked }: Props) {
             ))}
           </select>
         </label>
-        <button type="button" data-testid="compare-copy-a" onClick={() => setShare({ bRouting: planTextOf(share) })} title="Give pane B the routing and interventions of pane A">
+        <button
+          type="button"
+          data-testid="compare-copy-a"
+          onClick={() => setShare({ bRouting: planTextOf(share) })}
+          title="Give pane B the routing and interventions of pane A"
+        >
           Copy A’s routing
         </button>
       </fieldset>
@@ -152,13 +183,21 @@ export function ComparePane({ locked }: Props) {
           </tr>
           <tr>
             <th scope="row">mean loss (nats)</th>
-            <td data-testid="compare-a-loss" data-value={a.loss}>{formatNumber(a.loss)}</td>
-            <td data-testid="compare-b-loss" data-value={b.loss}>{formatNumber(b.loss)}</td>
+            <td data-testid="compare-a-loss" data-value={a.loss}>
+              {formatNumber(a.loss)}
+            </td>
+            <td data-testid="compare-b-loss" data-value={b.loss}>
+              {formatNumber(b.loss)}
+            </td>
           </tr>
           <tr>
             <th scope="row">parameters active</th>
-            <td data-testid="compare-a-active" data-value={a.activeShareValue}>{formatPercent(a.activeShareValue)}</td>
-            <td data-testid="compare-b-active" data-value={b.activeShareValue}>{formatPercent(b.activeShareValue)}</td>
+            <td data-testid="compare-a-active" data-value={a.activeShareValue}>
+              {formatPercent(a.activeShareValue)}
+            </td>
+            <td data-testid="compare-b-active" data-value={b.activeShareValue}>
+              {formatPercent(b.activeShareValue)}
+            </td>
           </tr>
           <tr>
             <th scope="row">experts / layer</th>
@@ -185,13 +224,23 @@ export function ComparePane({ locked }: Props) {
           </div>
           <div>
             <h3>B · {b.routing}</h3>
-            {runB && runB.source === 'engine' ? <TokenRow run={runB} layer={layer} diffs={diffs} pane="b" /> : <p className="dim">scoring…</p>}
+            {runB && runB.source === 'engine' ? (
+              <TokenRow run={runB} layer={layer} diffs={diffs} pane="b" />
+            ) : (
+              <p className="dim">scoring…</p>
+            )}
           </div>
         </div>
       )}
       <p className="legend" data-testid="compare-diff-count" data-value={diffs ? differing : ''}>
-        Colour and number: first-choice expert at MoE layer {layer}. Outlined tokens are routed to a different set of experts in the two panes
-        {diffs ? ` (${differing} of ${diffs.length})` : runB?.source === 'engine' ? ' (the panes tokenised the text differently, so tokens are not compared one by one)' : ''}.
+        Colour and number: first-choice expert at MoE layer {layer}. Outlined tokens are routed to a different set of
+        experts in the two panes
+        {diffs
+          ? ` (${differing} of ${diffs.length})`
+          : runB?.source === 'engine'
+            ? ' (the panes tokenised the text differently, so tokens are not compared one by one)'
+            : ''}
+        .
       </p>
     </section>
   );

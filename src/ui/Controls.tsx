@@ -31,17 +31,33 @@ export function Controls({ onGenerate, onStop, onShare, hidden, locked }: Props)
             Prompt
             {locked('prompt') && (
               <span className="locked-note" data-testid="prompt-locked">
-                {' '}🔒 fixed by this lesson’s link
+                {' '}
+                🔒 fixed by this lesson’s link
               </span>
             )}
           </span>
-          <textarea data-testid="prompt" value={share.prompt} maxLength={LIMITS.promptChars} rows={3} readOnly={locked('prompt')} aria-readonly={locked('prompt')} onChange={(e) => setShare({ prompt: e.target.value })} />
+          <textarea
+            data-testid="prompt"
+            value={share.prompt}
+            maxLength={LIMITS.promptChars}
+            rows={3}
+            readOnly={locked('prompt')}
+            aria-readonly={locked('prompt')}
+            onChange={(e) => setShare({ prompt: e.target.value })}
+          />
         </label>
       )}
       <div className="buttons">
         {!hidden('generate') && (
           <>
-            <button type="button" className="primary" data-testid="generate" disabled={!model || activity === 'loading' || locked('generate')} onClick={onGenerate} aria-keyshortcuts="g">
+            <button
+              type="button"
+              className="primary"
+              data-testid="generate"
+              disabled={!model || activity === 'loading' || locked('generate')}
+              onClick={onGenerate}
+              aria-keyshortcuts="g"
+            >
               Generate
             </button>
             <button type="button" data-testid="stop" disabled={!busy} onClick={onStop} aria-keyshortcuts="Escape">
@@ -54,66 +70,137 @@ export function Controls({ onGenerate, onStop, onShare, hidden, locked }: Props)
             Copy share link
           </button>
         )}
-        {shareMessage && <span className="share-message" data-testid="share-message">{shareMessage}</span>}
+        {shareMessage && (
+          <span className="share-message" data-testid="share-message">
+            {shareMessage}
+          </span>
+        )}
       </div>
       {!hidden('sampling') && (
-      <fieldset className="sampling" disabled={locked('sampling')}>
-        <legend>Sampling</legend>
-        <label>
-          <span>temperature <output>{share.temperature.toFixed(2)}</output></span>
-          <input data-testid="temperature" type="range" min={LIMITS.temperature[0]} max={LIMITS.temperature[1]} step={0.05} value={share.temperature} onChange={(e) => setShare({ temperature: Number(e.target.value) })} />
-        </label>
-        <label>
-          <span>top-p <output>{share.topP.toFixed(2)}</output></span>
-          <input data-testid="top-p" type="range" min={LIMITS.topP[0]} max={LIMITS.topP[1]} step={0.01} value={share.topP} onChange={(e) => setShare({ topP: Number(e.target.value) })} />
-        </label>
-        <label>
-          seed
-          <input data-testid="seed" type="number" min={LIMITS.seed[0]} max={LIMITS.seed[1]} value={share.seed} onChange={(e) => setShare({ seed: Number(e.target.value) })} />
-        </label>
-        <label>
-          max tokens
-          <input data-testid="max-tokens" type="number" min={LIMITS.maxTokens[0]} max={LIMITS.maxTokens[1]} value={share.maxTokens} onChange={(e) => setShare({ maxTokens: Number(e.target.value) })} aria-describedby="context-note" />
-        </label>
-        {model && share.maxTokens + promptTokens > model.maxPositions && (
-          <p className="small notice-inline" id="context-note" data-testid="context-note" role="status">
-            This model reads at most {model.maxPositions} tokens, prompt included, so generation stops there, before {share.maxTokens} new tokens (the prompt takes {promptTokens}).
-          </p>
-        )}
-      </fieldset>
+        <fieldset className="sampling" disabled={locked('sampling')}>
+          <legend>Sampling</legend>
+          <label>
+            <span>
+              temperature <output>{share.temperature.toFixed(2)}</output>
+            </span>
+            <input
+              data-testid="temperature"
+              type="range"
+              min={LIMITS.temperature[0]}
+              max={LIMITS.temperature[1]}
+              step={0.05}
+              value={share.temperature}
+              onChange={(e) => setShare({ temperature: Number(e.target.value) })}
+            />
+          </label>
+          <label>
+            <span>
+              top-p <output>{share.topP.toFixed(2)}</output>
+            </span>
+            <input
+              data-testid="top-p"
+              type="range"
+              min={LIMITS.topP[0]}
+              max={LIMITS.topP[1]}
+              step={0.01}
+              value={share.topP}
+              onChange={(e) => setShare({ topP: Number(e.target.value) })}
+            />
+          </label>
+          <label>
+            seed
+            <input
+              data-testid="seed"
+              type="number"
+              min={LIMITS.seed[0]}
+              max={LIMITS.seed[1]}
+              value={share.seed}
+              onChange={(e) => setShare({ seed: Number(e.target.value) })}
+            />
+          </label>
+          <label>
+            max tokens
+            <input
+              data-testid="max-tokens"
+              type="number"
+              min={LIMITS.maxTokens[0]}
+              max={LIMITS.maxTokens[1]}
+              value={share.maxTokens}
+              onChange={(e) => setShare({ maxTokens: Number(e.target.value) })}
+              aria-describedby="context-note"
+            />
+          </label>
+          {model && share.maxTokens + promptTokens > model.maxPositions && (
+            <p className="small notice-inline" id="context-note" data-testid="context-note" role="status">
+              This model reads at most {model.maxPositions} tokens, prompt included, so generation stops there, before{' '}
+              {share.maxTokens} new tokens (the prompt takes {promptTokens}).
+            </p>
+          )}
+        </fieldset>
       )}
       {!hidden('routing') && (
-      <fieldset className="routing" disabled={locked('routing') || model?.numExperts === 0} data-testid="routing-controls">
-        <legend>Routing (applies to the text on screen at once)</legend>
-        {model?.numExperts === 0 && (
-          <p className="small" data-testid="routing-dense-note">
-            This model is dense: every token goes through its one feed-forward block, so there is nothing to route. Upcycle it or pick an MoE model.
-          </p>
-        )}
-        <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
-          {(
-            [
-              ['native', `native (top-${model?.topK ?? '?'})`],
-              ['dense', `dense (all ${E})`],
-              ['topk', 'top-k'],
-              ['threshold', 'threshold'],
-            ] as const
-          ).map(([mode, label]) => (
-            <label key={mode} className={share.mode === mode ? 'mode-on' : undefined}>
-              <input type="radio" name="mode" data-testid={`mode-${mode}`} checked={share.mode === mode} onChange={() => setShare({ mode })} />
-              {label}
-            </label>
-          ))}
-        </div>
-        <label className={share.mode === 'topk' ? undefined : 'dim'}>
-          <span>k = <output data-testid="k-value">{Math.min(share.k, E)}</output> of {E} experts</span>
-          <input data-testid="k" type="range" min={1} max={E} step={1} value={Math.min(share.k, E)} onChange={(e) => setShare({ mode: 'topk', k: Number(e.target.value) })} />
-        </label>
-        <label className={share.mode === 'threshold' ? undefined : 'dim'}>
-          <span>threshold: experts with E·p &gt; <output data-testid="t-value">{share.t.toFixed(2)}</output></span>
-          <input data-testid="t" type="range" min={0} max={Math.min(E, 4)} step={0.05} value={Math.min(share.t, E)} onChange={(e) => setShare({ mode: 'threshold', t: Number(e.target.value) })} />
-        </label>
-      </fieldset>
+        <fieldset
+          className="routing"
+          disabled={locked('routing') || model?.numExperts === 0}
+          data-testid="routing-controls"
+        >
+          <legend>Routing (applies to the text on screen at once)</legend>
+          {model?.numExperts === 0 && (
+            <p className="small" data-testid="routing-dense-note">
+              This model is dense: every token goes through its one feed-forward block, so there is nothing to route.
+              Upcycle it or pick an MoE model.
+            </p>
+          )}
+          <div className="mode-buttons" role="radiogroup" aria-label="Routing mode">
+            {(
+              [
+                ['native', `native (top-${model?.topK ?? '?'})`],
+                ['dense', `dense (all ${E})`],
+                ['topk', 'top-k'],
+                ['threshold', 'threshold'],
+              ] as const
+            ).map(([mode, label]) => (
+              <label key={mode} className={share.mode === mode ? 'mode-on' : undefined}>
+                <input
+                  type="radio"
+                  name="mode"
+                  data-testid={`mode-${mode}`}
+                  checked={share.mode === mode}
+                  onChange={() => setShare({ mode })}
+                />
+                {label}
+              </label>
+            ))}
+          </div>
+          <label className={share.mode === 'topk' ? undefined : 'dim'}>
+            <span>
+              k = <output data-testid="k-value">{Math.min(share.k, E)}</output> of {E} experts
+            </span>
+            <input
+              data-testid="k"
+              type="range"
+              min={1}
+              max={E}
+              step={1}
+              value={Math.min(share.k, E)}
+              onChange={(e) => setShare({ mode: 'topk', k: Number(e.target.value) })}
+            />
+          </label>
+          <label className={share.mode === 'threshold' ? undefined : 'dim'}>
+            <span>
+              threshold: experts with E·p &gt; <output data-testid="t-value">{share.t.toFixed(2)}</output>
+            </span>
+            <input
+              data-testid="t"
+              type="range"
+              min={0}
+              max={Math.min(E, 4)}
+              step={0.05}
+              value={Math.min(share.t, E)}
+              onChange={(e) => setShare({ mode: 'threshold', t: Number(e.target.value) })}
+            />
+          </label>
+        </fieldset>
       )}
     </section>
   );

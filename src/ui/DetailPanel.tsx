@@ -21,7 +21,8 @@ export function DetailPanel({ run, token, numExperts }: Props) {
   return (
     <section className="panel detail" data-testid="detail" aria-label="Selected token">
       <h2 className="detail-title">
-        Token {token} <code className="token-literal">{showToken(text)}</code> {token < run.promptLength ? <small>(prompt)</small> : <small>(generated)</small>}
+        Token {token} <code className="token-literal">{showToken(text)}</code>{' '}
+        {token < run.promptLength ? <small>(prompt)</small> : <small>(generated)</small>}
       </h2>
       <p>
         loss <strong data-testid="token-loss">{lp === null ? '– (first token)' : formatNumber(-lp)}</strong>
@@ -31,14 +32,21 @@ export function DetailPanel({ run, token, numExperts }: Props) {
             (<span data-testid="token-delta">{formatSigned(-lp + prevLp)}</span> vs {run.previousRouting})
           </>
         )}
-        {kl !== null && kl !== undefined && <> · KL of next token vs {run.previousRouting}: {formatNumber(kl, 4)}</>}
+        {kl !== null && kl !== undefined && (
+          <>
+            {' '}
+            · KL of next token vs {run.previousRouting}: {formatNumber(kl, 4)}
+          </>
+        )}
       </p>
       <table className="routing-table">
         <thead>
           <tr>
             <th>layer</th>
             <th>chosen experts (gate weight)</th>
-            <th title={`router entropy in nats; uniform = ln ${numExperts} = ${Math.log(numExperts).toFixed(2)}`}>entropy</th>
+            <th title={`router entropy in nats; uniform = ln ${numExperts} = ${Math.log(numExperts).toFixed(2)}`}>
+              entropy
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -50,7 +58,13 @@ export function DetailPanel({ run, token, numExperts }: Props) {
                 <td>L{absolute}</td>
                 <td>
                   {routing.experts.map((e, j) => (
-                    <span key={e} className="chip" style={{ background: expertColor(e), color: inkOn(expertColor(e)) }} data-expert={e} data-weight={routing.weights[j]}>
+                    <span
+                      key={e}
+                      className="chip"
+                      style={{ background: expertColor(e), color: inkOn(expertColor(e)) }}
+                      data-expert={e}
+                      data-weight={routing.weights[j]}
+                    >
                       E{e} {routing.weights[j].toFixed(3)}
                     </span>
                   ))}
@@ -66,7 +80,9 @@ export function DetailPanel({ run, token, numExperts }: Props) {
         <ol className="top5" data-testid="next-top5" data-source={run.source}>
           {top.map((c) => (
             <li key={c.id}>
-              <code>{showToken(c.text)}</code> <span className="bar" style={{ width: `${Math.max(2, c.probability * 100)}%` }} /> {(c.probability * 100).toFixed(1)}%
+              <code>{showToken(c.text)}</code>{' '}
+              <span className="bar" style={{ width: `${Math.max(2, c.probability * 100)}%` }} />{' '}
+              {(c.probability * 100).toFixed(1)}%
             </li>
           ))}
         </ol>

@@ -13,15 +13,31 @@ function ago(time: number, now: number): string {
   return new Date(time).toLocaleDateString();
 }
 
-export function DeviceModels({ store, actions, modelId }: { store: StoreApi<SourcesState>; actions: SourceActions; modelId: string | null }) {
+export function DeviceModels({
+  store,
+  actions,
+  modelId,
+}: {
+  store: StoreApi<SourcesState>;
+  actions: SourceActions;
+  modelId: string | null;
+}) {
   const device = useStore(store, (s) => s.device);
   if (!device) return null;
   const now = Date.now();
   return (
     <section className="panel device-models" aria-label="Models on this device" data-testid="device-models">
       <h2>Models on this device</h2>
-      {!device.storage && <p className="small">This browser keeps no models (no Cache API here, e.g. a private window): each visit downloads again.</p>}
-      {device.storage && device.models.length === 0 && <p className="small" data-testid="device-empty">None yet: a model opened from the hub or an address is kept here, so the next visit needs no network.</p>}
+      {!device.storage && (
+        <p className="small">
+          This browser keeps no models (no Cache API here, e.g. a private window): each visit downloads again.
+        </p>
+      )}
+      {device.storage && device.models.length === 0 && (
+        <p className="small" data-testid="device-empty">
+          None yet: a model opened from the hub or an address is kept here, so the next visit needs no network.
+        </p>
+      )}
       {device.models.length > 0 && (
         <table className="routing-table device-table">
           <thead>
@@ -29,7 +45,9 @@ export function DeviceModels({ store, actions, modelId }: { store: StoreApi<Sour
               <th scope="col">Model</th>
               <th scope="col">Size</th>
               <th scope="col">Last used</th>
-              <th scope="col"><span className="sr-only">Actions</span></th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -45,7 +63,12 @@ export function DeviceModels({ store, actions, modelId }: { store: StoreApi<Sour
                   <td>{formatBytes(m.bytes)}</td>
                   <td>{ago(m.lastUsed, now)}</td>
                   <td className="buttons">
-                    <button type="button" data-testid="device-open" disabled={modelId === source} onClick={() => actions.openStored(m)}>
+                    <button
+                      type="button"
+                      data-testid="device-open"
+                      disabled={modelId === source}
+                      onClick={() => actions.openStored(m)}
+                    >
                       Open
                     </button>
                     <button type="button" data-testid="device-delete" onClick={() => actions.removeStored(m.source)}>

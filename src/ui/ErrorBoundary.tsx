@@ -29,7 +29,9 @@ export class ErrorBoundary extends Component<Props, State> {
     if (!this.state.error) return this.props.children;
     return (
       <section className="error" role="alert" data-testid="render-error">
-        <strong>Something went wrong while drawing {this.props.area}: {this.state.error.message}</strong>
+        <strong>
+          Something went wrong while drawing {this.props.area}: {this.state.error.message}
+        </strong>
         <p>Your prompt and settings are kept in the address bar.</p>
         <button type="button" onClick={() => this.setState({ error: null })}>
           Try again

@@ -14,7 +14,11 @@ interface Props {
 }
 
 function fileStem(name: string): string {
-  const model = playgroundStore.getState().share.model.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-|-$/g, '') || 'model';
+  const model =
+    playgroundStore
+      .getState()
+      .share.model.replace(/[^A-Za-z0-9_-]+/g, '-')
+      .replace(/^-|-$/g, '') || 'model';
   return `moe-${model}-${name}`;
 }
 
@@ -53,7 +57,10 @@ export function ExportBar({ target, name, title, kind }: Props) {
           if (!svg) return;
           svgToPng(svg, 2).then(
             (png) => download(`${fileStem(name)}@2x.png`, png, 'image/png'),
-            (error: unknown) => setProblem(`The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`),
+            (error: unknown) =>
+              setProblem(
+                `The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`,
+              ),
           );
         }}
       >
@@ -67,15 +74,38 @@ export function ExportBar({ target, name, title, kind }: Props) {
 export function TraceExport() {
   const run = usePlayground((s) => s.run);
   const share = usePlayground((s) => s.share);
-  if (!run || run.source !== 'engine') return null;
-  const header = () => traceHeader(run, { model: share.model + (share.upcycle ? `+${share.upcycle}` : ''), seed: share.seed, temperature: share.temperature, topP: share.topP, prompt: share.prompt });
+  if (run?.source !== 'engine') return null;
+  const header = () =>
+    traceHeader(run, {
+      model: share.model + (share.upcycle ? `+${share.upcycle}` : ''),
+      seed: share.seed,
+      temperature: share.temperature,
+      topP: share.topP,
+      prompt: share.prompt,
+    });
   return (
     <span className="export-bar" data-testid="export-trace">
       <span className="small">routing trace:</span>
-      <button type="button" className="small-button" data-testid="export-trace-csv" onClick={() => download(`${fileStem('trace')}.csv`, traceCsv(header(), traceRows(run)), 'text/csv')}>
+      <button
+        type="button"
+        className="small-button"
+        data-testid="export-trace-csv"
+        onClick={() => download(`${fileStem('trace')}.csv`, traceCsv(header(), traceRows(run)), 'text/csv')}
+      >
         CSV
       </button>
-      <button type="button" className="small-button" data-testid="export-trace-json" onClick={() => download(`${fileStem('trace')}.json`, traceJson(header(), traceRows(run), traceTokens(run)), 'application/json')}>
+      <button
+        type="button"
+        className="small-button"
+        data-testid="export-trace-json"
+        onClick={() =>
+          download(
+            `${fileStem('trace')}.json`,
+            traceJson(header(), traceRows(run), traceTokens(run)),
+            'application/json',
+          )
+        }
+      >
         JSON
       </button>
     </span>

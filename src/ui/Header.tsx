@@ -12,11 +12,18 @@ function OfflineStatus() {
   return (
     <span data-testid="offline-status" data-state={offline?.kind ?? 'none'}>
       {offline === null && (
-        <button type="button" className="link-button" data-testid="offline-keep" onClick={controller.offline.keep} disabled={!model}>
+        <button
+          type="button"
+          className="link-button"
+          data-testid="offline-keep"
+          onClick={controller.offline.keep}
+          disabled={!model}
+        >
           Save for offline use{megabytes > 0 ? ` (stores about ${megabytes} MB on this device)` : ''}
         </button>
       )}
-      {offline?.kind === 'ready' && `Works offline: the app and its models are saved on this device (${offline.files} files).`}
+      {offline?.kind === 'ready' &&
+        `Works offline: the app and its models are saved on this device (${offline.files} files).`}
       {offline?.kind === 'preparing' && 'Saving the app and models for offline use…'}
       {offline?.kind === 'failed' && `Offline use not ready: ${offline.reason}.`}
       {offline?.kind === 'unsupported' && 'Offline use needs a browser with service workers.'}
@@ -29,14 +36,21 @@ function EngineStatus() {
   if (!backend) return <>starting…</>;
   return (
     <>
-      <span className={`badge badge-${backend.kind}`} data-testid="backend-badge" data-kind={backend.kind} data-chosen-by={backend.chosenBy ?? ''} title={backend.reason}>
+      <span
+        className={`badge badge-${backend.kind}`}
+        data-testid="backend-badge"
+        data-kind={backend.kind}
+        data-chosen-by={backend.chosenBy ?? ''}
+        title={backend.reason}
+      >
         {backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'}
       </span>{' '}
       {backend.description}
       {backend.fallbackReason && <span className="fallback"> (CPU fallback: {backend.fallbackReason})</span>}
       {backend.reason && !backend.fallbackReason && (
         <span className="small" data-testid="backend-reason">
-          {' '}({backend.reason})
+          {' '}
+          ({backend.reason})
         </span>
       )}{' '}
       <label className="backend-choice small">
@@ -67,7 +81,13 @@ export function Header() {
         <h1>MoE Playground</h1>
         <p className="tagline">Watch a Mixture-of-Experts language model route every token, in your browser.</p>
         <p className="small">
-          <button type="button" className="link-button" onClick={() => setHelpOpen(true)} data-testid="help-button" aria-keyshortcuts="?">
+          <button
+            type="button"
+            className="link-button"
+            onClick={() => setHelpOpen(true)}
+            data-testid="help-button"
+            aria-keyshortcuts="?"
+          >
             Keyboard shortcuts (?)
           </button>{' '}
           · <OfflineStatus />

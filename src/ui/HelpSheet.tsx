@@ -43,7 +43,9 @@ export function HelpSheet({ open, onClose }: { open: boolean; onClose(): void })
           ))}
         </tbody>
       </table>
-      <p className="small">Shortcuts work whenever the focus is not in a text field. Every control is also reachable with Tab.</p>
+      <p className="small">
+        Shortcuts work whenever the focus is not in a text field. Every control is also reachable with Tab.
+      </p>
       <button type="button" onClick={onClose} data-testid="help-close" autoFocus>
         Close
       </button>

@@ -33,19 +33,24 @@ export function Interventions({ onRegenerate, disabled }: Props) {
     try {
       added = parseInterventions(parts.map(chipText).join(','));
     } catch {
-      const bad = parts.find((p) => {
-        try {
-          parseInterventions(chipText(p));
-          return false;
-        } catch {
-          return true;
-        }
-      }) ?? draft;
-      setProblem(`"${bad}" is not a chip: write L<layer>E<expert>, then - to ablate (default) or + to force, e.g. L1E3- or L0E2+.`);
+      const bad =
+        parts.find((p) => {
+          try {
+            parseInterventions(chipText(p));
+            return false;
+          } catch {
+            return true;
+          }
+        }) ?? draft;
+      setProblem(
+        `"${bad}" is not a chip: write L<layer>E<expert>, then - to ablate (default) or + to force, e.g. L1E3- or L0E2+.`,
+      );
       return;
     }
     // A new chip for an expert replaces its old one.
-    const current = parseInterventions(iv).filter((c) => !added.some((a) => a.layer === c.layer && a.expert === c.expert));
+    const current = parseInterventions(iv).filter(
+      (c) => !added.some((a) => a.layer === c.layer && a.expert === c.expert),
+    );
     const merged = formatInterventions([...current, ...added]);
     const fitted = model ? fitInterventions(merged, model) : { iv: merged, notices: [] };
     setProblem(fitted.notices.length > 0 ? fitted.notices.join(' ') : null);
@@ -56,7 +61,9 @@ export function Interventions({ onRegenerate, disabled }: Props) {
   return (
     <fieldset className="interventions" data-testid="interventions" disabled={disabled}>
       <legend>Interventions</legend>
-      {!isMoe && model && <p className="dim small">This model is dense: upcycle it or pick an MoE model to intervene on its router.</p>}
+      {!isMoe && model && (
+        <p className="dim small">This model is dense: upcycle it or pick an MoE model to intervene on its router.</p>
+      )}
       <form
         className="chip-form"
         onSubmit={(event) => {
@@ -66,13 +73,23 @@ export function Interventions({ onRegenerate, disabled }: Props) {
       >
         <label>
           <span>ablate (−) or force (+) an expert, e.g. L1E3- or L0E2+</span>
-          <input data-testid="iv-input" value={draft} onChange={(e) => setDraft(e.target.value)} placeholder="L1E3-" aria-describedby="iv-help" spellCheck={false} autoComplete="off" />
+          <input
+            data-testid="iv-input"
+            value={draft}
+            onChange={(e) => setDraft(e.target.value)}
+            placeholder="L1E3-"
+            aria-describedby="iv-help"
+            spellCheck={false}
+            autoComplete="off"
+          />
         </label>
         <button type="submit" data-testid="iv-add" disabled={!isMoe || draft.trim() === ''}>
           Add
         </button>
       </form>
-      <p id="iv-help" className="small dim">Or click a cell of the router-probability view. Ablated: the router may not pick it. Forced: always computed.</p>
+      <p id="iv-help" className="small dim">
+        Or click a cell of the router-probability view. Ablated: the router may not pick it. Forced: always computed.
+      </p>
       {problem && (
         <p className="small problem" role="alert" data-testid="iv-problem">
           {problem}
@@ -83,7 +100,12 @@ export function Interventions({ onRegenerate, disabled }: Props) {
           <li key={chip} className={`iv-chip ${chip.endsWith('-') ? 'iv-ablate' : 'iv-force'}`} data-chip={chip}>
             {chip.endsWith('-') ? '✕ ' : '★ '}
             {chip}
-            <button type="button" className="link" aria-label={`remove ${chip}`} onClick={() => setInterventions(chips.filter((c) => c !== chip).join(','))}>
+            <button
+              type="button"
+              className="link"
+              aria-label={`remove ${chip}`}
+              onClick={() => setInterventions(chips.filter((c) => c !== chip).join(','))}
+            >
               ×
             </button>
           </li>
@@ -97,7 +119,13 @@ export function Interventions({ onRegenerate, disabled }: Props) {
         <button type="button" data-testid="iv-clear" disabled={chips.length === 0} onClick={() => setInterventions('')}>
           Clear
         </button>
-        <button type="button" data-testid="iv-regenerate" disabled={!model} onClick={onRegenerate} title="Generate the text again from the prompt with these interventions, to see the words change">
+        <button
+          type="button"
+          data-testid="iv-regenerate"
+          disabled={!model}
+          onClick={onRegenerate}
+          title="Generate the text again from the prompt with these interventions, to see the words change"
+        >
           Regenerate with them
         </button>
       </div>

@@ -18,27 +18,49 @@ export function Metrics() {
     <section className="metrics" data-testid="metrics" aria-live="polite">
       <div>
         <span className="metric-label">routing</span>
-        <span className="metric-value" data-testid="metric-routing">{run.routing}</span>
+        <span className="metric-value" data-testid="metric-routing">
+          {run.routing}
+        </span>
       </div>
       <div>
-        <span className="metric-label" title={TERMS.expertsPerLayer}>experts / layer</span>
-        <span className="metric-value" data-testid="experts-per-layer">{run.trace.moeLayers.length > 0 ? formatNumber(meanExpertsPerLayer(run.trace), 2) : 'dense model'}</span>
+        <span className="metric-label" title={TERMS.expertsPerLayer}>
+          experts / layer
+        </span>
+        <span className="metric-value" data-testid="experts-per-layer">
+          {run.trace.moeLayers.length > 0 ? formatNumber(meanExpertsPerLayer(run.trace), 2) : 'dense model'}
+        </span>
       </div>
       <div>
-        <span className="metric-label" title={TERMS.active}>parameters active</span>
-        <span className="metric-value" data-testid="active-share" data-value={share}>{formatPercent(share)}</span>
+        <span className="metric-label" title={TERMS.active}>
+          parameters active
+        </span>
+        <span className="metric-value" data-testid="active-share" data-value={share}>
+          {formatPercent(share)}
+        </span>
       </div>
       <div>
-        <span className="metric-label" title={TERMS.loss}>mean loss (nats)</span>
-        <span className="metric-value" data-testid="mean-loss" data-value={loss}>{formatNumber(loss)}</span>
+        <span className="metric-label" title={TERMS.loss}>
+          mean loss (nats)
+        </span>
+        <span className="metric-value" data-testid="mean-loss" data-value={loss}>
+          {formatNumber(loss)}
+        </span>
       </div>
       <div>
-        <span className="metric-label" title={TERMS.deltaLoss}>Δ loss vs {run.previousRouting ?? '—'}</span>
-        <span className="metric-value" data-testid="delta-loss">{run.previousRouting ? formatSigned(loss - previous) : '–'}</span>
+        <span className="metric-label" title={TERMS.deltaLoss}>
+          Δ loss vs {run.previousRouting ?? '—'}
+        </span>
+        <span className="metric-value" data-testid="delta-loss">
+          {run.previousRouting ? formatSigned(loss - previous) : '–'}
+        </span>
       </div>
       <div>
-        <span className="metric-label" title={TERMS.kl}>KL vs {run.previousRouting ?? '—'} (nats)</span>
-        <span className="metric-value" data-testid="kl" data-value={mean(run.kl)}>{run.kl ? formatNumber(mean(run.kl), 4) : '–'}</span>
+        <span className="metric-label" title={TERMS.kl}>
+          KL vs {run.previousRouting ?? '—'} (nats)
+        </span>
+        <span className="metric-value" data-testid="kl" data-value={mean(run.kl)}>
+          {run.kl ? formatNumber(mean(run.kl), 4) : '–'}
+        </span>
       </div>
       <div>
         <span className="metric-label">tokens/s</span>
@@ -49,7 +71,11 @@ export function Metrics() {
           {run.generateTokensPerSecond === null && run.scoreTokensPerSecond === null ? '–' : ''}
         </span>
       </div>
-      {activity !== 'idle' && <div className="activity" data-testid="activity">{activity}…</div>}
+      {activity !== 'idle' && (
+        <div className="activity" data-testid="activity">
+          {activity}…
+        </div>
+      )}
     </section>
   );
 }

@@ -15,8 +15,8 @@ export function ModelPicker() {
   if (builtInModels !== null && builtInModels.length === 0 && !model) {
     return (
       <section className="notice-box" data-testid="no-models">
-        <strong>No built-in model is installed.</strong> The example below is a saved trace. Add models under <code>public/models/</code> (listed in{' '}
-        <code>public/models/index.json</code>) and reload.
+        <strong>No built-in model is installed.</strong> The example below is a saved trace. Add models under{' '}
+        <code>public/models/</code> (listed in <code>public/models/index.json</code>) and reload.
       </section>
     );
   }
@@ -49,18 +49,25 @@ export function ModelPicker() {
         <p className="card" data-testid="model-card">
           {picked.parametersTotal !== undefined && (
             <>
-              {formatCount(picked.parametersTotal)} parameters{picked.parametersActive !== undefined && <>, {formatCount(picked.parametersActive)} active per token</>}.{' '}
+              {formatCount(picked.parametersTotal)} parameters
+              {picked.parametersActive !== undefined && <>, {formatCount(picked.parametersActive)} active per token</>}.{' '}
             </>
           )}
           {picked.training ?? picked.description}{' '}
-          <a href={`${modelUrl(controller.env, picked)}README.md`} target="_blank" rel="noreferrer" data-testid="model-card-link">
+          <a
+            href={`${modelUrl(controller.env, picked)}README.md`}
+            target="_blank"
+            rel="noreferrer"
+            data-testid="model-card-link"
+          >
             Model card: how it was trained and what it found, per domain
           </a>
         </p>
       )}
       <p className="small about-models" data-testid="about-models" hidden={!picked && model !== null}>
-        These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not fluent. Their routing is real: the router’s choices,
-        losses and the dense vs sparse trade-off are what a large MoE does, at a scale you can run here.
+        These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not
+        fluent. Their routing is real: the router’s choices, losses and the dense vs sparse trade-off are what a large
+        MoE does, at a scale you can run here.
       </p>
     </section>
   );

@@ -29,7 +29,15 @@ function formatSeconds(s: number): string {
   return `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`;
 }
 
-function Failure({ failure, onRetry, testId }: { failure: SourceFailureMessage; onRetry?: () => void; testId: string }) {
+function Failure({
+  failure,
+  onRetry,
+  testId,
+}: {
+  failure: SourceFailureMessage;
+  onRetry?: () => void;
+  testId: string;
+}) {
   return (
     <div className="error" role="alert" data-testid={testId} data-reason={failure.reason}>
       <strong>{failure.message.charAt(0).toUpperCase() + failure.message.slice(1)}</strong>
@@ -46,7 +54,10 @@ function Failure({ failure, onRetry, testId }: { failure: SourceFailureMessage; 
 }
 
 /** Where a link's model comes from, read from the source string alone (no network). */
-function describeSource(source: string, endpoint: string): { host: string; repository: string; revision: string | null } {
+function describeSource(
+  source: string,
+  endpoint: string,
+): { host: string; repository: string; revision: string | null } {
   try {
     const ref = parseSourceRef(source);
     if (ref.kind === 'hf') return { host: new URL(endpoint).host, repository: ref.repo, revision: ref.revision };
@@ -63,11 +74,27 @@ function describeSource(source: string, endpoint: string): { host: string; repos
 function PreviewCard({ preview, backend }: { preview: SourcePreview; backend: 'cpu' | 'webgpu' | null }) {
   const rows: Array<[string, string, string]> = [
     ['Source', preview.source, 'preview-source'],
-    ['From', `${preview.host} · ${preview.repository}${preview.revision ? ` · revision ${preview.revision}` : ''}${preview.commit ? ` (commit ${preview.commit.slice(0, 10)})` : ''}`, 'preview-from'],
+    [
+      'From',
+      `${preview.host} · ${preview.repository}${preview.revision ? ` · revision ${preview.revision}` : ''}${preview.commit ? ` (commit ${preview.commit.slice(0, 10)})` : ''}`,
+      'preview-from',
+    ],
     ['Architecture', `${preview.architecture}, ${preview.numLayers} layers, ${preview.dtype}`, 'preview-architecture'],
-    ['Experts', preview.numExperts > 0 ? `${preview.numExperts} experts per layer, top-${preview.topK}` : 'dense (no experts)', 'preview-experts'],
-    ['Parameters', `${formatCount(preview.parametersTotal)} total, ${formatCount(preview.parametersActive)} active per token`, 'preview-parameters'],
-    ['Download', `${formatBytes(preview.downloadBytes)} in ${preview.files.length} files${preview.stored ? ' (already on this device)' : ''}`, 'preview-download'],
+    [
+      'Experts',
+      preview.numExperts > 0 ? `${preview.numExperts} experts per layer, top-${preview.topK}` : 'dense (no experts)',
+      'preview-experts',
+    ],
+    [
+      'Parameters',
+      `${formatCount(preview.parametersTotal)} total, ${formatCount(preview.parametersActive)} active per token`,
+      'preview-parameters',
+    ],
+    [
+      'Download',
+      `${formatBytes(preview.downloadBytes)} in ${preview.files.length} files${preview.stored ? ' (already on this device)' : ''}`,
+      'preview-download',
+    ],
   ];
   return (
     <div data-testid="source-preview">
@@ -75,7 +102,12 @@ function PreviewCard({ preview, backend }: { preview: SourcePreview; backend: 'c
         {rows.map(([label, value, id]) => (
           <div key={id} className="preview-row">
             <dt>{label}</dt>
-            <dd data-testid={id} {...(id === 'preview-parameters' ? { 'data-total': preview.parametersTotal, 'data-active': preview.parametersActive } : {})}>
+            <dd
+              data-testid={id}
+              {...(id === 'preview-parameters'
+                ? { 'data-total': preview.parametersTotal, 'data-active': preview.parametersActive }
+                : {})}
+            >
               {value}
             </dd>
           </div>
@@ -91,11 +123,17 @@ function PreviewCard({ preview, backend }: { preview: SourcePreview; backend: 'c
                 <br />
               </span>
             ))}
-            <span className="small">Limit: {preview.memoryLimit.name}, {formatMemory(preview.memoryLimit.bytes)}.</span>
+            <span className="small">
+              Limit: {preview.memoryLimit.name}, {formatMemory(preview.memoryLimit.bytes)}.
+            </span>
           </dd>
         </div>
       </dl>
-      {!preview.hasTokenizer && <p className="small fallback">This repository has no tokenizer.json: the page cannot turn text into tokens for it.</p>}
+      {!preview.hasTokenizer && (
+        <p className="small fallback">
+          This repository has no tokenizer.json: the page cannot turn text into tokens for it.
+        </p>
+      )}
     </div>
   );
 }
@@ -164,8 +202,12 @@ export function OpenModel({
         <div className="notice-box" data-testid="link-ask">
           <strong>This link opens a model from {asked.host}:</strong> {asked.repository}
           {asked.revision && <> · revision {asked.revision}</>}
-          {preview && preview.source === linkAsk.source ? <> · {formatBytes(preview.downloadBytes)} to download</> : lookup.status === 'looking' ? <> · reading its size…</> : null}.
-          {' '}Nothing is downloaded until you choose to.{' '}
+          {preview && preview.source === linkAsk.source ? (
+            <> · {formatBytes(preview.downloadBytes)} to download</>
+          ) : lookup.status === 'looking' ? (
+            <> · reading its size…</>
+          ) : null}
+          . Nothing is downloaded until you choose to.{' '}
           <button type="button" className="link-button" data-testid="link-ask-dismiss" onClick={actions.dismissLink}>
             Not now
           </button>
@@ -190,23 +232,54 @@ export function OpenModel({
       </form>
       <p className="small">
         Or from your disk:{' '}
-        <button type="button" className="link-button" data-testid="pick-folder" onClick={() => folderInput.current?.click()}>
+        <button
+          type="button"
+          className="link-button"
+          data-testid="pick-folder"
+          onClick={() => folderInput.current?.click()}
+        >
           choose a checkpoint folder
         </button>
         ,{' '}
-        <button type="button" className="link-button" data-testid="pick-files" onClick={() => filesInput.current?.click()}>
+        <button
+          type="button"
+          className="link-button"
+          data-testid="pick-files"
+          onClick={() => filesInput.current?.click()}
+        >
           choose its files
         </button>
-        , or drop the folder here (config.json, *.safetensors, tokenizer.json). Files from your disk stay on this device.
-        <input ref={folderInput} type="file" hidden data-testid="folder-input" {...{ webkitdirectory: '', directory: '' }} multiple onChange={(e) => onPicked(e.target.files)} />
-        <input ref={filesInput} type="file" hidden data-testid="files-input" multiple onChange={(e) => onPicked(e.target.files)} />
+        , or drop the folder here (config.json, *.safetensors, tokenizer.json). Files from your disk stay on this
+        device.
+        <input
+          ref={folderInput}
+          type="file"
+          hidden
+          data-testid="folder-input"
+          {...{ webkitdirectory: '', directory: '' }}
+          multiple
+          onChange={(e) => onPicked(e.target.files)}
+        />
+        <input
+          ref={filesInput}
+          type="file"
+          hidden
+          data-testid="files-input"
+          multiple
+          onChange={(e) => onPicked(e.target.files)}
+        />
       </p>
-      {local && !local.failure && <p className="small" data-testid="local-checking">Reading {local.name}…</p>}
+      {local && !local.failure && (
+        <p className="small" data-testid="local-checking">
+          Reading {local.name}…
+        </p>
+      )}
       {local?.failure && <Failure failure={local.failure} testId="local-failure" />}
       {modelId && isLocalModel(modelId) && (
         <div className="notice-box" data-testid="local-note">
-          The model on screen, {modelId.slice('local:'.length)}, comes from your disk: a link cannot carry it. A link from this page opens the default model instead, with
-          everything else (prompt, routing, interventions) as you set it.{' '}
+          The model on screen, {modelId.slice('local:'.length)}, comes from your disk: a link cannot carry it. A link
+          from this page opens the default model instead, with everything else (prompt, routing, interventions) as you
+          set it.{' '}
           <button
             type="button"
             className="link-button"
@@ -222,7 +295,11 @@ export function OpenModel({
         </div>
       )}
 
-      {lookup.status === 'looking' && <p className="small" data-testid="source-looking">Reading the configs and weight headers of {lookup.source}…</p>}
+      {lookup.status === 'looking' && (
+        <p className="small" data-testid="source-looking">
+          Reading the configs and weight headers of {lookup.source}…
+        </p>
+      )}
       {lookup.status === 'failed' && <Failure failure={lookup.failure} testId="source-failure" />}
       {preview && (
         <>
@@ -256,7 +333,9 @@ export function OpenModel({
                 {progress
                   ? `${progress.from === 'device' ? 'Reading from this device' : 'Downloading'} ${download.source}: ${formatBytes(progress.received)} of ${formatBytes(progress.total)}`
                   : `Starting ${download.source}…`}
-                {progress && progress.bytesPerSecond > 0 && ` · ${formatBytes(progress.bytesPerSecond)}/s · ${formatSeconds(progress.secondsLeft)} left`}
+                {progress &&
+                  progress.bytesPerSecond > 0 &&
+                  ` · ${formatBytes(progress.bytesPerSecond)}/s · ${formatSeconds(progress.secondsLeft)} left`}
               </p>
               <progress
                 max={1}
@@ -273,22 +352,36 @@ export function OpenModel({
               </p>
             </>
           )}
-          {(download.status === 'running' || download.status === 'failed') && (total ?? Object.keys(download.files).map((name) => ({ name, size: download.files[name].size }))).length > 0 && (
-            <ul className="file-progress small" data-testid="file-progress">
-              {(total ?? Object.keys(download.files).map((name) => ({ name, size: download.files[name].size }))).map((f) => {
-                const got = download.files[f.name]?.received ?? 0;
-                return (
-                  <li key={f.name} data-file={f.name} data-received={got}>
-                    <span className="file-name">{f.name}</span> <progress max={Math.max(f.size, 1)} value={got} aria-label={`${f.name} progress`} /> {formatBytes(got)} of {formatBytes(f.size)}
-                  </li>
-                );
-              })}
-            </ul>
+          {(download.status === 'running' || download.status === 'failed') &&
+            (total ?? Object.keys(download.files).map((name) => ({ name, size: download.files[name].size }))).length >
+              0 && (
+              <ul className="file-progress small" data-testid="file-progress">
+                {(total ?? Object.keys(download.files).map((name) => ({ name, size: download.files[name].size }))).map(
+                  (f) => {
+                    const got = download.files[f.name]?.received ?? 0;
+                    return (
+                      <li key={f.name} data-file={f.name} data-received={got}>
+                        <span className="file-name">{f.name}</span>{' '}
+                        <progress max={Math.max(f.size, 1)} value={got} aria-label={`${f.name} progress`} />{' '}
+                        {formatBytes(got)} of {formatBytes(f.size)}
+                      </li>
+                    );
+                  },
+                )}
+              </ul>
+            )}
+          {download.status === 'failed' && download.failure && (
+            <Failure
+              failure={download.failure}
+              onRetry={() => actions.download(download.source)}
+              testId="download-failure"
+            />
           )}
-          {download.status === 'failed' && download.failure && <Failure failure={download.failure} onRetry={() => actions.download(download.source)} testId="download-failure" />}
           {download.status === 'done' && (
             <p className="small" data-testid="download-done">
-              {download.fromDevice ? `Opened ${download.source} from this device (no network).` : `Downloaded ${download.source}${download.warning ? '' : ' and kept it on this device'}.`}
+              {download.fromDevice
+                ? `Opened ${download.source} from this device (no network).`
+                : `Downloaded ${download.source}${download.warning ? '' : ' and kept it on this device'}.`}
             </p>
           )}
           {download.warning && (

@@ -66,17 +66,28 @@ export function QuantPanel({ locked }: { locked: boolean }) {
               data-kl={shownCost.cost.meanKl}
               data-tokens={shownCost.tokens}
             >
-              {describeQuantCost(shownCost.cost)} ({shownCost.tokens} tokens of {shownCost.texts} texts, KL {shownCost.cost.meanKl.toFixed(4)} nats).
+              {describeQuantCost(shownCost.cost)} ({shownCost.tokens} tokens of {shownCost.texts} texts, KL{' '}
+              {shownCost.cost.meanKl.toFixed(4)} nats).
             </span>
           ) : measuring ? (
             <>
               Measuring what {measuring.scheme} costs on the eval texts… {Math.round(measuring.fraction * 100)}%{' '}
-              <button type="button" className="link-button" data-testid="quant-cost-cancel" onClick={controller.quant.cancel}>
+              <button
+                type="button"
+                className="link-button"
+                data-testid="quant-cost-cancel"
+                onClick={controller.quant.cancel}
+              >
                 cancel
               </button>
             </>
           ) : cancelled ? (
-            <button type="button" className="link-button" data-testid="quant-cost-measure" onClick={controller.quant.measure}>
+            <button
+              type="button"
+              className="link-button"
+              data-testid="quant-cost-measure"
+              onClick={controller.quant.measure}
+            >
               Measure what {model.quantize} costs on the eval texts
             </button>
           ) : (

@@ -38,10 +38,22 @@ export function TeacherTools() {
                 <tr key={name}>
                   <th scope="row">{name}</th>
                   <td>
-                    <input type="checkbox" data-testid={`hide-${name}`} aria-label={`hide ${name}`} checked={share.hide.includes(name)} onChange={() => toggle('hide', name)} />
+                    <input
+                      type="checkbox"
+                      data-testid={`hide-${name}`}
+                      aria-label={`hide ${name}`}
+                      checked={share.hide.includes(name)}
+                      onChange={() => toggle('hide', name)}
+                    />
                   </td>
                   <td>
-                    <input type="checkbox" data-testid={`lock-${name}`} aria-label={`lock ${name}`} checked={share.lock.includes(name)} onChange={() => toggle('lock', name)} />
+                    <input
+                      type="checkbox"
+                      data-testid={`lock-${name}`}
+                      aria-label={`lock ${name}`}
+                      checked={share.lock.includes(name)}
+                      onChange={() => toggle('lock', name)}
+                    />
                   </td>
                 </tr>
               ))}
@@ -50,10 +62,24 @@ export function TeacherTools() {
         </fieldset>
         <div>
           <label className="check">
-            <input type="checkbox" data-testid="presenter-toggle" checked={share.presenter} onChange={(e) => setShare({ presenter: e.target.checked })} aria-keyshortcuts="p" /> Presenter mode (large type, high contrast)
+            <input
+              type="checkbox"
+              data-testid="presenter-toggle"
+              checked={share.presenter}
+              onChange={(e) => setShare({ presenter: e.target.checked })}
+              aria-keyshortcuts="p"
+            />{' '}
+            Presenter mode (large type, high contrast)
           </label>
           <label className="check">
-            <input type="checkbox" data-testid="compare-toggle" checked={share.compare} onChange={(e) => setShare({ compare: e.target.checked })} aria-keyshortcuts="c" /> Compare view
+            <input
+              type="checkbox"
+              data-testid="compare-toggle"
+              checked={share.compare}
+              onChange={(e) => setShare({ compare: e.target.checked })}
+              aria-keyshortcuts="c"
+            />{' '}
+            Compare view
           </label>
           <label>
             Embed code (the current experiment, without page chrome)

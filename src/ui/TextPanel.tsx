@@ -23,14 +23,27 @@ export function TextPanel({ run, layer, token }: { run: RunState; layer: number;
         </p>
       ) : (
         <p className="run-info" data-testid="run-source" data-source="engine">
-          {run.modelLabel} · {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with {run.generatedWith} · scored with {run.routing}
+          {run.modelLabel} · {run.tokenIds.length} tokens ({run.promptLength} prompt) · generated with{' '}
+          {run.generatedWith} · scored with {run.routing}
         </p>
       )}
       <div className="buttons reading-toggle" role="group" aria-label="How to show the text">
-        <button type="button" className="small-button" aria-pressed={!plainText} data-testid="text-as-tokens" onClick={() => setPlainText(false)}>
+        <button
+          type="button"
+          className="small-button"
+          aria-pressed={!plainText}
+          data-testid="text-as-tokens"
+          onClick={() => setPlainText(false)}
+        >
           Tokens and experts
         </button>
-        <button type="button" className="small-button" aria-pressed={plainText} data-testid="text-as-plain" onClick={() => setPlainText(true)}>
+        <button
+          type="button"
+          className="small-button"
+          aria-pressed={plainText}
+          data-testid="text-as-plain"
+          onClick={() => setPlainText(true)}
+        >
           Plain text
         </button>
       </div>
@@ -42,7 +55,10 @@ export function TextPanel({ run, layer, token }: { run: RunState; layer: number;
       )}
       <div className="panel-tools">
         <label className="layer-scrubber">
-          MoE layer <strong data-testid="layer-value">{run.trace.moeLayers.length > 0 ? `L${run.trace.moeLayers[layer]}` : 'none (dense model)'}</strong>
+          MoE layer{' '}
+          <strong data-testid="layer-value">
+            {run.trace.moeLayers.length > 0 ? `L${run.trace.moeLayers[layer]}` : 'none (dense model)'}
+          </strong>
           {run.trace.moeLayers.length > 0 && (
             <input
               data-testid="layer"
@@ -70,7 +86,9 @@ export function TextPanel({ run, layer, token }: { run: RunState; layer: number;
           <TokenText run={run} layer={layer} selected={token} onSelect={(i) => setShare({ token: i })} />
         </ErrorBoundary>
       </div>
-      <p className="strip-title">Loss per token in nats, −ln p (bars; black tick: under {run.previousRouting ?? 'the previous mode'})</p>
+      <p className="strip-title">
+        Loss per token in nats, −ln p (bars; black tick: under {run.previousRouting ?? 'the previous mode'})
+      </p>
       <ErrorBoundary area="the loss strip">
         <LossStrip run={run} selected={token} onSelect={(i) => setShare({ token: i })} />
       </ErrorBoundary>

@@ -67,13 +67,26 @@ export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Pr
         <h2>{tour.title}</h2>
         <fieldset className="buttons" disabled={locked}>
           <legend className="sr-only">Tour controls</legend>
-          <button type="button" data-testid="tour-prev" disabled={step <= 0} onClick={() => onApply(step - 1)} aria-keyshortcuts="PageUp">
+          <button
+            type="button"
+            data-testid="tour-prev"
+            disabled={step <= 0}
+            onClick={() => onApply(step - 1)}
+            aria-keyshortcuts="PageUp"
+          >
             ← Back
           </button>
           <span className="small" aria-live="polite" data-testid="tour-position">
             {step >= 0 ? `step ${step + 1} of ${tour.steps.length}` : `${tour.steps.length} steps`}
           </span>
-          <button type="button" className="primary" data-testid="tour-next" disabled={step >= last} onClick={() => onApply(step + 1)} aria-keyshortcuts="PageDown">
+          <button
+            type="button"
+            className="primary"
+            data-testid="tour-next"
+            disabled={step >= last}
+            onClick={() => onApply(step + 1)}
+            aria-keyshortcuts="PageDown"
+          >
             {step < 0 ? 'Start the tour' : 'Next →'}
           </button>
           <button type="button" data-testid="tour-play" aria-pressed={playing} onClick={play}>
@@ -83,7 +96,8 @@ export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Pr
       </div>
       {playing && !settled && missing.length === 0 && (
         <p className="small dim" data-testid="tour-waiting">
-          The tour moves on {tour.dwellSeconds} s after this step’s results are on screen{compare ? ', both panes included' : ''}.
+          The tour moves on {tour.dwellSeconds} s after this step’s results are on screen
+          {compare ? ', both panes included' : ''}.
         </p>
       )}
       {current && (
@@ -92,8 +106,9 @@ export function TourPanel({ tour, builtInModels, autoplay, onApply, locked }: Pr
           <p>{current.text}</p>
           {missing.length > 0 && (
             <p className="notice-box" data-testid="tour-missing">
-              This step uses the built-in model{missing.length > 1 ? 's' : ''} {missing.join(' and ')}, which {missing.length > 1 ? 'are' : 'is'} not installed on this site, so the
-              page cannot show it; the explanation above still holds. Install the models under <code>public/models/</code> to see it live.
+              This step uses the built-in model{missing.length > 1 ? 's' : ''} {missing.join(' and ')}, which{' '}
+              {missing.length > 1 ? 'are' : 'is'} not installed on this site, so the page cannot show it; the
+              explanation above still holds. Install the models under <code>public/models/</code> to see it live.
             </p>
           )}
           <p className="small">

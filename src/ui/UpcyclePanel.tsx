@@ -24,7 +24,14 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentNam
   const field = (key: 'experts' | 'granularity' | 'topK' | 'seed', label: string, min: number, max: number) => (
     <label>
       <span>{label}</span>
-      <input type="number" data-testid={`up-${key}`} min={min} max={max} value={recipe[key]} onChange={(e) => setRecipe({ ...recipe, [key]: Math.round(Number(e.target.value)) })} />
+      <input
+        type="number"
+        data-testid={`up-${key}`}
+        min={min}
+        max={max}
+        value={recipe[key]}
+        onChange={(e) => setRecipe({ ...recipe, [key]: Math.round(Number(e.target.value)) })}
+      />
     </label>
   );
   const dropPercent = Math.round((recipe.drop ?? 0) * 100);
@@ -34,9 +41,18 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentNam
       <h2>Upcycle the dense model</h2>
       {!parentIsDense ? (
         <div className="small">
-          <p>Upcycling starts from a dense model: every expert begins as a copy of its feed-forward block. The model loaded now already has experts.</p>
+          <p>
+            Upcycling starts from a dense model: every expert begins as a copy of its feed-forward block. The model
+            loaded now already has experts.
+          </p>
           {onLoadParent ? (
-            <button type="button" className="small-button" data-testid="load-parent" disabled={locked} onClick={onLoadParent}>
+            <button
+              type="button"
+              className="small-button"
+              data-testid="load-parent"
+              disabled={locked}
+              onClick={onLoadParent}
+            >
               Load the dense parent{parentName ? ` (${parentName})` : ''} to upcycle it
             </button>
           ) : (
@@ -60,7 +76,12 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentNam
                 max={100}
                 step={5}
                 value={dropPercent}
-                onChange={(e) => setRecipe({ ...recipe, drop: Math.min(100, Math.max(0, Math.round(Number(e.target.value)) || 0)) / 100 })}
+                onChange={(e) =>
+                  setRecipe({
+                    ...recipe,
+                    drop: Math.min(100, Math.max(0, Math.round(Number(e.target.value)) || 0)) / 100,
+                  })
+                }
               />
             </label>
           </div>
@@ -75,7 +96,9 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentNam
             )}
           </div>
           <p className="small">
-            Every expert starts as {recipe.granularity > 1 ? `one of ${recipe.granularity} shards of` : 'a copy of'} the parent’s feed-forward block; a new random router (seed {recipe.seed}) picks {recipe.topK} of {recipe.experts}.
+            Every expert starts as {recipe.granularity > 1 ? `one of ${recipe.granularity} shards of` : 'a copy of'} the
+            parent’s feed-forward block; a new random router (seed {recipe.seed}) picks {recipe.topK} of{' '}
+            {recipe.experts}.
             {dropPercent > 0
               ? ` Drop-Upcycling then re-initialises ${dropPercent}% of each expert’s units (its own random choice per expert), so the child no longer equals its parent at the start.`
               : ''}
@@ -98,15 +121,20 @@ export function UpcyclePanel({ parentIsDense, onUpcycle, onLoadParent, parentNam
             <dd data-testid="proof-child">{proof.childText}</dd>
           </dl>
           <p className="small">
-            Same prompt, seed and sampling; largest logit difference on the prompt: <span data-testid="proof-diff">{formatNumber(proof.maxLogitDifference, 7)}</span>
+            Same prompt, seed and sampling; largest logit difference on the prompt:{' '}
+            <span data-testid="proof-diff">{formatNumber(proof.maxLogitDifference, 7)}</span>
             {proof.recipe.drop ? ' (the re-initialised units change the function).' : ' (float rounding).'}
           </p>
           <p className="small why">
             Why: every expert computes the same function as the parent’s FFN
-            {proof.recipe.granularity > 1 ? ` (the ${proof.recipe.granularity} shards of one copy add up to it, and each is scaled by ${proof.recipe.granularity})` : ''}, and the router’s chosen weights are
-            renormalised to sum to 1. So whatever the random router picks, Σ wᵢ·FFN(x) = FFN(x). Training then lets the copies drift apart and
-            specialise — compare it with the trained children (moe-top2, ds-moe) in the compare view.
-            {!proof.renormalised && ' (This child does not renormalise, so its output shrinks by about k/N: the identity does not hold.)'}
+            {proof.recipe.granularity > 1
+              ? ` (the ${proof.recipe.granularity} shards of one copy add up to it, and each is scaled by ${proof.recipe.granularity})`
+              : ''}
+            , and the router’s chosen weights are renormalised to sum to 1. So whatever the random router picks, Σ
+            wᵢ·FFN(x) = FFN(x). Training then lets the copies drift apart and specialise — compare it with the trained
+            children (moe-top2, ds-moe) in the compare view.
+            {!proof.renormalised &&
+              ' (This child does not renormalise, so its output shrinks by about k/N: the identity does not hold.)'}
             {proof.recipe.drop
               ? ` With Drop-Upcycling the identity is given up on purpose: ${Math.round(proof.recipe.drop * 100)}% of each expert’s units are new random weights (drawn with the matrix’s own mean and spread), so the copies are already different and specialise faster once trained.`
               : ''}

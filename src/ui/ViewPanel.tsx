@@ -12,9 +12,23 @@ import { ErrorBoundary } from './ErrorBoundary.tsx';
 import { ExportBar } from './ExportBar.tsx';
 import { useTeacherControls } from './teacher.ts';
 
-const VIEW_LABEL: Record<ViewName, string> = { paths: 'Token paths', probs: 'Router probabilities', load: 'Expert load' };
+const VIEW_LABEL: Record<ViewName, string> = {
+  paths: 'Token paths',
+  probs: 'Router probabilities',
+  load: 'Expert load',
+};
 
-export function ViewPanel({ run, layer, token, numExperts }: { run: RunState; layer: number; token: number; numExperts: number }) {
+export function ViewPanel({
+  run,
+  layer,
+  token,
+  numExperts,
+}: {
+  run: RunState;
+  layer: number;
+  token: number;
+  numExperts: number;
+}) {
   const view = usePlayground((s) => s.share.view);
   const iv = usePlayground((s) => s.share.iv);
   const model = usePlayground((s) => s.model);
@@ -48,7 +62,9 @@ export function ViewPanel({ run, layer, token, numExperts }: { run: RunState; la
       </div>
       <div ref={viewRef} role="tabpanel" aria-label={VIEW_LABEL[view]}>
         <ErrorBoundary key={view} area={`the ${VIEW_LABEL[view]} view`}>
-          {view === 'paths' && <PathGrid run={run} layer={layer} selected={token} onSelect={(i, m) => setShare({ token: i, layer: m })} />}
+          {view === 'paths' && (
+            <PathGrid run={run} layer={layer} selected={token} onSelect={(i, m) => setShare({ token: i, layer: m })} />
+          )}
           {view === 'probs' && (
             <>
               <ProbHeatmap
@@ -59,18 +75,29 @@ export function ViewPanel({ run, layer, token, numExperts }: { run: RunState; la
                 onSelectLayer={(m) => setShare({ layer: m })}
                 iv={iv}
                 onCycle={(l, e) => {
-                  if (!locked('interventions') && !hidden('interventions') && model && model.numExperts > 0) cycleIntervention(l, e);
+                  if (!locked('interventions') && !hidden('interventions') && model && model.numExperts > 0)
+                    cycleIntervention(l, e);
                 }}
               />
               <label className="check small">
-                <input type="checkbox" data-testid="table-toggle" checked={tableVisible} onChange={(e) => setTableVisible(e.target.checked)} /> show as a table
+                <input
+                  type="checkbox"
+                  data-testid="table-toggle"
+                  checked={tableVisible}
+                  onChange={(e) => setTableVisible(e.target.checked)}
+                />{' '}
+                show as a table
               </label>
             </>
           )}
-          {view === 'load' && <ExpertLoad run={run} numExperts={numExperts} layer={layer} onSelectLayer={(m) => setShare({ layer: m })} />}
+          {view === 'load' && (
+            <ExpertLoad run={run} numExperts={numExperts} layer={layer} onSelectLayer={(m) => setShare({ layer: m })} />
+          )}
         </ErrorBoundary>
       </div>
-      {view === 'probs' && <HeatmapTable run={run} token={token} numExperts={numExperts} iv={iv} visible={tableVisible} />}
+      {view === 'probs' && (
+        <HeatmapTable run={run} token={token} numExperts={numExperts} iv={iv} visible={tableVisible} />
+      )}
     </section>
   );
 }

@@ -25,7 +25,9 @@ function readAll(reader: FileSystemDirectoryReader): Promise<FileSystemEntry[]> 
 const fileOf = (entry: FileSystemFileEntry) => new Promise<File>((resolve, reject) => entry.file(resolve, reject));
 
 export async function filesFromDrop(data: DataTransfer): Promise<{ name: string; files: File[] }> {
-  const entries = [...data.items].map((item) => item.webkitGetAsEntry?.() ?? null).filter((e): e is FileSystemEntry => e !== null);
+  const entries = [...data.items]
+    .map((item) => item.webkitGetAsEntry?.() ?? null)
+    .filter((e): e is FileSystemEntry => e !== null);
   const folder = entries.length === 1 && entries[0].isDirectory ? (entries[0] as FileSystemDirectoryEntry) : null;
   if (folder) {
     const children = await readAll(folder.createReader());

@@ -20,12 +20,26 @@ export function ExpertLoad({ run, numExperts, layer, onSelectLayer }: Props) {
   const loads = run.trace.moeLayers.map((_, m) => expertLoad(run.trace, m, numExperts));
   const uniform = 1 / numExperts;
   const top = Math.max(uniform * 2, max(loads.flat()) ?? 0);
-  const x = scaleBand<number>().domain(Array.from({ length: numExperts }, (_, e) => e)).range([PAD.left, W - PAD.right]).paddingInner(0.15);
-  const y = scaleLinear().domain([0, top]).range([H - PAD.bottom, PAD.top]).nice();
+  const x = scaleBand<number>()
+    .domain(Array.from({ length: numExperts }, (_, e) => e))
+    .range([PAD.left, W - PAD.right])
+    .paddingInner(0.15);
+  const y = scaleLinear()
+    .domain([0, top])
+    .range([H - PAD.bottom, PAD.top])
+    .nice();
   return (
     <div className="load-grid" data-testid="expert-load">
       {loads.map((shares, m) => (
-        <svg key={m} width={W} height={H} className={m === layer ? 'load-selected' : undefined} onClick={() => onSelectLayer(m)} role="img" aria-label={`Expert load at layer ${run.trace.moeLayers[m]}`}>
+        <svg
+          key={m}
+          width={W}
+          height={H}
+          className={m === layer ? 'load-selected' : undefined}
+          onClick={() => onSelectLayer(m)}
+          role="img"
+          aria-label={`Expert load at layer ${run.trace.moeLayers[m]}`}
+        >
           <text x={PAD.left} y={11} className="axis-label">
             layer {run.trace.moeLayers[m]} · {run.tokenIds.length} tokens
           </text>

@@ -26,11 +26,23 @@ const HEAD_H = 26;
 export function ProbHeatmap({ run, token, layer, numExperts, onSelectLayer, iv, onCycle }: Props) {
   const layers = run.trace.moeLayers;
   const experts = Array.from({ length: numExperts }, (_, e) => e);
-  const x = scaleBand<number>().domain(experts).range([LABEL_W, LABEL_W + numExperts * CELL]).paddingInner(0.06);
-  const y = scaleBand<number>().domain(layers.map((_, m) => m)).range([HEAD_H, HEAD_H + layers.length * CELL]).paddingInner(0.06);
+  const x = scaleBand<number>()
+    .domain(experts)
+    .range([LABEL_W, LABEL_W + numExperts * CELL])
+    .paddingInner(0.06);
+  const y = scaleBand<number>()
+    .domain(layers.map((_, m) => m))
+    .range([HEAD_H, HEAD_H + layers.length * CELL])
+    .paddingInner(0.06);
   return (
     <div className="scroll-x">
-      <svg width={LABEL_W + numExperts * CELL + 4} height={HEAD_H + layers.length * CELL + 4} data-testid="prob-heatmap" role="group" aria-label={`Router probabilities of token ${token} in every layer; press a cell to ablate, force or release that expert`}>
+      <svg
+        width={LABEL_W + numExperts * CELL + 4}
+        height={HEAD_H + layers.length * CELL + 4}
+        data-testid="prob-heatmap"
+        role="group"
+        aria-label={`Router probabilities of token ${token} in every layer; press a cell to ablate, force or release that expert`}
+      >
         {experts.map((e) => (
           <g key={e} transform={`translate(${x(e)}, 4)`}>
             <rect width={x.bandwidth()} height={16} rx={3} fill={expertColor(e)} />
@@ -44,7 +56,13 @@ export function ProbHeatmap({ run, token, layer, numExperts, onSelectLayer, iv, 
           if (!routing) return null;
           return (
             <g key={m} onClick={() => onSelectLayer(m)}>
-              <text x={LABEL_W - 6} y={y(m)! + y.bandwidth() / 2} textAnchor="end" dominantBaseline="middle" className={`axis-label${m === layer ? ' axis-selected' : ''}`}>
+              <text
+                x={LABEL_W - 6}
+                y={y(m)! + y.bandwidth() / 2}
+                textAnchor="end"
+                dominantBaseline="middle"
+                className={`axis-label${m === layer ? ' axis-selected' : ''}`}
+              >
                 L{absolute}
               </text>
               {experts.map((e) => {
@@ -78,13 +96,31 @@ export function ProbHeatmap({ run, token, layer, numExperts, onSelectLayer, iv, 
                     }}
                   >
                     <title>{`layer ${absolute}, expert ${e}: p = ${p.toFixed(4)}${rank >= 0 ? `, chosen, gate weight ${routing.weights[rank].toFixed(4)}` : ''}`}</title>
-                    <rect width={x.bandwidth()} height={y.bandwidth()} fill={fill} stroke={rank >= 0 ? expertColor(e) : '#ccc'} strokeWidth={rank >= 0 ? 4 : 1} />
+                    <rect
+                      width={x.bandwidth()}
+                      height={y.bandwidth()}
+                      fill={fill}
+                      stroke={rank >= 0 ? expertColor(e) : '#ccc'}
+                      strokeWidth={rank >= 0 ? 4 : 1}
+                    />
                     {action && (
-                      <text x={x.bandwidth() - 3} y={10} textAnchor="end" className="cell-action" fill={action === 'ablate' ? '#b00020' : '#1f6f43'}>
+                      <text
+                        x={x.bandwidth() - 3}
+                        y={10}
+                        textAnchor="end"
+                        className="cell-action"
+                        fill={action === 'ablate' ? '#b00020' : '#1f6f43'}
+                      >
                         {action === 'ablate' ? '✕' : '★'}
                       </text>
                     )}
-                    <text x={x.bandwidth() / 2} y={y.bandwidth() / 2 + 4} textAnchor="middle" fill={inkOn(fill)} className="cell-small">
+                    <text
+                      x={x.bandwidth() / 2}
+                      y={y.bandwidth() / 2 + 4}
+                      textAnchor="middle"
+                      fill={inkOn(fill)}
+                      className="cell-small"
+                    >
                       {rank >= 0 ? '●' : ''}
                       {p.toFixed(2).replace(/^0/, '')}
                     </text>

@@ -5,7 +5,20 @@ import { showToken, tokenMark } from './palette.ts';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 /** The presentation properties the views use; each is copied from the computed style onto the clone. */
-const STYLE_PROPS = ['fill', 'fill-opacity', 'stroke', 'stroke-width', 'stroke-dasharray', 'opacity', 'font-family', 'font-size', 'font-weight', 'text-anchor', 'dominant-baseline', 'visibility'];
+const STYLE_PROPS = [
+  'fill',
+  'fill-opacity',
+  'stroke',
+  'stroke-width',
+  'stroke-dasharray',
+  'opacity',
+  'font-family',
+  'font-size',
+  'font-weight',
+  'text-anchor',
+  'dominant-baseline',
+  'visibility',
+];
 
 /** Clone `svg` with every element's computed presentation styles written inline; adds xmlns and a white background. */
 export function standaloneSvg(svg: SVGSVGElement, title: string): string {
@@ -36,7 +49,9 @@ export function standaloneSvg(svg: SVGSVGElement, title: string): string {
 }
 
 function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '�');
+  return text
+    .replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`)
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '�');
 }
 
 /** The routed text (an HTML view on the page) drawn as SVG with the page's own marks (tokenMark): one box per token, expert number beneath. */
@@ -81,7 +96,9 @@ export async function svgToPng(svgText: string, scale = 2): Promise<Blob> {
     if (!ctx) throw new Error('This browser cannot draw a PNG (no 2D canvas).');
     ctx.scale(scale, scale);
     ctx.drawImage(image, 0, 0);
-    return await new Promise<Blob>((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('The PNG could not be encoded.'))), 'image/png'));
+    return await new Promise<Blob>((resolve, reject) =>
+      canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('The PNG could not be encoded.'))), 'image/png'),
+    );
   } finally {
     URL.revokeObjectURL(url);
   }

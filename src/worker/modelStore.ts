@@ -15,9 +15,19 @@ const manifestKey = (source: string) => `${HOST}manifest/${encodeURIComponent(so
 function quota(err: unknown, file: string): never {
   const name = (err as { name?: string } | null)?.name;
   if (name === 'QuotaExceededError') {
-    throw new SourceError('quota', file, `This browser has no room left to store ${file}.`, 'Delete models you no longer need under "Models on this device", or free disk space, then retry.');
+    throw new SourceError(
+      'quota',
+      file,
+      `This browser has no room left to store ${file}.`,
+      'Delete models you no longer need under "Models on this device", or free disk space, then retry.',
+    );
   }
-  throw new SourceError('quota', file, `This browser refused to store ${file} (${(err as Error).message}).`, 'Private windows and some settings forbid storage; the model still runs, it will just be downloaded again next time.');
+  throw new SourceError(
+    'quota',
+    file,
+    `This browser refused to store ${file} (${(err as Error).message}).`,
+    'Private windows and some settings forbid storage; the model still runs, it will just be downloaded again next time.',
+  );
 }
 
 /** The Cache API store, or null where the browser offers no Cache API (then models are not kept). */
@@ -35,7 +45,10 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
   }
   async function writeManifest(model: StoredModel): Promise<void> {
     try {
-      await cache.put(manifestKey(model.source), new Response(JSON.stringify(model), { headers: { 'content-type': 'application/json' } }));
+      await cache.put(
+        manifestKey(model.source),
+        new Response(JSON.stringify(model), { headers: { 'content-type': 'application/json' } }),
+      );
     } catch (err) {
       quota(err, 'the model list');
     }
@@ -60,7 +73,10 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
     },
     async writeFile(source, file, bytes) {
       try {
-        await cache.put(fileKey(source, file), new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.byteLength) } }));
+        await cache.put(
+          fileKey(source, file),
+          new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.byteLength) } }),
+        );
       } catch (err) {
         quota(err, file.name);
       }
@@ -80,7 +96,8 @@ export async function cacheApiStore(): Promise<ModelStore | null> {
       let used = 0;
       for (const m of await list()) used += m.bytes;
       const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
-      const available = estimate?.quota !== undefined && estimate.usage !== undefined ? estimate.quota - estimate.usage : undefined;
+      const available =
+        estimate?.quota !== undefined && estimate.usage !== undefined ? estimate.quota - estimate.usage : undefined;
       return { used, available };
     },
   };

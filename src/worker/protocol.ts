@@ -108,7 +108,14 @@ export type WorkerRequest =
    * Upcycle the dense checkpoint at baseUrl in memory and load the child; first prove the identity
    * at initialisation by generating `proof` with parent and child under native routing.
    */
-  | { type: 'upcycle'; requestId: number; modelId: string; baseUrl: string; recipe: UpcycleRecipe; proof: { prompt: string; sampling: SamplingSettings } }
+  | {
+      type: 'upcycle';
+      requestId: number;
+      modelId: string;
+      baseUrl: string;
+      recipe: UpcycleRecipe;
+      proof: { prompt: string; sampling: SamplingSettings };
+    }
   /** Cancel whatever generation or scoring runs now. */
   | { type: 'cancel' }
   /** The Lenses view's jobs (src/worker/lensJobs.ts): they run beside generation, on their own models. */
@@ -122,7 +129,15 @@ export type WorkerResponse =
   | { type: 'progress'; requestId: number; stage: string; fraction: number; received?: number; total?: number | null }
   | { type: 'loaded'; requestId: number; model: ModelStatus }
   /** The prompt after tokenisation, sent before any generated token. */
-  | { type: 'prompt'; requestId: number; tokenIds: number[]; tokenTexts: string[]; trace: RoutingTrace; logProbs: number[]; top: TokenChoice[][] }
+  | {
+      type: 'prompt';
+      requestId: number;
+      tokenIds: number[];
+      tokenTexts: string[];
+      trace: RoutingTrace;
+      logProbs: number[];
+      top: TokenChoice[][];
+    }
   | {
       type: 'token';
       requestId: number;
@@ -136,7 +151,14 @@ export type WorkerResponse =
       /** Top-5 of the distribution this token was drawn from (what the previous position predicted). */
       drawnFrom: TokenChoice[];
     }
-  | { type: 'generated'; requestId: number; stopReason: string; tokensPerSecond: number; count: number; nextTop: TokenChoice[] }
+  | {
+      type: 'generated';
+      requestId: number;
+      stopReason: string;
+      tokensPerSecond: number;
+      count: number;
+      nextTop: TokenChoice[];
+    }
   | {
       type: 'scored';
       requestId: number;

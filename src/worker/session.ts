@@ -1,7 +1,14 @@
 // The engine session behind the page: owns the backend, the loaded model and the tokenizer, and
 // answers protocol requests. It runs inside the Web Worker (engine.worker.ts) and, unchanged, in
 // Node tests. GPU objects live here and never cross into React state.
-import { adapterNature, chooseBackend, describeRace, measureDecode, probeAdapter, type AdapterNature } from '../engine/backends/select.ts';
+import {
+  adapterNature,
+  chooseBackend,
+  describeRace,
+  measureDecode,
+  probeAdapter,
+  type AdapterNature,
+} from '../engine/backends/select.ts';
 import { createCpuBackend } from '../engine/backends/cpu/index.ts';
 import { WASM_MAX_BYTES } from '../engine/backends/cpu/wasm/heap.ts';
 import { formatGiB, weightBytesBySchemes } from '../engine/format/quant.ts';
@@ -13,10 +20,26 @@ import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.ts';
 import { formatPlanText, NATIVE_PLAN, validateRoutingPlan } from '../engine/routing/index.ts';
 import { generate as generateTokens, klDivergence, logSoftmax, scoreTokens } from '../engine/run/index.ts';
 import { upcycle } from '../engine/upcycle/index.ts';
-import type { Backend, BackendKind, CheckpointSource, LoadedModel, ModelSpec, QuantScheme, RoutingPlan, WeightSet } from '../engine/types.ts';
+import type {
+  Backend,
+  BackendKind,
+  CheckpointSource,
+  LoadedModel,
+  ModelSpec,
+  QuantScheme,
+  RoutingPlan,
+  WeightSet,
+} from '../engine/types.ts';
 import type { Checkpoint } from '../engine/format/index.ts';
 import type { LoadOptions } from '../engine/format/load.ts';
-import type { BackendPreference, BackendStatus, QuantChoice, TokenChoice, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type {
+  BackendPreference,
+  BackendStatus,
+  QuantChoice,
+  TokenChoice,
+  WorkerRequest,
+  WorkerResponse,
+} from './protocol.ts';
 import { LensJobs } from './lensJobs.ts';
 
 type Post = (message: WorkerResponse) => void;
@@ -61,7 +84,14 @@ function downloadProgress(post: Post, requestId: number, from: number, to: numbe
       lastShown = step;
       lastFile = file;
       const size = total ? `${megabytes(received)} of ${megabytes(total)} MB` : `${megabytes(received)} MB`;
-      post({ type: 'progress', requestId, stage: `downloading ${what}: ${file}, ${size}`, fraction: from + (to - from) * share, received, total });
+      post({
+        type: 'progress',
+        requestId,
+        stage: `downloading ${what}: ${file}, ${size}`,
+        fraction: from + (to - from) * share,
+        received,
+        total,
+      });
     },
   };
 }
@@ -85,7 +115,10 @@ function yieldToEvents(): Promise<void> {
 }
 
 /** The quantization schemes each backend offers (both read packed Q8/Q4 today; a backend without one is refused by name). */
-export const BACKEND_SCHEMES: Record<BackendKind, readonly QuantScheme[]> = { cpu: ['none', 'q8', 'q4'], webgpu: ['none', 'q8', 'q4'] };
+export const BACKEND_SCHEMES: Record<BackendKind, readonly QuantScheme[]> = {
+  cpu: ['none', 'q8', 'q4'],
+  webgpu: ['none', 'q8', 'q4'],
+};
 
 /** Room the CPU backend keeps in its 4 GiB WebAssembly memory for scratch (as in backends/cpu). */
 const CPU_SCRATCH = 64 * 2 ** 20;
@@ -93,7 +126,12 @@ const CPU_SCRATCH = 64 * 2 ** 20;
 const BACKEND_NAME: Record<BackendKind, string> = { cpu: 'CPU', webgpu: 'WebGPU' };
 
 /** Each scheme's memory on `kind` for these weights (memoryNeeded), and whether the backend can run it. */
-export function quantChoices(spec: ModelSpec, weights: WeightSet, kind: BackendKind, wasmLimit = WASM_MAX_BYTES - CPU_SCRATCH): QuantChoice[] {
+export function quantChoices(
+  spec: ModelSpec,
+  weights: WeightSet,
+  kind: BackendKind,
+  wasmLimit = WASM_MAX_BYTES - CPU_SCRATCH,
+): QuantChoice[] {
   const held = weightBytesBySchemes(weights);
   return (['none', 'q8', 'q4'] as const).map((scheme) => {
     const need = memoryNeeded(spec, held.none, kind, scheme);
@@ -135,7 +173,11 @@ export class EngineSession {
   /** The Lenses view's jobs: their own models on this session's backend, once `init` has chosen it. */
   private backendChosen: (backend: Backend) => void = () => undefined;
   private readonly backendReady = new Promise<Backend>((resolve) => (this.backendChosen = resolve));
-  private readonly lenses = new LensJobs((m) => this.post(m), () => this.backendReady, (baseUrl) => this.sourceFor(baseUrl));
+  private readonly lenses = new LensJobs(
+    (m) => this.post(m),
+    () => this.backendReady,
+    (baseUrl) => this.sourceFor(baseUrl),
+  );
 
   /** `sourceFor` turns a load request's baseUrl into files (fetch in the browser; a folder in tests). */
   constructor(
@@ -148,7 +190,11 @@ export class EngineSession {
     try {
       await this.dispatch(request);
     } catch (error) {
-      this.post({ type: 'error', requestId: 'requestId' in request ? request.requestId : undefined, ...describe(error) });
+      this.post({
+        type: 'error',
+        requestId: 'requestId' in request ? request.requestId : undefined,
+        ...describe(error),
+      });
     }
   }
 
@@ -198,7 +244,14 @@ export class EngineSession {
     else {
       const gpu = this.gpu;
       if (!gpu) throw userError('The WebGPU backend is not available here.', 'Use the CPU engine.');
-      backend = scheme === 'none' ? gpu : new (gpu.constructor as typeof WebGpuBackend)(gpu.ctx, `${gpu.description}, weights quantized to ${scheme}`, scheme);
+      backend =
+        scheme === 'none'
+          ? gpu
+          : new (gpu.constructor as typeof WebGpuBackend)(
+              gpu.ctx,
+              `${gpu.description}, weights quantized to ${scheme}`,
+              scheme,
+            );
     }
     this.backends.set(key, backend);
     return backend;
@@ -215,7 +268,12 @@ export class EngineSession {
     this.kind = kind;
     this.backend = this.backendFor(kind, 'none');
     this.backendChosen(this.backend);
-    this.postBackend({ kind, description: this.backend.description, softwareAdapter: this.adapter?.software, ...status });
+    this.postBackend({
+      kind,
+      description: this.backend.description,
+      softwareAdapter: this.adapter?.software,
+      ...status,
+    });
   }
 
   /**
@@ -229,26 +287,46 @@ export class EngineSession {
     }
     const choice = await chooseBackend('webgpu');
     if (choice.backend.kind === 'cpu') {
-      this.runOn('cpu', { fallbackReason: choice.fallbackReason, reason: `CPU: ${choice.fallbackReason}`, chosenBy: 'fallback' });
+      this.runOn('cpu', {
+        fallbackReason: choice.fallbackReason,
+        reason: `CPU: ${choice.fallbackReason}`,
+        chosenBy: 'fallback',
+      });
       return;
     }
     this.gpu = choice.backend as WebGpuBackend;
     this.backends.set('webgpu:none', this.gpu);
     this.adapter = (await probeAdapter()) ?? adapterNature({ description: this.gpu.description });
     if (preference === 'webgpu') {
-      this.runOn('webgpu', { reason: `WebGPU: chosen in the engine menu (?backend=webgpu)${this.adapter.software ? `, on a software adapter (${this.adapter.evidence})` : ''}`, chosenBy: 'forced' });
+      this.runOn('webgpu', {
+        reason: `WebGPU: chosen in the engine menu (?backend=webgpu)${this.adapter.software ? `, on a software adapter (${this.adapter.evidence})` : ''}`,
+        chosenBy: 'forced',
+      });
     } else if (this.adapter.software) {
       this.raceAtLoad = true;
-      this.runOn('webgpu', { reason: `WebGPU for now: this adapter runs on the CPU (${this.adapter.evidence}); both backends are measured at the first load`, chosenBy: 'adapter' });
+      this.runOn('webgpu', {
+        reason: `WebGPU for now: this adapter runs on the CPU (${this.adapter.evidence}); both backends are measured at the first load`,
+        chosenBy: 'adapter',
+      });
     } else {
       this.runOn('webgpu', { reason: `WebGPU: a hardware GPU adapter (${this.adapter.name})`, chosenBy: 'adapter' });
     }
   }
 
   /** Loads the model on both backends, decodes a few steps on each, and keeps the faster one. */
-  private async race(requestId: number, checkpoint: Checkpoint, scheme: QuantScheme, tok: TextTokenizer): Promise<void> {
+  private async race(
+    requestId: number,
+    checkpoint: Checkpoint,
+    scheme: QuantScheme,
+    tok: TextTokenizer,
+  ): Promise<void> {
     const adapter = this.adapter ?? adapterNature({});
-    this.post({ type: 'progress', requestId, stage: 'measuring a few decode steps on the CPU and on WebGPU, to pick the faster', fraction: 0.6 });
+    this.post({
+      type: 'progress',
+      requestId,
+      stage: 'measuring a few decode steps on the CPU and on WebGPU, to pick the faster',
+      fraction: 0.6,
+    });
     const prompt = tok.encode('The experts of this model');
     if (prompt.length === 0) prompt.push(0);
     const speeds: Partial<Record<BackendKind, number>> = {};
@@ -260,7 +338,11 @@ export class EngineSession {
       } catch (error) {
         speeds[kind] = 0;
         if (kind === 'webgpu') {
-          this.runOn('cpu', { reason: `CPU: the WebGPU backend failed while measuring (${describe(error).message})`, chosenBy: 'fallback', fallbackReason: describe(error).message });
+          this.runOn('cpu', {
+            reason: `CPU: the WebGPU backend failed while measuring (${describe(error).message})`,
+            chosenBy: 'fallback',
+            fallbackReason: describe(error).message,
+          });
           return;
         }
       } finally {
@@ -274,7 +356,8 @@ export class EngineSession {
   }
 
   private requireModel(): { model: LoadedModel; tokenizer: TextTokenizer } {
-    if (!this.model || !this.tokenizer) throw userError('No model is loaded yet.', 'Wait for the model to finish loading, or pick one.');
+    if (!this.model || !this.tokenizer)
+      throw userError('No model is loaded yet.', 'Wait for the model to finish loading, or pick one.');
     return { model: this.model, tokenizer: this.tokenizer };
   }
 
@@ -293,16 +376,26 @@ export class EngineSession {
     if (kept) checkpoint = kept;
     else {
       this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the model', fraction: 0 });
-      checkpoint = await loadCheckpoint(this.sourceFor(request.baseUrl), downloadProgress(this.post, request.requestId, 0, 0.6, 'the model'));
+      checkpoint = await loadCheckpoint(
+        this.sourceFor(request.baseUrl),
+        downloadProgress(this.post, request.requestId, 0, 0.6, 'the model'),
+      );
     }
-    const loadedTokenizer = loadTokenizer(checkpoint.tokenizerJson, checkpoint.tokenizerConfigJson, checkpoint.generationConfigJson);
+    const loadedTokenizer = loadTokenizer(
+      checkpoint.tokenizerJson,
+      checkpoint.tokenizerConfigJson,
+      checkpoint.generationConfigJson,
+    );
     if (this.raceAtLoad) {
       this.raceAtLoad = false;
       await this.race(request.requestId, checkpoint, scheme, loadedTokenizer);
     }
     const choice = quantChoices(checkpoint.spec, checkpoint.weights, this.kind).find((c) => c.scheme === scheme);
     if (choice && !choice.available) {
-      throw userError(`${choice.why ?? `${scheme} cannot run here.`}`, 'Pick another quantization, or the other engine in the engine menu.');
+      throw userError(
+        `${choice.why ?? `${scheme} cannot run here.`}`,
+        'Pick another quantization, or the other engine in the engine menu.',
+      );
     }
     const backend = this.backendFor(this.kind, scheme);
     this.post({
@@ -326,18 +419,27 @@ export class EngineSession {
     this.checkpoint = { baseUrl: request.baseUrl, modelId: request.modelId, checkpoint, tokenizerId };
     this.quantize = scheme;
     // The badge names the weights the engine now runs with (as stored, or quantized).
-    if (this.status && this.status.description !== backend.description) this.postBackend({ ...this.status, description: backend.description });
+    if (this.status && this.status.description !== backend.description)
+      this.postBackend({ ...this.status, description: backend.description });
     this.install(request.requestId, request.modelId, checkpoint.spec, loaded, loadedTokenizer, tokenizerId);
   }
 
   /** Quantization cost of the running model against its checkpoint as stored, window by window (progress; a newer request cancels). */
-  private async measureQuantCost(request: Extract<WorkerRequest, { type: 'quantcost' }>, signal: AbortSignal): Promise<void> {
+  private async measureQuantCost(
+    request: Extract<WorkerRequest, { type: 'quantcost' }>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { model, tokenizer: tok } = this.requireModel();
     const kept = this.checkpoint;
-    if (this.quantize === 'none' || !kept) throw userError('The model runs with its weights as stored: there is no quantization to measure.', 'Pick q8 or q4 first.');
+    if (this.quantize === 'none' || !kept)
+      throw userError(
+        'The model runs with its weights as stored: there is no quantization to measure.',
+        'Pick q8 or q4 first.',
+      );
     const window = Math.min(model.spec.maxPositions, 256);
     const windows = request.texts.flatMap((text) => tokenWindows(tok.encode(text).slice(0, request.maxTokens), window));
-    if (windows.length === 0) throw userError('The eval texts encode to fewer than two tokens.', 'Check that public/eval holds the texts.');
+    if (windows.length === 0)
+      throw userError('The eval texts encode to fewer than two tokens.', 'Check that public/eval holds the texts.');
     const tokens = windows.reduce((n, w) => n + w.length, 0);
     const scheme = this.quantize;
     const modelId = kept.modelId;
@@ -346,12 +448,25 @@ export class EngineSession {
       const parts: QuantCost[] = [];
       for (const [i, w] of windows.entries()) {
         if (signal.aborted) return;
-        this.post({ type: 'progress', requestId: request.requestId, stage: `measuring what ${scheme} costs on the eval texts`, fraction: i / windows.length });
+        this.post({
+          type: 'progress',
+          requestId: request.requestId,
+          stage: `measuring what ${scheme} costs on the eval texts`,
+          fraction: i / windows.length,
+        });
         parts.push(await quantizationCost(reference, model, scheme, [w], NATIVE_PLAN));
         await yieldToEvents();
       }
       if (signal.aborted) return;
-      this.post({ type: 'quantcost', requestId: request.requestId, modelId, cost: combineCosts(scheme, parts), tokens, texts: request.texts.length, window });
+      this.post({
+        type: 'quantcost',
+        requestId: request.requestId,
+        modelId,
+        cost: combineCosts(scheme, parts),
+        tokens,
+        texts: request.texts.length,
+        window,
+      });
     } finally {
       reference.dispose();
     }
@@ -368,12 +483,21 @@ export class EngineSession {
     await this.idle();
     this.raceAtLoad = false;
     this.post({ type: 'progress', requestId: request.requestId, stage: 'downloading the dense parent', fraction: 0 });
-    const parentCheckpoint = this.parent?.baseUrl === request.baseUrl
-      ? this.parent.checkpoint
-      : await loadCheckpoint(this.sourceFor(request.baseUrl), downloadProgress(this.post, request.requestId, 0, 0.3, 'the dense parent'));
+    const parentCheckpoint =
+      this.parent?.baseUrl === request.baseUrl
+        ? this.parent.checkpoint
+        : await loadCheckpoint(
+            this.sourceFor(request.baseUrl),
+            downloadProgress(this.post, request.requestId, 0, 0.3, 'the dense parent'),
+          );
     this.parent = { baseUrl: request.baseUrl, checkpoint: parentCheckpoint };
     const { recipe } = request;
-    this.post({ type: 'progress', requestId: request.requestId, stage: `upcycling into ${recipe.experts} experts`, fraction: 0.3 });
+    this.post({
+      type: 'progress',
+      requestId: request.requestId,
+      stage: `upcycling into ${recipe.experts} experts`,
+      fraction: 0.3,
+    });
     const child = upcycle(parentCheckpoint.spec, parentCheckpoint.weights, {
       experts: recipe.experts,
       granularity: recipe.granularity,
@@ -383,8 +507,17 @@ export class EngineSession {
       drop: recipe.drop ?? 0,
       from: request.modelId,
     });
-    const tok = loadTokenizer(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson, parentCheckpoint.generationConfigJson);
-    this.post({ type: 'progress', requestId: request.requestId, stage: 'running parent and child on the same prompt', fraction: 0.5 });
+    const tok = loadTokenizer(
+      parentCheckpoint.tokenizerJson,
+      parentCheckpoint.tokenizerConfigJson,
+      parentCheckpoint.generationConfigJson,
+    );
+    this.post({
+      type: 'progress',
+      requestId: request.requestId,
+      stage: 'running parent and child on the same prompt',
+      fraction: 0.5,
+    });
     const parentModel = await backend.load(parentCheckpoint.spec, parentCheckpoint.weights);
     let childModel: LoadedModel | null = null;
     try {
@@ -398,7 +531,11 @@ export class EngineSession {
       const parentScore = await scoreTokens(parentModel, promptIds, native);
       const childScore = await scoreTokens(childModel, promptIds, native);
       let maxLogitDifference = 0;
-      parentScore.logits.forEach((row, t) => row.forEach((v, i) => (maxLogitDifference = Math.max(maxLogitDifference, Math.abs(v - childScore.logits[t][i])))));
+      parentScore.logits.forEach((row, t) =>
+        row.forEach(
+          (v, i) => (maxLogitDifference = Math.max(maxLogitDifference, Math.abs(v - childScore.logits[t][i]))),
+        ),
+      );
       this.post({
         type: 'upcycled',
         requestId: request.requestId,
@@ -421,11 +558,25 @@ export class EngineSession {
     const id = `${request.modelId}+up${recipe.experts}x${recipe.granularity}k${recipe.topK}s${recipe.seed}${dropTag}`;
     this.checkpoint = null;
     this.quantize = 'none';
-    this.install(request.requestId, id, child.spec, childModel, tok, tokenizerFingerprint(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson));
+    this.install(
+      request.requestId,
+      id,
+      child.spec,
+      childModel,
+      tok,
+      tokenizerFingerprint(parentCheckpoint.tokenizerJson, parentCheckpoint.tokenizerConfigJson),
+    );
   }
 
   /** Makes a loaded model the current one. Only replaces the old model once the new one is ready: a failed load keeps what was there. */
-  private install(requestId: number, modelId: string, spec: ModelSpec, loaded: LoadedModel, loadedTokenizer: TextTokenizer, tokenizerId: string): void {
+  private install(
+    requestId: number,
+    modelId: string,
+    spec: ModelSpec,
+    loaded: LoadedModel,
+    loadedTokenizer: TextTokenizer,
+    tokenizerId: string,
+  ): void {
     this.model?.dispose();
     this.model = loaded;
     this.tokenizer = loadedTokenizer;
@@ -450,7 +601,10 @@ export class EngineSession {
         vocabSize: spec.vocabSize,
         tokenizerId,
         quantize: this.quantize,
-        quantChoices: this.checkpoint && this.checkpoint.modelId === modelId ? quantChoices(spec, this.checkpoint.checkpoint.weights, this.kind) : [],
+        quantChoices:
+          this.checkpoint && this.checkpoint.modelId === modelId
+            ? quantChoices(spec, this.checkpoint.checkpoint.weights, this.kind)
+            : [],
       },
     });
   }
@@ -468,7 +622,8 @@ export class EngineSession {
         if (abort.signal.aborted) this.post({ type: 'cancelled', requestId });
       } catch (error) {
         this.post({ type: 'error', requestId, ...describe(error) });
-        if (error instanceof Error && error.name === 'WebGpuDeviceLostError') await this.recoverOnCpu(requestId, error.message);
+        if (error instanceof Error && error.name === 'WebGpuDeviceLostError')
+          await this.recoverOnCpu(requestId, error.message);
       } finally {
         if (this.current === entry) this.current = null;
       }
@@ -480,12 +635,27 @@ export class EngineSession {
   private async recoverOnCpu(requestId: number, why: string): Promise<void> {
     this.gpu = null;
     for (const key of [...this.backends.keys()]) if (key.startsWith('webgpu')) this.backends.delete(key);
-    this.runOn('cpu', { reason: `CPU: the GPU device was lost (${why})`, chosenBy: 'fallback', fallbackReason: `the GPU device was lost (${why})` });
+    this.runOn('cpu', {
+      reason: `CPU: the GPU device was lost (${why})`,
+      chosenBy: 'fallback',
+      fallbackReason: `the GPU device was lost (${why})`,
+    });
     const kept = this.checkpoint;
     if (!kept) return;
     try {
       const loaded = await this.backendFor('cpu', this.quantize).load(kept.checkpoint.spec, kept.checkpoint.weights);
-      this.install(requestId, kept.modelId, kept.checkpoint.spec, loaded, loadTokenizer(kept.checkpoint.tokenizerJson, kept.checkpoint.tokenizerConfigJson, kept.checkpoint.generationConfigJson), kept.tokenizerId);
+      this.install(
+        requestId,
+        kept.modelId,
+        kept.checkpoint.spec,
+        loaded,
+        loadTokenizer(
+          kept.checkpoint.tokenizerJson,
+          kept.checkpoint.tokenizerConfigJson,
+          kept.checkpoint.generationConfigJson,
+        ),
+        kept.tokenizerId,
+      );
     } catch (error) {
       this.post({ type: 'error', requestId, ...describe(error) });
     }
@@ -559,14 +729,18 @@ export class EngineSession {
     const { model, tokenizer: tok } = this.requireModel();
     const plan = request.routing;
     validateRoutingPlan(plan, model.spec);
-    const ids = (request.text !== undefined ? tok.encode(request.text) : request.tokenIds).slice(0, model.spec.maxPositions);
+    const ids = (request.text !== undefined ? tok.encode(request.text) : request.tokenIds).slice(
+      0,
+      model.spec.maxPositions,
+    );
     const started = performance.now();
     const result = await scoreTokens(model, ids, plan);
     const seconds = (performance.now() - started) / 1000;
     if (signal.aborted) return;
     const tokenKey = ids.join(',');
     const last = this.lastScore;
-    const previous = last && last.tokenKey === tokenKey && formatPlanText(last.routing) !== formatPlanText(plan) ? last : null;
+    const previous =
+      last && last.tokenKey === tokenKey && formatPlanText(last.routing) !== formatPlanText(plan) ? last : null;
     const klVsPrevious = previous ? result.logits.map((row, i) => klDivergence(previous.logits[i], row)) : null;
     this.lastScore = { tokenKey, routing: request.routing, logits: result.logits };
     this.post({
@@ -588,7 +762,14 @@ export class EngineSession {
 
 /** One cost over many windows from the per-window costs (weighted by positions, decisions and targets), as one call over them all gives. */
 export function combineCosts(scheme: QuantScheme, parts: readonly QuantCost[]): QuantCost {
-  let positions = 0, decisions = 0, unchanged = 0, agree = 0, kl = 0, targets = 0, ref = 0, quant = 0;
+  let positions = 0,
+    decisions = 0,
+    unchanged = 0,
+    agree = 0,
+    kl = 0,
+    targets = 0,
+    ref = 0,
+    quant = 0;
   for (const p of parts) {
     positions += p.positions;
     decisions += p.routingDecisions;

@@ -6,14 +6,26 @@ import { specFromConfig } from '../engine/format/config.ts';
 import { filesSource, memorySource } from '../engine/format/sources.ts';
 import { CheckpointError } from '../engine/format/errors.ts';
 import type { CheckpointSource } from '../engine/types.ts';
-import { downloadFiles, newDownloadState, type DownloadState, type DownloadProgress } from '../engine/source/download.ts';
+import {
+  downloadFiles,
+  newDownloadState,
+  type DownloadState,
+  type DownloadProgress,
+} from '../engine/source/download.ts';
 import { SourceError } from '../engine/source/errors.ts';
 import { httpSource, type RemoteSource } from '../engine/source/http.ts';
 import { inspectRemote, type CheckpointPreview } from '../engine/source/inspect.ts';
 import { checkFits, memoryNeeded } from '../engine/source/memory.ts';
 import { formatSourceRef, hubBaseUrl, parseSourceRef, type SourceRef } from '../engine/source/ref.ts';
 import type { ModelStore, StoredFile, StoredModel } from '../engine/source/store.ts';
-import { devicePath, storeKeyOf, type SourceFailureMessage, type SourcePreview, type SourceRequest, type SourceResponse } from './sourceProtocol.ts';
+import {
+  devicePath,
+  storeKeyOf,
+  type SourceFailureMessage,
+  type SourcePreview,
+  type SourceRequest,
+  type SourceResponse,
+} from './sourceProtocol.ts';
 
 type Post = (message: SourceResponse) => void;
 
@@ -36,13 +48,21 @@ export function browserMemoryLimit(): { bytes: number; name: string } {
   if (typeof reported === 'number' && reported > 0) {
     return { bytes: reported * GiB, name: 'the memory this browser reports for this device' };
   }
-  return { bytes: 4 * GiB, name: 'the 4 GB this page assumes when the browser does not say how much memory the device has' };
+  return {
+    bytes: 4 * GiB,
+    name: 'the 4 GB this page assumes when the browser does not say how much memory the device has',
+  };
 }
 
 function remoteRef(text: string): SourceRef & { kind: 'hf' | 'url' } {
   const ref = parseSourceRef(text);
   if (ref.kind !== 'hf' && ref.kind !== 'url') {
-    throw new SourceError('invalid', text, `"${text}" is a built-in model, not a hub repository or a web address.`, 'Pick it from the model list, or write hf:ORG/NAME or an https:// address.');
+    throw new SourceError(
+      'invalid',
+      text,
+      `"${text}" is a built-in model, not a hub repository or a web address.`,
+      'Pick it from the model list, or write hf:ORG/NAME or an https:// address.',
+    );
   }
   return ref;
 }
@@ -51,7 +71,11 @@ function parseConfig(bytes: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
-    throw new CheckpointError('config.json', `the file is not valid JSON (${(err as Error).message}).`, 'Pick the checkpoint folder again, or download it again.');
+    throw new CheckpointError(
+      'config.json',
+      `the file is not valid JSON (${(err as Error).message}).`,
+      'Pick the checkpoint folder again, or download it again.',
+    );
   }
 }
 
@@ -60,9 +84,15 @@ function failureOf(error: unknown): SourceFailureMessage {
     const canRetry = ['network', 'server', 'truncated', 'cancelled', 'quota', 'offline-miss'].includes(error.reason);
     return { reason: error.reason, message: error.message, hint: error.hint, file: error.file, canRetry };
   }
-  if (error instanceof CheckpointError) return { reason: 'checkpoint', message: error.message, hint: error.hint, file: error.file, canRetry: false };
+  if (error instanceof CheckpointError)
+    return { reason: 'checkpoint', message: error.message, hint: error.hint, file: error.file, canRetry: false };
   const e = error as { message?: string; hint?: string };
-  return { reason: 'checkpoint', message: e?.message ?? String(error), hint: typeof e?.hint === 'string' ? e.hint : undefined, canRetry: false };
+  return {
+    reason: 'checkpoint',
+    message: e?.message ?? String(error),
+    hint: typeof e?.hint === 'string' ? e.hint : undefined,
+    canRetry: false,
+  };
 }
 
 /**
@@ -128,13 +158,23 @@ export class SourceJobs {
         const store = await this.store();
         const manifest = store && (await store.manifest(key));
         if (!store || !manifest) {
-          throw new SourceError('offline-miss', key, `${key} is no longer stored on this device.`, 'Open it again from its source; it will be downloaded.');
+          throw new SourceError(
+            'offline-miss',
+            key,
+            `${key} is no longer stored on this device.`,
+            'Open it again from its source; it will be downloaded.',
+          );
         }
         const file = manifest.files.find((f) => f.name === name);
         if (!file) return null;
         const bytes = await store.readFile(key, file);
         if (!bytes) {
-          throw new SourceError('truncated', name, `The stored copy of ${key} has lost ${name}.`, 'Delete it under "Models on this device" and open it again.');
+          throw new SourceError(
+            'truncated',
+            name,
+            `The stored copy of ${key} has lost ${name}.`,
+            'Delete it under "Models on this device" and open it again.',
+          );
         }
         return bytes;
       },
@@ -209,7 +249,12 @@ export class SourceJobs {
       };
       this.post({ type: 'source-preview', requestId: request.requestId, preview: result });
     } catch (error) {
-      this.post({ type: 'source-failed', requestId: request.requestId, source, failure: { ...failureOf(error), canRetry: false } });
+      this.post({
+        type: 'source-failed',
+        requestId: request.requestId,
+        source,
+        failure: { ...failureOf(error), canRetry: false },
+      });
     }
   }
 
@@ -227,7 +272,13 @@ export class SourceJobs {
       // Stored completely: open from the device, no network at all.
       if (store && (await store.manifest(key))) {
         await store.touch(key).catch(() => undefined);
-        this.post({ type: 'source-fetched', requestId: request.requestId, source, modelPath: devicePath(key), fromDevice: true });
+        this.post({
+          type: 'source-fetched',
+          requestId: request.requestId,
+          source,
+          modelPath: devicePath(key),
+          fromDevice: true,
+        });
         return;
       }
       if (request.deviceOnly) {
@@ -268,9 +319,15 @@ export class SourceJobs {
         modelPath: devicePath(key),
         fromDevice: false,
         warning: refused
-          ? { message: `${source} opened, but it could not be kept on this device: ${refused.message}`, hint: refused.hint }
+          ? {
+              message: `${source} opened, but it could not be kept on this device: ${refused.message}`,
+              hint: refused.hint,
+            }
           : !store
-            ? { message: `${source} opened, but this browser keeps no models (no Cache API here): the next visit downloads it again.`, hint: 'A normal (not private) window keeps models on the device.' }
+            ? {
+                message: `${source} opened, but this browser keeps no models (no Cache API here): the next visit downloads it again.`,
+                hint: 'A normal (not private) window keeps models on the device.',
+              }
             : undefined,
       });
     } catch (error) {
@@ -291,14 +348,28 @@ export class SourceJobs {
       // Read config.json now, so a folder that is not a checkpoint is refused before anything changes.
       const config = await source.readFile('config.json');
       if (!config) {
-        throw new CheckpointError(request.name, `${request.name} has no config.json, so it is not a Hugging Face checkpoint folder.`,
-          'Pick the folder that holds config.json, the .safetensors files and tokenizer.json (or select those files together).');
+        throw new CheckpointError(
+          request.name,
+          `${request.name} has no config.json, so it is not a Hugging Face checkpoint folder.`,
+          'Pick the folder that holds config.json, the .safetensors files and tokenizer.json (or select those files together).',
+        );
       }
       specFromConfig(parseConfig(config), 'config.json');
       this.held.set(key, source);
-      this.post({ type: 'source-fetched', requestId: request.requestId, source: key, modelPath: devicePath(key), fromDevice: true });
+      this.post({
+        type: 'source-fetched',
+        requestId: request.requestId,
+        source: key,
+        modelPath: devicePath(key),
+        fromDevice: true,
+      });
     } catch (error) {
-      this.post({ type: 'source-failed', requestId: request.requestId, source: key, failure: { ...failureOf(error), canRetry: false } });
+      this.post({
+        type: 'source-failed',
+        requestId: request.requestId,
+        source: key,
+        failure: { ...failureOf(error), canRetry: false },
+      });
     }
   }
 
@@ -309,6 +380,13 @@ export class SourceJobs {
       return;
     }
     const [models, usage] = await Promise.all([store.list(), store.usage()]);
-    this.post({ type: 'device-models', requestId, models, used: usage.used, available: usage.available ?? null, storage: true });
+    this.post({
+      type: 'device-models',
+      requestId,
+      models,
+      used: usage.used,
+      available: usage.available ?? null,
+      storage: true,
+    });
   }
 }

@@ -61,12 +61,39 @@ export type SourceResponse =
   | { type: 'source-preview'; requestId: number; preview: SourcePreview }
   | { type: 'source-progress'; requestId: number; progress: DownloadProgress }
   /** Ready to load: `modelPath` is what a `load` request's baseUrl names. `warning`: stored nowhere (quota), it runs anyway. */
-  | { type: 'source-fetched'; requestId: number; source: string; modelPath: string; fromDevice: boolean; warning?: { message: string; hint: string } }
+  | {
+      type: 'source-fetched';
+      requestId: number;
+      source: string;
+      modelPath: string;
+      fromDevice: boolean;
+      warning?: { message: string; hint: string };
+    }
   /** `kept`: bytes of each file a Retry will not fetch again (finished files whole, a broken one up to where it stopped). */
-  | { type: 'source-failed'; requestId: number; source: string; failure: SourceFailureMessage; kept?: Record<string, number> }
-  | { type: 'device-models'; requestId: number; models: StoredModel[]; used: number; available: number | null; storage: boolean };
+  | {
+      type: 'source-failed';
+      requestId: number;
+      source: string;
+      failure: SourceFailureMessage;
+      kept?: Record<string, number>;
+    }
+  | {
+      type: 'device-models';
+      requestId: number;
+      models: StoredModel[];
+      used: number;
+      available: number | null;
+      storage: boolean;
+    };
 
-export const SOURCE_REQUEST_TYPES: ReadonlySet<string> = new Set(['source-lookup', 'source-fetch', 'source-cancel', 'source-files', 'device-list', 'device-remove']);
+export const SOURCE_REQUEST_TYPES: ReadonlySet<string> = new Set([
+  'source-lookup',
+  'source-fetch',
+  'source-cancel',
+  'source-files',
+  'device-list',
+  'device-remove',
+]);
 
 /** The `load` baseUrl of a checkpoint the worker holds or stores under `key`. */
 export const devicePath = (key: string) => `device:${key}`;
@@ -77,4 +104,3 @@ export function storeKeyOf(ref: SourceRef, endpoint: string): string {
   const origin = endpoint.replace(/\/+$/, '');
   return origin === DEFAULT_HUB_ENDPOINT ? text : `${text} via ${origin}`;
 }
-

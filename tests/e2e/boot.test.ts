@@ -32,7 +32,9 @@ for (const webgpu of [true, false]) {
       await page.goto(`${server.url}/?${webgpu ? 'backend=webgpu&' : ''}model=/fixtures/mixtral_f32/`);
       await expect.poll(() => page.textContent('h1')).toBe('MoE Playground');
       // The saved example shows at once; wait for the engine's own output (or an error).
-      await page.waitForSelector('[data-testid="next-top5"][data-source="engine"], [data-testid="error"]', { timeout: 240_000 });
+      await page.waitForSelector('[data-testid="next-top5"][data-source="engine"], [data-testid="error"]', {
+        timeout: 240_000,
+      });
       const error = await page.$('[data-testid="error"]');
       expect(error ? await error.textContent() : null).toBeNull();
       const backendText = (await page.textContent('[data-testid="backend"]')) ?? '';
@@ -42,7 +44,9 @@ for (const webgpu of [true, false]) {
         expect(backendText).toMatch(/CPU fallback: .*WebGPU/);
       }
       expect(await page.textContent('[data-testid="model"]')).toMatch(/mixtral, 2 layers, 8 experts \(top-2\)/);
-      const items = await page.$$eval('[data-testid="next-top5"][data-source="engine"] li', (lis) => lis.map((li) => li.textContent ?? ''));
+      const items = await page.$$eval('[data-testid="next-top5"][data-source="engine"] li', (lis) =>
+        lis.map((li) => li.textContent ?? ''),
+      );
       expect(items).toHaveLength(5);
       expect(pageErrors).toEqual([]);
       await page.close();
@@ -58,8 +62,12 @@ describe('a view that fails to draw', () => {
       const page = await browser.newPage();
       // A saved example whose routing records lack their experts: drawing it throws inside React.
       const saved = JSON.parse(readFileSync(join(import.meta.dirname, '../../public/example-trace.json'), 'utf8'));
-      saved.trace.layers = saved.trace.layers.map((rows: unknown[]) => rows.map(() => ({ experts: null, weights: null, probs: [] })));
-      await page.route('**/example-trace.json', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(saved) }));
+      saved.trace.layers = saved.trace.layers.map((rows: unknown[]) =>
+        rows.map(() => ({ experts: null, weights: null, probs: [] })),
+      );
+      await page.route('**/example-trace.json', (route) =>
+        route.fulfill({ contentType: 'application/json', body: JSON.stringify(saved) }),
+      );
       await page.goto(`${bare.url}/`);
       await page.waitForSelector('[data-testid="render-error"]');
       expect(await page.textContent('[data-testid="render-error"]')).toMatch(/Something went wrong while drawing/);

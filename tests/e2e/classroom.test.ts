@@ -24,17 +24,31 @@ const base = `v=1&model=/fixtures/mixtral_f32/&prompt=The+experts&temp=0.9&topp=
 /** Generate under native routing in Node, then score the same tokens under `plan`: what the page must show. */
 async function nodeTruth(model: string, plan: string, maxTokens = settings.maxTokens): Promise<RunState> {
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    (dir) => dirSource(dir),
+  );
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: model, baseUrl: resolve(fixtures, model) });
   store.getState().begin(2, 'generating', 'native');
   const { prompt, ...sampling } = settings;
-  await session.handle({ type: 'generate', requestId: 2, prompt, sampling: { ...sampling, maxTokens }, routing: parsePlanText('native') });
+  await session.handle({
+    type: 'generate',
+    requestId: 2,
+    prompt,
+    sampling: { ...sampling, maxTokens },
+    routing: parsePlanText('native'),
+  });
   await session.idle();
   if (plan !== 'native') {
     store.getState().begin(3, 'scoring', plan);
-    await session.handle({ type: 'score', requestId: 3, tokenIds: store.getState().run!.tokenIds, routing: parsePlanText(plan) });
+    await session.handle({
+      type: 'score',
+      requestId: 3,
+      tokenIds: store.getState().run!.tokenIds,
+      routing: parsePlanText(plan),
+    });
     await session.idle();
   }
   return store.getState().run!;
@@ -42,7 +56,10 @@ async function nodeTruth(model: string, plan: string, maxTokens = settings.maxTo
 
 async function waitIdle(page: Page, routing: string): Promise<void> {
   await page.waitForFunction(
-    (r) => !document.querySelector('[data-testid="activity"]') && document.querySelector('[data-testid="metric-routing"]')?.textContent === r && !!document.querySelector('[data-testid="run-source"]'),
+    (r) =>
+      !document.querySelector('[data-testid="activity"]') &&
+      document.querySelector('[data-testid="metric-routing"]')?.textContent === r &&
+      !!document.querySelector('[data-testid="run-source"]'),
     routing,
     { timeout: 240_000 },
   );
@@ -55,7 +72,8 @@ async function downloadText(page: Page, selector: string): Promise<{ name: strin
   return { name: download.suggestedFilename(), text: bytes.toString('utf8'), bytes };
 }
 
-const tokenTexts = (page: Page) => page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -84,7 +102,9 @@ describe('classroom features in Chromium', () => {
     const page = await open(`${base}&view=probs`);
     await waitIdle(page, 'native');
     // Token 0's first choice in layer 1: ablate it by clicking its cell.
-    const chosen = await page.$$eval('[data-testid="prob-cell"][data-layer="1"][data-chosen="true"]', (els) => els.map((e) => Number(e.getAttribute('data-expert'))));
+    const chosen = await page.$$eval('[data-testid="prob-cell"][data-layer="1"][data-chosen="true"]', (els) =>
+      els.map((e) => Number(e.getAttribute('data-expert'))),
+    );
     const native = await nodeTruth('mixtral_f32', 'native');
     const target = native.trace.layers[1][0].experts[0];
     expect(chosen).toContain(target);
@@ -93,9 +113,16 @@ describe('classroom features in Chromium', () => {
     await waitIdle(page, plan);
     const truth = await nodeTruth('mixtral_f32', plan);
     expect(await tokenTexts(page)).toEqual(truth.tokenTexts.map(showToken));
-    const cell = await page.$eval(`[data-testid="prob-cell"][data-layer="1"][data-expert="${target}"]`, (e) => ({ p: Number(e.getAttribute('data-prob')), chosen: e.getAttribute('data-chosen'), action: e.getAttribute('data-action') }));
+    const cell = await page.$eval(`[data-testid="prob-cell"][data-layer="1"][data-expert="${target}"]`, (e) => ({
+      p: Number(e.getAttribute('data-prob')),
+      chosen: e.getAttribute('data-chosen'),
+      action: e.getAttribute('data-action'),
+    }));
     expect(cell).toEqual({ p: 0, chosen: 'false', action: 'ablate' });
-    expect(await numberAt(page, '[data-testid="mean-loss"]')).toBeCloseTo(-truth.logProbs.slice(1).reduce((a: number, b) => a + (b ?? 0), 0) / (truth.logProbs.length - 1), 4);
+    expect(await numberAt(page, '[data-testid="mean-loss"]')).toBeCloseTo(
+      -truth.logProbs.slice(1).reduce((a: number, b) => a + (b ?? 0), 0) / (truth.logProbs.length - 1),
+      4,
+    );
     expect(await numberAt(page, '[data-testid="kl"]')).toBeGreaterThan(0);
 
     // Exports: CSV and JSON hold the engine's trace (same rows as Node's), with the header fields.
@@ -103,18 +130,27 @@ describe('classroom features in Chromium', () => {
     expect(csv.name).toMatch(/\.csv$/);
     const rows = parseTraceCsv(csv.text);
     const expected = traceRows(truth);
-    expect(rows.map((r) => [r.position, r.layer, r.expert, r.rank])).toEqual(expected.map((r) => [r.position, r.layer, r.expert, r.rank]));
+    expect(rows.map((r) => [r.position, r.layer, r.expert, r.rank])).toEqual(
+      expected.map((r) => [r.position, r.layer, r.expert, r.rank]),
+    );
     rows.forEach((r, i) => expect(r.probability).toBeCloseTo(expected[i].probability, 4));
     expect(rows.some((r) => r.layer === 1 && r.expert === target)).toBe(false);
     const json = JSON.parse((await downloadText(page, '[data-testid="export-trace-json"]')).text);
-    expect(json.header).toMatchObject({ model: '/fixtures/mixtral_f32/', routing: plan, interventions: `L1E${target}-`, seed: 3 });
+    expect(json.header).toMatchObject({
+      model: '/fixtures/mixtral_f32/',
+      routing: plan,
+      interventions: `L1E${target}-`,
+      seed: 3,
+    });
     expect(json.rows).toHaveLength(expected.length);
     json.rows.forEach((r: { weight: number }, i: number) => expect(r.weight).toBeCloseTo(expected[i].weight, 4));
     // Every token with its loss and the router's full probabilities over all experts.
     expect(json.tokens).toHaveLength(truth.tokenIds.length);
     json.tokens.forEach((tok: { loss: number | null; routerProbs: number[][] }, t: number) => {
       expect(tok.loss === null ? null : tok.loss).toEqual(t === 0 ? null : expect.closeTo(-truth.logProbs[t]!, 4));
-      tok.routerProbs.forEach((probs, m) => probs.forEach((p, e) => expect(p).toBeCloseTo(truth.trace.layers[m][t].probs[e], 4)));
+      tok.routerProbs.forEach((probs, m) =>
+        probs.forEach((p, e) => expect(p).toBeCloseTo(truth.trace.layers[m][t].probs[e], 4)),
+      );
     });
 
     // SVG export is well-formed XML and renders as an image; the PNG is twice its size.
@@ -124,7 +160,13 @@ describe('classroom features in Chromium', () => {
       const img = new Image();
       img.src = URL.createObjectURL(new Blob([text], { type: 'image/svg+xml' }));
       await img.decode();
-      return { parseError: doc.querySelector('parsererror') !== null, root: doc.documentElement.nodeName, width: img.naturalWidth, height: img.naturalHeight, inline: doc.querySelector('rect[style*="fill"]') !== null };
+      return {
+        parseError: doc.querySelector('parsererror') !== null,
+        root: doc.documentElement.nodeName,
+        width: img.naturalWidth,
+        height: img.naturalHeight,
+        inline: doc.querySelector('rect[style*="fill"]') !== null,
+      };
     }, svg.text);
     expect(checked).toMatchObject({ parseError: false, root: 'svg', inline: true });
     expect(checked.width).toBeGreaterThan(100);
@@ -132,7 +174,12 @@ describe('classroom features in Chromium', () => {
     expect(png.bytes.subarray(1, 4).toString('ascii')).toBe('PNG');
     expect(png.bytes.readUInt32BE(16)).toBe(checked.width * 2);
     const textSvg = await downloadText(page, '[data-testid="export-text-svg"]');
-    expect(await page.evaluate((t) => new DOMParser().parseFromString(t, 'image/svg+xml').querySelector('parsererror') === null, textSvg.text)).toBe(true);
+    expect(
+      await page.evaluate(
+        (t) => new DOMParser().parseFromString(t, 'image/svg+xml').querySelector('parsererror') === null,
+        textSvg.text,
+      ),
+    ).toBe(true);
 
     // The link carries the intervention; a fresh page applies it.
     await page.waitForFunction((iv) => decodeURIComponent(location.hash).includes(`iv=${iv}`), `L1E${target}-`);
@@ -140,8 +187,13 @@ describe('classroom features in Chromium', () => {
     fresh.on('pageerror', (e) => pageErrors.push(e.message));
     await fresh.goto(page.url());
     await waitIdle(fresh, plan);
-    expect(await fresh.$$eval('[data-testid="iv-chips"] [data-chip]', (els) => els.map((e) => e.getAttribute('data-chip')))).toEqual([`L1E${target}-`]);
-    expect(await numberAt(fresh, '[data-testid="mean-loss"]')).toBeCloseTo(await numberAt(page, '[data-testid="mean-loss"]'), 5);
+    expect(
+      await fresh.$$eval('[data-testid="iv-chips"] [data-chip]', (els) => els.map((e) => e.getAttribute('data-chip'))),
+    ).toEqual([`L1E${target}-`]);
+    expect(await numberAt(fresh, '[data-testid="mean-loss"]')).toBeCloseTo(
+      await numberAt(page, '[data-testid="mean-loss"]'),
+      5,
+    );
     await fresh.close();
 
     // Typed chip (force), then undo twice back to plain native routing.
@@ -162,10 +214,17 @@ describe('classroom features in Chromium', () => {
   it('compare shows both panes’ numbers and highlights tokens routed differently', async () => {
     const page = await open(`${base}&mode=topk&k=1&gen=native&cmp=1&bmode=dense&view=load`);
     await waitIdle(page, 'topk:1');
-    await page.waitForFunction(() => Number.isFinite(Number(document.querySelector('[data-testid="compare-b-loss"]')?.getAttribute('data-value'))) && !document.querySelector('[data-testid="compare-activity"]'), null, { timeout: 240_000 });
+    await page.waitForFunction(
+      () =>
+        Number.isFinite(Number(document.querySelector('[data-testid="compare-b-loss"]')?.getAttribute('data-value'))) &&
+        !document.querySelector('[data-testid="compare-activity"]'),
+      null,
+      { timeout: 240_000 },
+    );
     const dense = await nodeTruth('mixtral_f32', 'dense');
     const top1 = await nodeTruth('mixtral_f32', 'topk:1');
-    const lossOf = (run: RunState) => -run.logProbs.slice(1).reduce((a: number, b) => a + (b ?? 0), 0) / (run.logProbs.length - 1);
+    const lossOf = (run: RunState) =>
+      -run.logProbs.slice(1).reduce((a: number, b) => a + (b ?? 0), 0) / (run.logProbs.length - 1);
     expect(await numberAt(page, '[data-testid="compare-a-loss"]')).toBeCloseTo(lossOf(top1), 4);
     expect(await numberAt(page, '[data-testid="compare-b-loss"]')).toBeCloseTo(lossOf(dense), 4);
     expect(await numberAt(page, '[data-testid="compare-b-active"]')).toBeCloseTo(1, 6);
@@ -182,12 +241,16 @@ describe('classroom features in Chromium', () => {
   });
 
   it('upcycles the dense parent in the browser: at initialisation it writes exactly its parent’s text', async () => {
-    const page = await open('v=1&model=/fixtures/llama_f32/&prompt=The+experts&temp=0.9&topp=0.95&seed=3&max=6&up=E8G2K4S5');
+    const page = await open(
+      'v=1&model=/fixtures/llama_f32/&prompt=The+experts&temp=0.9&topp=0.95&seed=3&max=6&up=E8G2K4S5',
+    );
     await page.waitForSelector('[data-testid="upcycle-proof"]', { timeout: 240_000 });
     await waitIdle(page, 'native');
     const parent = await nodeTruth('llama_f32', 'native', 6);
     expect(await page.getAttribute('[data-testid="upcycle-proof"]', 'data-identical')).toBe('true');
-    expect(await page.textContent('[data-testid="proof-child"]')).toBe(await page.textContent('[data-testid="proof-parent"]'));
+    expect(await page.textContent('[data-testid="proof-child"]')).toBe(
+      await page.textContent('[data-testid="proof-parent"]'),
+    );
     expect(await page.textContent('[data-testid="upcycle-proof"]')).toMatch(/renormalised to sum to 1/);
     // The main view runs the child: its text is the parent's text, token for token.
     expect(await tokenTexts(page)).toEqual(parent.tokenTexts.map(showToken));
@@ -215,12 +278,24 @@ describe('classroom features in Chromium', () => {
       await page.click(`[data-testid="view-${view}"]`);
       await page.addScriptTag({ path: resolve(root, 'node_modules/axe-core/axe.min.js') });
       const violations = await page.evaluate(async () => {
-        const result = await (window as unknown as { axe: { run(): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }> } }).axe.run();
-        return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`);
+        const result = await (
+          window as unknown as {
+            axe: { run(): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }> };
+          }
+        ).axe.run();
+        return result.violations.map(
+          (v) =>
+            `${v.id}: ${v.nodes
+              .map((n) => n.target.join(' '))
+              .slice(0, 3)
+              .join(' | ')}`,
+        );
       });
       expect(violations, view).toEqual([]);
     }
-    expect(await page.inputValue('[data-testid="embed-code"]')).toMatch(/^<iframe src="http:.*embed=1.*" title="MoE Playground"/);
+    expect(await page.inputValue('[data-testid="embed-code"]')).toMatch(
+      /^<iframe src="http:.*embed=1.*" title="MoE Playground"/,
+    );
     await page.close();
 
     const embed = await open(`${base}&embed=1&hide=sampling,prompt,share,interventions`);

@@ -14,8 +14,12 @@ import { showToken } from '../../src/viz/palette.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = resolve(root, process.env.SCREENSHOT_DIR ?? 'test-results/screenshots');
-const index = JSON.parse(readFileSync(join(root, 'public/models/index.json'), 'utf8')) as { models: { id: string; parametersTotal: number; parametersActive: number }[] };
-const tour = JSON.parse(readFileSync(join(root, 'public/tour.json'), 'utf8')) as { steps: { link: string; models: string[] }[] };
+const index = JSON.parse(readFileSync(join(root, 'public/models/index.json'), 'utf8')) as {
+  models: { id: string; parametersTotal: number; parametersActive: number }[];
+};
+const tour = JSON.parse(readFileSync(join(root, 'public/tour.json'), 'utf8')) as {
+  steps: { link: string; models: string[] }[];
+};
 const nativeShare = (id: string) => {
   const m = index.models.find((x) => x.id === id)!;
   return m.parametersActive / m.parametersTotal;
@@ -23,14 +27,28 @@ const nativeShare = (id: string) => {
 const fixture = '/fixtures/mixtral_f32/';
 const base = `v=1&model=${fixture}&prompt=The+experts&temp=0.9&topp=0.95&seed=3&max=6`;
 
-async function nodeGenerate(seed: number, maxTokens: number, folder = 'tests/fixtures/models/mixtral_f32', temperature = 0.9): Promise<RunState> {
+async function nodeGenerate(
+  seed: number,
+  maxTokens: number,
+  folder = 'tests/fixtures/models/mixtral_f32',
+  temperature = 0.9,
+): Promise<RunState> {
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    (dir) => dirSource(dir),
+  );
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: resolve(root, folder) });
   store.getState().begin(2, 'generating', 'native');
-  await session.handle({ type: 'generate', requestId: 2, prompt: 'The experts', sampling: { temperature, topP: 0.95, seed, maxTokens }, routing: parsePlanText('native') });
+  await session.handle({
+    type: 'generate',
+    requestId: 2,
+    prompt: 'The experts',
+    sampling: { temperature, topP: 0.95, seed, maxTokens },
+    routing: parsePlanText('native'),
+  });
   await session.idle();
   return store.getState().run!;
 }
@@ -42,14 +60,17 @@ async function waitIdle(page: Page, routing: string, model?: string): Promise<vo
       (!document.querySelector('[data-testid="activity"]') &&
         document.querySelector('[data-testid="metric-routing"]')?.textContent === r &&
         document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true &&
-        (!m || (document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true && document.querySelector('[data-testid="model"]')?.textContent?.startsWith(`${m} — `) === true))),
+        (!m ||
+          (document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true &&
+            document.querySelector('[data-testid="model"]')?.textContent?.startsWith(`${m} — `) === true))),
     [routing, model ?? ''] as const,
     { timeout: 240_000, polling: 200 },
   );
   expect(await page.$('[data-testid="error"]')).toBeNull();
 }
 
-const tokenTexts = (page: Page) => page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -94,7 +115,9 @@ describe('1 · the numbers on screen are the run’s own model’s', () => {
     await waitIdle(page, 'native|L1E0-', tour.steps[6].models[0]);
     expect(await page.getAttribute('[data-testid="tour"]', 'data-step')).toBe('6');
     expect(await numberAt(page, '[data-testid="active-share"]')).toBeCloseTo(nativeShare(tour.steps[6].models[0]), 6);
-    expect(await page.textContent('[data-testid="active-share"]')).toBe(`${(nativeShare(tour.steps[6].models[0]) * 100).toFixed(1)}%`);
+    expect(await page.textContent('[data-testid="active-share"]')).toBe(
+      `${(nativeShare(tour.steps[6].models[0]) * 100).toFixed(1)}%`,
+    );
     await page.close();
   });
 });
@@ -145,7 +168,10 @@ describe('7 · the tour waits for a slow compare pane', () => {
     expect(weightRequests).toBe(2);
     // Once pane B has scored the text, the tour moves on after its pause.
     await page.waitForSelector(`[data-testid="tour"][data-step="${step + 1}"]`, { timeout: 120_000 });
-    expect(Number.isFinite(await numberAt(page, '[data-testid="compare-b-loss"]')) || (await page.$('[data-testid="compare"]')) === null).toBe(true);
+    expect(
+      Number.isFinite(await numberAt(page, '[data-testid="compare-b-loss"]')) ||
+        (await page.$('[data-testid="compare"]')) === null,
+    ).toBe(true);
     await context.close();
   });
 });
@@ -162,7 +188,11 @@ describe('3 · Generate is never lost', () => {
       await page.click('[data-testid="stop"]', { force: true, timeout: 2_000 }).catch(() => undefined);
     }
     await page.click('[data-testid="generate"]');
-    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n, truth.tokenIds.length, { timeout: 120_000 });
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n,
+      truth.tokenIds.length,
+      { timeout: 120_000 },
+    );
     await waitIdle(page, 'native');
     expect(await tokenTexts(page)).toEqual(truth.tokenTexts.map(showToken));
     await page.close();
@@ -200,12 +230,18 @@ describe('3 · a late reply to an older Generate does not cancel the newer one',
     const [first, second] = await Promise.all([nodeGenerate(1, 120, folder, 1.5), nodeGenerate(2, 120, folder, 1.5)]);
     // Generation 2 must outlast the hold: 100+ tokens take well over 0.5 s on the CPU engine.
     expect(second.tokenIds.length - second.promptLength).toBeGreaterThan(100);
-    await page.goto(`${server.url}/?backend=cpu#v=1&model=moe-top2&prompt=The+experts&temp=1.5&topp=0.95&seed=1&max=120`);
+    await page.goto(
+      `${server.url}/?backend=cpu#v=1&model=moe-top2&prompt=The+experts&temp=1.5&topp=0.95&seed=1&max=120`,
+    );
     await waitIdle(page, 'native', 'moe-top2');
     expect(await tokenTexts(page)).toEqual(first.tokenTexts.map(showToken));
     await page.evaluate(() => ((window as unknown as { holdGenerated?: number }).holdGenerated = 500));
     await page.click('[data-testid="generate"]');
-    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n, first.tokenIds.length, { timeout: 60_000, polling: 20 });
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="token-text"] .token-body').length === n,
+      first.tokenIds.length,
+      { timeout: 60_000, polling: 20 },
+    );
     await page.fill('[data-testid="seed"]', '2');
     await page.click('[data-testid="generate"]');
     await page.waitForTimeout(2_000);
@@ -224,7 +260,11 @@ describe('5 · layout', () => {
     await waitIdle(page, 'native');
     for (const y of [0, 300, 700, 1200]) {
       await page.evaluate((top) => window.scrollTo(0, top), y);
-      const [a, b] = await Promise.all(['routing-controls', 'interventions'].map((id) => page.$eval(`[data-testid="${id}"]`, (e) => e.getBoundingClientRect().toJSON() as DOMRect)));
+      const [a, b] = await Promise.all(
+        ['routing-controls', 'interventions'].map((id) =>
+          page.$eval(`[data-testid="${id}"]`, (e) => e.getBoundingClientRect().toJSON() as DOMRect),
+        ),
+      );
       const overlap = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
       expect(overlap, `scrolled to ${y}`).toBe(false);
     }
@@ -232,13 +272,22 @@ describe('5 · layout', () => {
   });
 
   it('the router-probability view never makes the page scroll sideways (desktop and phone)', async () => {
-    for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    for (const viewport of [
+      { width: 1280, height: 900 },
+      { width: 390, height: 844 },
+    ]) {
       const page = await open(`/?backend=cpu#v=1&model=moe-top2&prompt=The+experts&seed=42&max=8&view=probs`, viewport);
       await waitIdle(page, 'native', 'moe-top2');
-      const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+      const widths = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }));
       expect(widths.scroll, `${viewport.width} px`).toBeLessThanOrEqual(widths.client);
       await page.click('[data-testid="table-toggle"]');
-      const shown = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+      const shown = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }));
       expect(shown.scroll, `${viewport.width} px, table shown`).toBeLessThanOrEqual(shown.client);
       await page.close();
     }
@@ -260,10 +309,16 @@ describe('6 · findable, and hard to undo by accident', () => {
     await waitIdle(page, 'native');
     await page.click('[data-testid="compare-button"]');
     await page.waitForSelector('[data-testid="compare"]');
-    const options = await page.$$eval('[data-testid="compare-model"] option', (els) => els.map((e) => (e as HTMLOptionElement).value));
+    const options = await page.$$eval('[data-testid="compare-model"] option', (els) =>
+      els.map((e) => (e as HTMLOptionElement).value),
+    );
     expect(options).toEqual(['', ...index.models.map((m) => m.id)]);
     await page.selectOption('[data-testid="compare-model"]', 'dense-parent');
-    await page.waitForFunction(() => document.querySelector('[data-testid="compare-b-model"]')?.textContent === 'dense-parent', undefined, { timeout: 120_000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="compare-b-model"]')?.textContent === 'dense-parent',
+      undefined,
+      { timeout: 120_000 },
+    );
     expect(await page.$('[data-testid="compare-error"]')).toBeNull();
     await page.close();
   });
@@ -282,7 +337,10 @@ describe('6 · findable, and hard to undo by accident', () => {
     await waitIdle(page, 'native');
     expect(await page.$('[data-testid="teacher-tools"]')).toBeNull();
     expect(await page.textContent('[data-testid="prompt-locked"]')).toMatch(/fixed by this lesson/);
-    const looks = await page.$eval('[data-testid="prompt"]', (e) => ({ readOnly: (e as HTMLTextAreaElement).readOnly, background: getComputedStyle(e).backgroundColor }));
+    const looks = await page.$eval('[data-testid="prompt"]', (e) => ({
+      readOnly: (e as HTMLTextAreaElement).readOnly,
+      background: getComputedStyle(e).backgroundColor,
+    }));
     expect(looks.readOnly).toBe(true);
     expect(looks.background).not.toBe('rgb(255, 255, 255)');
     const open2 = await open(`/?backend=cpu#${base}`);
@@ -299,7 +357,8 @@ describe('7 · no silent limits or surprises', () => {
     page.on('pageerror', (e) => pageErrors.push(e.message));
     // Record every status text while the 21 MB model downloads.
     await page.addInitScript(() => {
-      const seen: string[] = ((window as unknown as { stages: string[] }).stages = []);
+      const seen: string[] = [];
+      (window as unknown as { stages: string[] }).stages = seen;
       new MutationObserver(() => {
         const text = document.querySelector('[data-testid="stage"]')?.textContent;
         if (text && seen[seen.length - 1] !== text) seen.push(text);
@@ -308,7 +367,10 @@ describe('7 · no silent limits or surprises', () => {
     await page.goto(`${server.url}/?backend=cpu#v=1&model=moe-top2&prompt=The+experts&seed=42&max=8`);
     await waitIdle(page, 'native', 'moe-top2');
     const stages = await page.evaluate(() => (window as unknown as { stages: string[] }).stages);
-    expect(stages.some((s) => /model\.safetensors, [\d.]+ of 21\.?\d* MB/.test(s)), stages.join(' | ')).toBe(true);
+    expect(
+      stages.some((s) => /model\.safetensors, [\d.]+ of 21\.?\d* MB/.test(s)),
+      stages.join(' | '),
+    ).toBe(true);
     // Nothing stored for offline use without asking.
     expect(await page.evaluate(() => navigator.serviceWorker.getRegistrations().then((r) => r.length))).toBe(0);
     expect(await page.textContent('[data-testid="offline-keep"]')).toMatch(/stores about 54 MB/);
@@ -318,7 +380,10 @@ describe('7 · no silent limits or surprises', () => {
     expect(await page.textContent('[data-testid="context-note"]')).toMatch(/at most 256 tokens, prompt included/);
     // The engine is a visible choice; switching to WebGPU reloads the page without ?backend=cpu.
     expect(await page.inputValue('[data-testid="backend-choice"]')).toBe('cpu');
-    await Promise.all([page.waitForURL((url) => !url.search.includes('backend=cpu')), page.selectOption('[data-testid="backend-choice"]', 'webgpu')]);
+    await Promise.all([
+      page.waitForURL((url) => !url.search.includes('backend=cpu')),
+      page.selectOption('[data-testid="backend-choice"]', 'webgpu'),
+    ]);
     expect(new URL(page.url()).hash).toContain('model=moe-top2');
     await page.close();
   });

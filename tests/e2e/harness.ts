@@ -27,7 +27,9 @@ const MIME: Record<string, string> = {
 function resolveFile(urlPath: string, withoutModels: boolean): string | null {
   const path = decodeURIComponent(urlPath.split('?')[0]);
   if (withoutModels && path.startsWith('/models/')) return null;
-  const [base, rel] = path.startsWith('/fixtures/') ? [fixturesDir, path.slice('/fixtures/'.length)] : [distDir, path.slice(1)];
+  const [base, rel] = path.startsWith('/fixtures/')
+    ? [fixturesDir, path.slice('/fixtures/'.length)]
+    : [distDir, path.slice(1)];
   const file = normalize(join(base, rel || 'index.html'));
   if (!file.startsWith(base)) return null; // no escaping the served folders
   if (existsSync(file) && statSync(file).isFile()) return file;
@@ -36,7 +38,9 @@ function resolveFile(urlPath: string, withoutModels: boolean): string | null {
 }
 
 /** `withoutModels`: answer 404 for /models/…, as a site with no built-in model installed would. */
-export async function startServer(options: { withoutModels?: boolean } = {}): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startServer(
+  options: { withoutModels?: boolean } = {},
+): Promise<{ url: string; close: () => Promise<void> }> {
   if (!existsSync(join(distDir, 'index.html'))) {
     throw new Error('dist/ is missing: run `npx vite build` first (npm test does).');
   }
@@ -65,11 +69,22 @@ export async function startServer(options: { withoutModels?: boolean } = {}): Pr
  * person does, and returns the URL it prints. Port 0 lets the system pick a free port, so a server
  * someone already runs on 5173 is not disturbed. close() ends the process group it started.
  */
-export async function startCommand(command: string, args: string[]): Promise<{ url: string; output: () => string; close: () => Promise<void> }> {
-  const child = spawn(command, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BROWSER: 'none', NO_COLOR: '1' } });
+export async function startCommand(
+  command: string,
+  args: string[],
+): Promise<{ url: string; output: () => string; close: () => Promise<void> }> {
+  const child = spawn(command, args, {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BROWSER: 'none', NO_COLOR: '1' },
+  });
   let output = '';
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${command} ${args.join(' ')} printed no URL within 120 s:\n${output}`)), 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${command} ${args.join(' ')} printed no URL within 120 s:\n${output}`)),
+      120_000,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       // Vite prints "➜  Local:   http://127.0.0.1:PORT/" (colours stripped by NO_COLOR).

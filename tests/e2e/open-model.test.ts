@@ -14,7 +14,14 @@ import { EngineSession } from '../../src/worker/session.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { showToken } from '../../src/viz/palette.ts';
 import { parsePlanText } from '../../src/engine/routing/index.ts';
-import { LLM_JP_8X152M_CONFIG, LLM_JP_SHAPED_SMALL_CONFIG, folderRepo, generatedRepo, startStandInHub, type StandInHub } from '../hub/standIn.ts';
+import {
+  LLM_JP_8X152M_CONFIG,
+  LLM_JP_SHAPED_SMALL_CONFIG,
+  folderRepo,
+  generatedRepo,
+  startStandInHub,
+  type StandInHub,
+} from '../hub/standIn.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = resolve(root, process.env.SCREENSHOT_DIR ?? 'test-results/screenshots');
@@ -24,13 +31,36 @@ const REPO = 'test-org/llmjp-small';
 const PROMPT = 'The experts';
 const LINK = `v=1&model=moe-top2&prompt=The+experts&seed=5&max=4&temp=0.8`;
 // Mixtral-8x7B's shape (46.7 B parameters, ~93 GB in bf16): headers only, never downloaded.
-const MIXTRAL_8X7B = { ...LLM_JP_8X152M_CONFIG, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000 };
+const MIXTRAL_8X7B = {
+  ...LLM_JP_8X152M_CONFIG,
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_hidden_layers: 32,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  vocab_size: 32000,
+};
 
 function repos() {
   return new Map([
-    [REPO, generatedRepo({ ...LLM_JP_SHAPED_SMALL_CONFIG }, { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER })],
-    ['test-org/llmjp-one', generatedRepo({ ...LLM_JP_SHAPED_SMALL_CONFIG }, { dtype: 'BF16', shards: 1, seed: 3, commit: COMMIT, tokenizer: TOKENIZER })],
-    ['test-org/mixtral-8x7b-shaped', generatedRepo({ ...MIXTRAL_8X7B }, { dtype: 'BF16', shards: 19, seed: 4, commit: COMMIT, opaqueEtags: true })],
+    [
+      REPO,
+      generatedRepo(
+        { ...LLM_JP_SHAPED_SMALL_CONFIG },
+        { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER },
+      ),
+    ],
+    [
+      'test-org/llmjp-one',
+      generatedRepo(
+        { ...LLM_JP_SHAPED_SMALL_CONFIG },
+        { dtype: 'BF16', shards: 1, seed: 3, commit: COMMIT, tokenizer: TOKENIZER },
+      ),
+    ],
+    [
+      'test-org/mixtral-8x7b-shaped',
+      generatedRepo({ ...MIXTRAL_8X7B }, { dtype: 'BF16', shards: 19, seed: 4, commit: COMMIT, opaqueEtags: true }),
+    ],
     ['test-org/gated', { ...folderRepo(join(root, 'tests/fixtures/models/mixtral_f32'), COMMIT), gated: true }],
     ['test-org/no-cors', { ...folderRepo(join(root, 'tests/fixtures/models/mixtral_f32'), COMMIT), noCors: true }],
   ]);
@@ -52,12 +82,21 @@ async function nodeTokens(hub: StandInHub, repo: string): Promise<string[]> {
   const files = new Map<string, Uint8Array>();
   for (const [name, f] of hub.repos.get(repo)!.files) files.set(name, f.read(0, f.size));
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), () => memorySource(files, repo));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    () => memorySource(files, repo),
+  );
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: repo, baseUrl: 'x' });
   store.getState().begin(2, 'generating', 'native');
-  await session.handle({ type: 'generate', requestId: 2, prompt: PROMPT, sampling: { temperature: 0.8, topP: 0.95, seed: 5, maxTokens: 4 }, routing: parsePlanText('native') });
+  await session.handle({
+    type: 'generate',
+    requestId: 2,
+    prompt: PROMPT,
+    sampling: { temperature: 0.8, topP: 0.95, seed: 5, maxTokens: 4 },
+    routing: parsePlanText('native'),
+  });
   await session.idle();
   return store.getState().run!.tokenTexts;
 }
@@ -76,7 +115,8 @@ async function waitIdle(page: Page, model: string): Promise<void> {
   expect(await page.$('[data-testid="error"]')).toBeNull();
 }
 
-const tokenTexts = (page: Page) => page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let browser: Browser;
@@ -138,8 +178,12 @@ describe('open a model from the hub', () => {
     expect(await page.textContent('[data-testid="preview-experts"]')).toBe('8 experts per layer, top-2');
     expect(Number(await page.getAttribute('[data-testid="preview-parameters"]', 'data-total'))).toBe(total);
     expect(Number(await page.getAttribute('[data-testid="preview-parameters"]', 'data-active'))).toBe(active);
-    expect(await page.textContent('[data-testid="preview-from"]')).toBe(`${new URL(hub.endpoint).host} · ${REPO} · revision main (commit ${COMMIT.slice(0, 10)})`);
-    expect(await page.textContent('[data-testid="source-download"]')).toBe(`Download and open (${(size / 1e6).toFixed(1)} MB)`);
+    expect(await page.textContent('[data-testid="preview-from"]')).toBe(
+      `${new URL(hub.endpoint).host} · ${REPO} · revision main (commit ${COMMIT.slice(0, 10)})`,
+    );
+    expect(await page.textContent('[data-testid="source-download"]')).toBe(
+      `Download and open (${(size / 1e6).toFixed(1)} MB)`,
+    );
     expect(await page.textContent('[data-testid="preview-memory"]')).toMatch(/CPU engine: about .* \(fits\) · in use/);
     // Know before you download: the weights were touched only by small range requests.
     const weightReads = hub.log.filter((r) => r.path.endsWith('.safetensors'));
@@ -153,19 +197,25 @@ describe('open a model from the hub', () => {
     const seen: number[] = [];
     await page.waitForSelector('[data-testid="download-progress"]');
     for (let i = 0; i < 200 && seen.length < 4; i++) {
-      const received = Number(await page.getAttribute('[data-testid="download-progress"]', 'data-received').catch(() => '0'));
+      const received = Number(
+        await page.getAttribute('[data-testid="download-progress"]', 'data-received').catch(() => '0'),
+      );
       if (received > 0 && received < size && !seen.includes(received)) seen.push(received);
       await page.waitForTimeout(50);
     }
     expect(seen.length).toBeGreaterThanOrEqual(3);
     for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1]);
-    expect(await page.textContent('[data-testid="download-total"]')).toMatch(/Downloading hf:test-org\/llmjp-small: .* of .* MB/);
+    expect(await page.textContent('[data-testid="download-total"]')).toMatch(
+      /Downloading hf:test-org\/llmjp-small: .* of .* MB/,
+    );
     expect(await page.$$(`[data-testid="file-progress"] li`)).toHaveLength(hub.repos.get(REPO)!.files.size);
     await page.screenshot({ path: resolve(shots, 'open-hub-model.png') });
     hub.faults.slow!.delete(shard);
 
     await waitIdle(page, `hf:${REPO}`);
-    expect(await page.textContent('[data-testid="model"]')).toMatch(/^hf:test-org\/llmjp-small — mixtral, 3 layers, 8 experts \(top-2\)/);
+    expect(await page.textContent('[data-testid="model"]')).toMatch(
+      /^hf:test-org\/llmjp-small — mixtral, 3 layers, 8 experts \(top-2\)/,
+    );
     expect(await tokenTexts(page)).toEqual(truth.map(showToken));
     // Kept on this device, listed with its size.
     await page.waitForSelector(`[data-testid="device-model"][data-source="hf:${REPO} via ${hub.endpoint}"]`);
@@ -183,18 +233,27 @@ describe('open a model from the hub', () => {
     expect(await page.$('[data-testid="link-ask"]')).toBeNull();
 
     // Delete it: the list says so, and the storage used goes down.
-    await page.click(`[data-testid="device-model"][data-source="hf:${REPO} via ${stopped.endpoint}"] [data-testid="device-delete"]`);
+    await page.click(
+      `[data-testid="device-model"][data-source="hf:${REPO} via ${stopped.endpoint}"] [data-testid="device-delete"]`,
+    );
     await page.waitForSelector('[data-testid="device-empty"]');
     await page.close();
   });
 
   it('a link whose model is remote asks first: host, repository, revision and size, and downloads nothing by itself', async () => {
-    const page = await open(`/?backend=cpu&hub=${encodeURIComponent(hub.endpoint)}#v=1&model=hf%3Atest-org%2Fllmjp-one&prompt=The+experts&seed=5&max=4&temp=0.8`);
+    const page = await open(
+      `/?backend=cpu&hub=${encodeURIComponent(hub.endpoint)}#v=1&model=hf%3Atest-org%2Fllmjp-one&prompt=The+experts&seed=5&max=4&temp=0.8`,
+    );
     await page.waitForSelector('[data-testid="link-ask"]');
     await waitIdle(page, 'moe-top2');
     const size = [...hub.repos.get('test-org/llmjp-one')!.files.values()].reduce((a, f) => a + f.size, 0);
-    await page.waitForFunction((s) => document.querySelector('[data-testid="link-ask"]')?.textContent?.includes(s), `${(size / 1e6).toFixed(1)} MB to download`);
-    expect(await page.textContent('[data-testid="link-ask"]')).toContain(`This link opens a model from ${new URL(hub.endpoint).host}: test-org/llmjp-one · revision main`);
+    await page.waitForFunction(
+      (s) => document.querySelector('[data-testid="link-ask"]')?.textContent?.includes(s),
+      `${(size / 1e6).toFixed(1)} MB to download`,
+    );
+    expect(await page.textContent('[data-testid="link-ask"]')).toContain(
+      `This link opens a model from ${new URL(hub.endpoint).host}: test-org/llmjp-one · revision main`,
+    );
     // Only configs and headers were read.
     for (const r of hub.log.filter((x) => x.path.endsWith('.safetensors'))) expect(r.range).toMatch(/^bytes=\d+-\d+$/);
     expect(await page.textContent('[data-testid="model"]')).toMatch(/^moe-top2 — /);
@@ -221,7 +280,9 @@ describe('every failure has its own sentence, and the model already loaded stays
     await lookUp(page, 'hf:test-org/does-not-exist');
     f = await failureOf(page, 'source-failure');
     expect(f.reason).toBe('not-found');
-    expect(f.text).toMatch(/has no config\.json: there is no model at this address, or the name or revision is misspelt/);
+    expect(f.text).toMatch(
+      /has no config\.json: there is no model at this address, or the name or revision is misspelt/,
+    );
     said.missing = f.text;
 
     await lookUp(page, 'hf:test-org/no-cors');
@@ -232,7 +293,9 @@ describe('every failure has its own sentence, and the model already loaded stays
 
     await lookUp(page, 'hf:test-org/mixtral-8x7b-shaped');
     const refusal = (await page.textContent('[data-testid="source-refusal"]')) ?? '';
-    expect(refusal).toMatch(/needs about \d+\.\d GB on the CPU backend, more than the memory this browser reports for this device \(\d+\.\d GB\)/);
+    expect(refusal).toMatch(
+      /needs about \d+\.\d GB on the CPU backend, more than the memory this browser reports for this device \(\d+\.\d GB\)/,
+    );
     expect(refusal).toMatch(/Try the WebGPU backend, a quantized copy of the model, or a smaller model/);
     expect(await page.textContent('[data-testid="preview-parameters"]')).toMatch(/^46\.\d+ B total/);
     expect(await page.$('[data-testid="source-download"]')).toBeNull();
@@ -277,7 +340,9 @@ describe('every failure has its own sentence, and the model already loaded stays
     expect(f.reason).toBe('network');
     expect(f.text).toMatch(/broke off after \d+ of \d+ bytes/);
     said.cut = f.text;
-    const received = Number(await page.getAttribute(`[data-testid="file-progress"] li[data-file="${shard}"]`, 'data-received'));
+    const received = Number(
+      await page.getAttribute(`[data-testid="file-progress"] li[data-file="${shard}"]`, 'data-received'),
+    );
     expect(received).toBeGreaterThan(0);
     await stillRuns(page);
     hub.log.length = 0;
@@ -295,7 +360,10 @@ describe('every failure has its own sentence, and the model already loaded stays
     hub.faults.slow!.set('model.safetensors', 100_000);
     await lookUp(page, 'hf:test-org/llmjp-one');
     await page.click('[data-testid="source-download"]');
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid="download-progress"]')?.getAttribute('data-received')) > 100_000);
+    await page.waitForFunction(
+      () =>
+        Number(document.querySelector('[data-testid="download-progress"]')?.getAttribute('data-received')) > 100_000,
+    );
     await page.click('[data-testid="source-cancel"]');
     f = await failureOf(page, 'download-failure');
     hub.faults.slow!.delete('model.safetensors');
@@ -335,17 +403,30 @@ describe('open a checkpoint folder from the disk', () => {
     await waitIdle(page, 'local:mixtral_f32');
     // The truth: the same folder through the engine in Node.
     const store = createPlaygroundStore();
-    const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+    const session = new EngineSession(
+      (m) => store.getState().receive(m),
+      (dir) => dirSource(dir),
+    );
     await session.handle({ type: 'init', preferBackend: 'cpu' });
     store.getState().begin(1, 'loading');
     await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: folder });
     store.getState().begin(2, 'generating', 'native');
-    await session.handle({ type: 'generate', requestId: 2, prompt: PROMPT, sampling: { temperature: 0.8, topP: 0.95, seed: 5, maxTokens: 4 }, routing: parsePlanText('native') });
+    await session.handle({
+      type: 'generate',
+      requestId: 2,
+      prompt: PROMPT,
+      sampling: { temperature: 0.8, topP: 0.95, seed: 5, maxTokens: 4 },
+      routing: parsePlanText('native'),
+    });
     await session.idle();
     expect(await tokenTexts(page)).toEqual(store.getState().run!.tokenTexts.map(showToken));
-    expect(await page.textContent('[data-testid="local-note"]')).toMatch(/comes from your disk: a link cannot carry it/);
+    expect(await page.textContent('[data-testid="local-note"]')).toMatch(
+      /comes from your disk: a link cannot carry it/,
+    );
     // The address bar (written 150 ms after the last change) holds the experiment without the model.
-    await page.waitForFunction(() => location.hash.includes('prompt=') && !location.hash.includes('model='), null, { timeout: 10_000 });
+    await page.waitForFunction(() => location.hash.includes('prompt=') && !location.hash.includes('model='), null, {
+      timeout: 10_000,
+    });
     await page.screenshot({ path: resolve(shots, 'open-local-folder.png') });
 
     // Dropped files (what a drop of the folder's files gives): the same model, under the drop's name.

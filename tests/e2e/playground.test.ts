@@ -23,7 +23,10 @@ const settings = { prompt: 'The experts', temperature: 0.9, topP: 0.95, seed: 3,
 /** The same generation, run by the engine in Node on the CPU: the truth the page must show. */
 async function nodeRun(): Promise<RunState> {
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    (dir) => dirSource(dir),
+  );
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: fixture });
@@ -36,13 +39,17 @@ async function nodeRun(): Promise<RunState> {
 
 async function waitIdle(page: Page, routing: string): Promise<void> {
   await page.waitForFunction(
-    (r) => !document.querySelector('[data-testid="activity"]') && document.querySelector('[data-testid="metric-routing"]')?.textContent === r && !!document.querySelector('[data-testid="run-source"]'),
+    (r) =>
+      !document.querySelector('[data-testid="activity"]') &&
+      document.querySelector('[data-testid="metric-routing"]')?.textContent === r &&
+      !!document.querySelector('[data-testid="run-source"]'),
     routing,
     { timeout: 240_000 },
   );
 }
 
-const tokenTexts = (page: Page) => page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -81,27 +88,41 @@ for (const webgpu of [true, false]) {
       await page.fill('[data-testid="prompt"]', settings.prompt);
       await page.fill('[data-testid="seed"]', String(settings.seed));
       await page.fill('[data-testid="max-tokens"]', String(settings.maxTokens));
-      await page.$eval('[data-testid="temperature"]', (el, v) => {
-        const input = el as HTMLInputElement;
-        Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')!.set!.call(input, String(v));
-        input.dispatchEvent(new Event('input', { bubbles: true }));
-      }, settings.temperature);
+      await page.$eval(
+        '[data-testid="temperature"]',
+        (el, v) => {
+          const input = el as HTMLInputElement;
+          Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')!.set!.call(input, String(v));
+          input.dispatchEvent(new Event('input', { bubbles: true }));
+        },
+        settings.temperature,
+      );
       await page.click('[data-testid="generate"]');
-      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-text"] .token').length === n && !document.querySelector('[data-testid="activity"]'), truth.tokenIds.length, { timeout: 240_000 });
+      await page.waitForFunction(
+        (n) =>
+          document.querySelectorAll('[data-testid="token-text"] .token').length === n &&
+          !document.querySelector('[data-testid="activity"]'),
+        truth.tokenIds.length,
+        { timeout: 240_000 },
+      );
       expect(await page.$('[data-testid="error"]')).toBeNull();
       expect(await tokenTexts(page)).toEqual(truth.tokenTexts.map(showToken));
 
       // Router probabilities of token 2 in layer 1, and the chosen experts, match the Node engine.
       await page.click('[data-testid="token-text"] .token[data-index="2"]');
       await page.click('[data-testid="view-probs"]');
-      const cells = await page.$$eval('[data-testid="prob-cell"][data-layer="1"]', (els) => els.map((e) => ({ p: Number(e.getAttribute('data-prob')), chosen: e.getAttribute('data-chosen') === 'true' })));
+      const cells = await page.$$eval('[data-testid="prob-cell"][data-layer="1"]', (els) =>
+        els.map((e) => ({ p: Number(e.getAttribute('data-prob')), chosen: e.getAttribute('data-chosen') === 'true' })),
+      );
       const expected = truth.trace.layers[1][2];
       expect(cells).toHaveLength(8);
       cells.forEach((cell, e) => expect(cell.p).toBeCloseTo(expected.probs[e], 4));
       expect(cells.flatMap((c, e) => (c.chosen ? [e] : []))).toEqual([...expected.experts].sort((a, b) => a - b));
       // The path grid shows each token's first choice.
       await page.click('[data-testid="view-paths"]');
-      const firstChoices = await page.$$eval('[data-testid="path-cell"][data-layer="0"]', (els) => els.map((e) => Number(e.getAttribute('data-expert'))));
+      const firstChoices = await page.$$eval('[data-testid="path-cell"][data-layer="0"]', (els) =>
+        els.map((e) => Number(e.getAttribute('data-expert'))),
+      );
       expect(firstChoices).toEqual(truth.trace.layers[0].map((r) => r.experts[0]));
       const nativeShare = await numberAt(page, '[data-testid="active-share"]');
       const nativeLoss = await numberAt(page, '[data-testid="mean-loss"]');
@@ -131,7 +152,10 @@ for (const webgpu of [true, false]) {
       await fresh.goto(link);
       await waitIdle(fresh, 'dense');
       expect(await tokenTexts(fresh)).toEqual(truth.tokenTexts.map(showToken));
-      expect(await numberAt(fresh, '[data-testid="mean-loss"]')).toBeCloseTo(await numberAt(page, '[data-testid="mean-loss"]'), 4);
+      expect(await numberAt(fresh, '[data-testid="mean-loss"]')).toBeCloseTo(
+        await numberAt(page, '[data-testid="mean-loss"]'),
+        4,
+      );
       expect(await fresh.getAttribute('[data-testid="view-load"]', 'aria-selected')).toBe('true');
       expect(await fresh.$('[data-testid="notices"]')).toBeNull();
       expect(pageErrors).toEqual([]);
@@ -144,9 +168,21 @@ for (const webgpu of [true, false]) {
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(e.message));
       const script = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
-      const hostile = new URLSearchParams({ v: '1', model: 'no-such-model', prompt: script, temp: '99', topp: '-3', max: '1000000', k: '500', seed: 'abc', view: 'evil' });
+      const hostile = new URLSearchParams({
+        v: '1',
+        model: 'no-such-model',
+        prompt: script,
+        temp: '99',
+        topp: '-3',
+        max: '1000000',
+        k: '500',
+        seed: 'abc',
+        view: 'evil',
+      });
       await page.goto(`${server.url}/?model=${MODEL}#${hostile}`);
-      await page.waitForFunction(() => /no-such-model/.test(document.querySelector('[data-testid="notices"]')?.textContent ?? ''));
+      await page.waitForFunction(() =>
+        /no-such-model/.test(document.querySelector('[data-testid="notices"]')?.textContent ?? ''),
+      );
       const notices = (await page.textContent('[data-testid="notices"]')) ?? '';
       expect(notices).toMatch(/temperature "99" is out of range and was clamped to 2/);
       expect(notices).toMatch(/top-p "-3" .* clamped/);
@@ -185,7 +221,9 @@ describe('first paint without any built-in model', () => {
       await page.goto(`${bare.url}/`);
       await page.waitForSelector('[data-testid="example-banner"]');
       await page.waitForSelector('[data-testid="no-models"]');
-      expect(await page.textContent('[data-testid="example-banner"]')).toMatch(/Precomputed example: a real trace saved from the engine/);
+      expect(await page.textContent('[data-testid="example-banner"]')).toMatch(
+        /Precomputed example: a real trace saved from the engine/,
+      );
       expect(await page.$$('[data-testid="token-text"] .token')).not.toHaveLength(0);
       await page.screenshot({ path: resolve(shots, 'no-model-example.png') });
     } finally {

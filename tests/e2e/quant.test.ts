@@ -32,9 +32,15 @@ beforeAll(async () => {
   // The engine's own measurement, in Node: the page's texts, token budget and windows.
   ckpt = await loadCheckpoint(dirSource(MODEL_DIR));
   const tok = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson);
-  expect([...EVAL_TEXTS]).toEqual(readdirSync(join(root, 'public/eval')).filter((f) => f.endsWith('.txt')).sort());
+  expect([...EVAL_TEXTS]).toEqual(
+    readdirSync(join(root, 'public/eval'))
+      .filter((f) => f.endsWith('.txt'))
+      .sort(),
+  );
   const window = Math.min(ckpt.spec.maxPositions, 256);
-  const windows = EVAL_TEXTS.flatMap((f) => tokenWindows(tok.encode(readFileSync(join(root, 'public/eval', f), 'utf8')).slice(0, QUANT_COST_TOKENS), window));
+  const windows = EVAL_TEXTS.flatMap((f) =>
+    tokenWindows(tok.encode(readFileSync(join(root, 'public/eval', f), 'utf8')).slice(0, QUANT_COST_TOKENS), window),
+  );
   const reference = await createCpuBackend().load(ckpt.spec, ckpt.weights);
   for (const scheme of ['q8', 'q4'] as const) {
     const model = await createCpuBackend({ quantize: scheme }).load(ckpt.spec, ckpt.weights);
@@ -48,16 +54,27 @@ afterAll(async () => {
 });
 
 async function waitIdle(page: Page): Promise<void> {
-  await page.waitForFunction(() => !document.querySelector('[data-testid="activity"]') && !!document.querySelector('[data-testid="run-source"]'), undefined, { timeout: 240_000 });
+  await page.waitForFunction(
+    () => !document.querySelector('[data-testid="activity"]') && !!document.querySelector('[data-testid="run-source"]'),
+    undefined,
+    { timeout: 240_000 },
+  );
 }
-const tokenTexts = (page: Page) => page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 
 async function costOf(page: Page, scheme: 'q8' | 'q4') {
   await page.waitForSelector('[data-testid="quant-cost-line"]', { timeout: 240_000 });
   const line = (await page.textContent('[data-testid="quant-cost-line"]')) ?? '';
   const attr = async (name: string) => Number(await page.getAttribute('[data-testid="quant-cost-line"]', name));
   expect(line.startsWith(`${scheme}: `)).toBe(true);
-  return { line, routing: await attr('data-routing'), top1: await attr('data-top1'), deltaLoss: await attr('data-delta-loss'), kl: await attr('data-kl') };
+  return {
+    line,
+    routing: await attr('data-routing'),
+    top1: await attr('data-top1'),
+    deltaLoss: await attr('data-delta-loss'),
+    kl: await attr('data-kl'),
+  };
 }
 
 for (const webgpu of [false, true]) {
@@ -85,7 +102,9 @@ for (const webgpu of [false, true]) {
       console.log(`backend choice (WebGPU ${webgpu ? 'on' : 'off'}): ${backendText}`);
       if (webgpu) {
         expect(chosenBy).toBe('measured');
-        expect(backendText).toMatch(/(CPU: [\d.]+x faster than WebGPU|WebGPU: [\d.]+x faster than the CPU) on this software adapter \((swiftshader|swiftshader, a fallback adapter|isFallbackAdapter)\); measured [\d.]+ vs [\d.]+ tok\/s/i);
+        expect(backendText).toMatch(
+          /(CPU: [\d.]+x faster than WebGPU|WebGPU: [\d.]+x faster than the CPU) on this software adapter \((swiftshader|swiftshader, a fallback adapter|isFallbackAdapter)\); measured [\d.]+ vs [\d.]+ tok\/s/i,
+        );
         expect(await page.inputValue('[data-testid="backend-choice"]')).toBe('auto');
       } else {
         expect(kind).toBe('cpu');
@@ -96,8 +115,12 @@ for (const webgpu of [false, true]) {
       // The memory each scheme needs on the running backend (the engine's memoryNeeded).
       const expected = quantChoices(ckpt.spec, ckpt.weights, kind);
       for (const c of expected) {
-        expect(Number(await page.getAttribute(`[data-testid="quant-memory-${c.scheme}"]`, 'data-total'))).toBe(c.totalBytes);
-        expect(Number(await page.getAttribute(`[data-testid="quant-memory-${c.scheme}"]`, 'data-weights'))).toBe(c.weightBytes);
+        expect(Number(await page.getAttribute(`[data-testid="quant-memory-${c.scheme}"]`, 'data-total'))).toBe(
+          c.totalBytes,
+        );
+        expect(Number(await page.getAttribute(`[data-testid="quant-memory-${c.scheme}"]`, 'data-weights'))).toBe(
+          c.weightBytes,
+        );
       }
       expect(await page.isChecked('[data-testid="quant-none"]')).toBe(true);
       expect(await page.$('[data-testid="quant-cost"]')).toBeNull();
@@ -106,7 +129,11 @@ for (const webgpu of [false, true]) {
 
       for (const scheme of ['q8', 'q4'] as const) {
         await page.check(`[data-testid="quant-${scheme}"]`);
-        await page.waitForFunction((s) => document.querySelector('[data-testid="quant-cost-line"]')?.textContent?.startsWith(`${s}: `), scheme, { timeout: 240_000 });
+        await page.waitForFunction(
+          (s) => document.querySelector('[data-testid="quant-cost-line"]')?.textContent?.startsWith(`${s}: `),
+          scheme,
+          { timeout: 240_000 },
+        );
         const cost = await costOf(page, scheme);
         const t = truth[scheme]!;
         console.log(`moe-top2 ${kind}: ${cost.line}`);
@@ -123,8 +150,12 @@ for (const webgpu of [false, true]) {
         expect(new URL(page.url()).hash).toContain(`quant=${scheme}`);
         expect(await page.textContent('[data-testid="backend"]')).toContain(kind === 'cpu' ? 'CPU' : 'WebGPU');
       }
-      await page.locator('header').screenshot({ path: resolve(shots, `quant-header-${webgpu ? 'webgpu' : 'cpu'}.png`) });
-      await page.locator('[data-testid="quant-panel"]').screenshot({ path: resolve(shots, `quant-panel-${webgpu ? 'webgpu' : 'cpu'}.png`) });
+      await page
+        .locator('header')
+        .screenshot({ path: resolve(shots, `quant-header-${webgpu ? 'webgpu' : 'cpu'}.png`) });
+      await page
+        .locator('[data-testid="quant-panel"]')
+        .screenshot({ path: resolve(shots, `quant-panel-${webgpu ? 'webgpu' : 'cpu'}.png`) });
 
       // A link with quant=q4 opens the model at q4 in a fresh page.
       const fresh = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -17,7 +17,10 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function runSelfTest(browser: Browser, query: string): Promise<{ result: SelfTestResult; backendsText: string; pageErrors: string[] }> {
+async function runSelfTest(
+  browser: Browser,
+  query: string,
+): Promise<{ result: SelfTestResult; backendsText: string; pageErrors: string[] }> {
   const page = await browser.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -52,7 +55,10 @@ describe('engine self-test page, Chromium with WebGPU (SwiftShader)', () => {
   });
 
   it('every fixture matches the PyTorch reference on WebGPU and on the CPU backend', async () => {
-    const { result, backendsText, pageErrors } = await runSelfTest(browser, `fixtures=/fixtures/&names=${FIXTURES.join(',')}`);
+    const { result, backendsText, pageErrors } = await runSelfTest(
+      browser,
+      `fixtures=/fixtures/&names=${FIXTURES.join(',')}`,
+    );
     expect(pageErrors).toEqual([]);
     expect(result.webgpu.available).toBe(true);
     expect(result.cpuFallback).toBe(false);
@@ -62,7 +68,9 @@ describe('engine self-test page, Chromium with WebGPU (SwiftShader)', () => {
     expectAllPass(result, 'cpu');
     expect(result.pass).toBe(true);
     const worst = Math.max(...result.fixtures.filter((r) => r.backend === 'webgpu').map((r) => r.maxLogitDiff));
-    console.log(`selftest (WebGPU): ${result.fixtures.length} runs in ${result.seconds.toFixed(1)} s, worst WebGPU max |Δlogit| ${worst.toExponential(2)}`);
+    console.log(
+      `selftest (WebGPU): ${result.fixtures.length} runs in ${result.seconds.toFixed(1)} s, worst WebGPU max |Δlogit| ${worst.toExponential(2)}`,
+    );
   });
 
   it('a fixture that is not there fails with a readable reason instead of passing', async () => {

@@ -16,7 +16,8 @@ async function waitReady(page: Page): Promise<void> {
   await page.waitForFunction(
     () =>
       !!document.querySelector('[data-testid="error"]') ||
-      (document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true && !!document.querySelector('[data-testid="run-source"][data-source="engine"]')),
+      (document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true &&
+        !!document.querySelector('[data-testid="run-source"][data-source="engine"]')),
     undefined,
     { timeout: 280_000, polling: 250 },
   );
@@ -51,7 +52,9 @@ describe('npm start (the README run command)', () => {
         expect(await page.textContent('[data-testid="model"]')).toContain(`${tour.steps[0].models[0]} — `);
         expect(await page.textContent('[data-testid="backend"]')).toMatch(webgpu ? /WebGPU/ : /CPU fallback: .*WebGPU/);
         // SwiftShader is a software adapter: the page measured both engines and says why it runs the one it does.
-        expect(await page.getAttribute('[data-testid="backend-badge"]', 'data-chosen-by')).toBe(webgpu ? 'measured' : 'fallback');
+        expect(await page.getAttribute('[data-testid="backend-badge"]', 'data-chosen-by')).toBe(
+          webgpu ? 'measured' : 'fallback',
+        );
         expect(await page.$('[data-testid="backend-choice"]')).not.toBeNull();
         expect((await page.$$('[data-testid="token-text"] .token-body')).length).toBeGreaterThan(3);
         expect(pageErrors).toEqual([]);
@@ -91,7 +94,10 @@ describe('npm start (the README run command)', () => {
 
 describe('vite preview (the built app behind Vite’s static server)', () => {
   it('loads the first model with no error', async () => {
-    expect(existsSync(join(distDir, 'index.html')), 'dist/ is missing: run `npx vite build` first (npm test does)').toBe(true);
+    expect(
+      existsSync(join(distDir, 'index.html')),
+      'dist/ is missing: run `npx vite build` first (npm test does)',
+    ).toBe(true);
     const server = await startCommand('npx', ['vite', 'preview', '--port', '0']);
     const browser = await launchBrowser({ webgpu: false });
     try {

@@ -19,9 +19,11 @@ beforeAll(async () => {
 });
 afterAll(() => backend?.dispose());
 
-
 describe('WebGPU vs CPU backend on 150 tokens', () => {
-  for (const [name, mode] of [['qwen2_moe_f32', 'threshold:1.5'], ['mixtral_bf16', 'native']] as const) {
+  for (const [name, mode] of [
+    ['qwen2_moe_f32', 'threshold:1.5'],
+    ['mixtral_bf16', 'native'],
+  ] as const) {
     it(`${name}, ${mode}: prefill of 140 (two chunks) then 10 decode steps`, async () => {
       const { spec, weights } = await loadCheckpoint(dirSource(path.join(FIXTURES, name)));
       const tokens = Array.from({ length: 150 }, (_, i) => (i * 37 + 11) % 300);
@@ -47,7 +49,9 @@ describe('WebGPU vs CPU backend on 150 tokens', () => {
         const step = await gpu.forward([tokens[t]], cache, { routing: plan, logits: 'last' });
         check(t, step.logits[0]);
       }
-      console.log(`${name}: max |Δlogit| over 150 positions = ${worst.toExponential(2)}, routing mismatches ${routingMismatches}`);
+      console.log(
+        `${name}: max |Δlogit| over 150 positions = ${worst.toExponential(2)}, routing mismatches ${routingMismatches}`,
+      );
       expect(worst).toBeLessThanOrEqual(1e-4);
       expect(routingMismatches).toBe(0);
       gpu.dispose();

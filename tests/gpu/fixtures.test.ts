@@ -37,16 +37,22 @@ beforeAll(async () => {
 });
 afterAll(() => backend?.dispose());
 
-
 /** Sets equal, or differing only between experts whose probabilities are within PROB_TOL (near-ties). */
-function expectSameRouting(got: TokenRouting, want: { experts: number[]; weights: number[]; probs: number[] }, where: string): void {
+function expectSameRouting(
+  got: TokenRouting,
+  want: { experts: number[]; weights: number[]; probs: number[] },
+  where: string,
+): void {
   expect(maxAbsDiff(got.probs, want.probs), `${where} probs`).toBeLessThanOrEqual(PROB_TOL);
   const g = new Set(got.experts);
   const w = new Set(want.experts);
   const onlyGot = [...g].filter((e) => !w.has(e));
   const onlyWant = [...w].filter((e) => !g.has(e));
   const nearTie = onlyGot.every((a) => onlyWant.some((b) => Math.abs(want.probs[a] - want.probs[b]) <= PROB_TOL));
-  expect(onlyGot.length === 0 || nearTie, `${where}: chose ${got.experts} but the reference chose ${want.experts}`).toBe(true);
+  expect(
+    onlyGot.length === 0 || nearTie,
+    `${where}: chose ${got.experts} but the reference chose ${want.experts}`,
+  ).toBe(true);
   if (onlyGot.length === 0) {
     expect(got.experts, where).toEqual(want.experts);
     expect(maxAbsDiff(got.weights, want.weights), `${where} weights`).toBeLessThanOrEqual(PROB_TOL);
@@ -86,7 +92,9 @@ describe('WebGPU backend vs PyTorch fixtures', () => {
           expect(out.routing.moeLayers).toEqual(c.moe_layers);
           expect(out.routing.positions).toEqual(expected.tokens.map((_, t) => t));
           c.routing_trace.forEach((layer, m) =>
-            layer.forEach((want, t) => expectSameRouting(out.routing.layers[m][t], want, `${label} MoE layer ${c.moe_layers[m]} position ${t}`)),
+            layer.forEach((want, t) =>
+              expectSameRouting(out.routing.layers[m][t], want, `${label} MoE layer ${c.moe_layers[m]} position ${t}`),
+            ),
           );
         }
         console.log(`${name}: ${expected.cases.length} cases, max |Δlogit| = ${worst.toExponential(2)}`);
@@ -94,7 +102,9 @@ describe('WebGPU backend vs PyTorch fixtures', () => {
 
       it('token-by-token decode through the KV cache equals the prefill', async () => {
         // A few cases keep the run short on SwiftShader: native, a threshold mode, and the last (an intervention).
-        const cases = expected.cases.filter((c, i) => i === 0 || i === expected.cases.length - 1 || c.routing === 'threshold:1.5');
+        const cases = expected.cases.filter(
+          (c, i) => i === 0 || i === expected.cases.length - 1 || c.routing === 'threshold:1.5',
+        );
         for (const c of cases) {
           const plan = parseRoutingPlan(c.routing, c.interventions);
           const T = expected.tokens.length;
@@ -107,7 +117,9 @@ describe('WebGPU backend vs PyTorch fixtures', () => {
             expect(step.logits.length).toBe(1);
             expect(maxAbsDiff(step.logits[0], prefill.logits[b - 1])).toBeLessThanOrEqual(1e-5);
             expect(maxAbsDiff(step.logits[0], c.logits[b - 1])).toBeLessThanOrEqual(LOGIT_TOL);
-            step.routing.layers.forEach((rows, m) => rows.forEach((r, i) => expect(r.experts).toEqual(prefill.routing.layers[m][a + i].experts)));
+            step.routing.layers.forEach((rows, m) =>
+              rows.forEach((r, i) => expect(r.experts).toEqual(prefill.routing.layers[m][a + i].experts)),
+            );
             expect(step.routing.positions).toEqual(Array.from({ length: b - a }, (_, i) => a + i));
           }
           expect(cache.length).toBe(T);

@@ -8,7 +8,14 @@ describe('WebGPU in Node (Dawn on SwiftShader)', () => {
     expect(adapter).not.toBeNull();
     const info = adapter!.info;
     console.log('adapter:', info.vendor, info.architecture, info.device, info.description);
-    console.log('maxStorageBufferBindingSize', adapter!.limits.maxStorageBufferBindingSize, 'maxBufferSize', adapter!.limits.maxBufferSize, 'features', [...adapter!.features].join(','));
+    console.log(
+      'maxStorageBufferBindingSize',
+      adapter!.limits.maxStorageBufferBindingSize,
+      'maxBufferSize',
+      adapter!.limits.maxBufferSize,
+      'features',
+      [...adapter!.features].join(','),
+    );
     const device = await adapter!.requestDevice();
     expect(device.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
     device.destroy();

@@ -9,7 +9,13 @@ import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { createWebGpuBackend, type WebGpuBackend } from '../../src/engine/backends/webgpu/index.ts';
 import { loadCheckpoint, numelOf } from '../../src/engine/format/index.ts';
-import { allTensors, quantizeTensor, quantizeWeights, tensorBytes, type QuantOptions } from '../../src/engine/format/quant.ts';
+import {
+  allTensors,
+  quantizeTensor,
+  quantizeWeights,
+  tensorBytes,
+  type QuantOptions,
+} from '../../src/engine/format/quant.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 import type { FfnWeights, ModelSpec, Tensor, WeightSet } from '../../src/engine/types.ts';
 import { maxAbsDiff } from '../maxAbsDiff.ts';
@@ -33,9 +39,17 @@ function quantizeAll(w: WeightSet, o: QuantOptions): WeightSet {
     lmHead: w.lmHead === w.embed ? embed : q(w.lmHead),
     finalNorm: w.finalNorm,
     layers: w.layers.map((l) => ({
-      ...l, q: q(l.q), k: q(l.k), v: q(l.v), o: q(l.o),
+      ...l,
+      q: q(l.q),
+      k: q(l.k),
+      v: q(l.v),
+      o: q(l.o),
       mlp: l.mlp && ffn(l.mlp),
-      moe: l.moe && { ...l.moe, experts: l.moe.experts.map(ffn), sharedExpert: l.moe.sharedExpert && ffn(l.moe.sharedExpert) },
+      moe: l.moe && {
+        ...l.moe,
+        experts: l.moe.experts.map(ffn),
+        sharedExpert: l.moe.sharedExpert && ffn(l.moe.sharedExpert),
+      },
     })),
   };
 }
@@ -47,11 +61,16 @@ async function compare(spec: ModelSpec, weights: WeightSet, mode: string, label:
   const gpu = await backend.load(spec, weights);
   const cache = gpu.newCache(TOKENS.length + 2);
   const got = await gpu.forward(TOKENS.slice(0, -2), cache, { routing: plan, logits: 'all' }); // prefill: matmul
-  const steps = [await gpu.forward([TOKENS[TOKENS.length - 2]], cache, { routing: plan, logits: 'last' }), await gpu.forward([TOKENS[TOKENS.length - 1]], cache, { routing: plan, logits: 'last' })]; // decode: matvec
+  const steps = [
+    await gpu.forward([TOKENS[TOKENS.length - 2]], cache, { routing: plan, logits: 'last' }),
+    await gpu.forward([TOKENS[TOKENS.length - 1]], cache, { routing: plan, logits: 'last' }),
+  ]; // decode: matvec
   const rows = [...got.logits, ...steps.map((s) => s.logits[0])];
   let worst = 0;
   rows.forEach((row, t) => (worst = Math.max(worst, maxAbsDiff(row, want.logits[t]))));
-  got.routing.layers.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(want.routing.layers[m][t].experts)));
+  got.routing.layers.forEach((layer, m) =>
+    layer.forEach((r, t) => expect(r.experts).toEqual(want.routing.layers[m][t].experts)),
+  );
   console.log(`${label}: max |Δlogit| GPU vs CPU = ${worst.toExponential(2)}`);
   expect(worst).toBeLessThanOrEqual(1e-4);
   gpu.dispose();
@@ -63,7 +82,10 @@ describe('WebGPU on quantized weights agrees with the CPU backend', () => {
     ['Q4 group 32', { dtype: 'Q4', groupSize: 32 }],
     ['Q4 group 32 with minimums', { dtype: 'Q4', groupSize: 32, offsets: true }],
   ];
-  for (const [fixture, mode] of [['mixtral_f16', 'native'], ['qwen2_moe_f32', 'threshold:1.5']] as const) {
+  for (const [fixture, mode] of [
+    ['mixtral_f16', 'native'],
+    ['qwen2_moe_f32', 'threshold:1.5'],
+  ] as const) {
     for (const [name, o] of formats) {
       it(`${fixture} (${mode}), ${name}: prefill and decode`, async () => {
         const { spec, weights } = await loadCheckpoint(dirSource(path.join(FIXTURES, fixture)));

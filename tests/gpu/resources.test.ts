@@ -58,7 +58,10 @@ describe('WebGPU backend resources', () => {
     };
     const dense = await run('dense');
     const top2 = await run('topk:2');
-    const perExpert = ['gate', 'up', 'down'].reduce((s, k) => s + mixtral.weights.layers[0].moe!.experts[0][k as 'gate'].bytes.byteLength, 0);
+    const perExpert = ['gate', 'up', 'down'].reduce(
+      (s, k) => s + mixtral.weights.layers[0].moe!.experts[0][k as 'gate'].bytes.byteLength,
+      0,
+    );
     // Independent count: tokens × MoE layers × experts × bytes per expert.
     expect(dense.expertBytesRead).toBe(TOKENS.length * 2 * E * perExpert);
     expect(dense.denseExpertBytes).toBe(dense.expertBytesRead);
@@ -77,7 +80,10 @@ describe('WebGPU backend resources', () => {
       return original.apply(this, args);
     };
     try {
-      const out = await model.forward(TOKENS, model.newCache(8), { routing: parseRoutingPlan('native'), logits: 'all' });
+      const out = await model.forward(TOKENS, model.newCache(8), {
+        routing: parseRoutingPlan('native'),
+        logits: 'all',
+      });
       expect(out.routing.layers.length).toBe(2);
       expect(maps).toBe(1);
     } finally {
@@ -96,7 +102,9 @@ describe('WebGPU backend resources', () => {
         ...layer,
         moe: {
           ...layer.moe!,
-          experts: layer.moe!.experts.map((e, i) => (i === keep[l] ? e : { gate: nanLike(e.gate), up: nanLike(e.up), down: nanLike(e.down) })),
+          experts: layer.moe!.experts.map((e, i) =>
+            i === keep[l] ? e : { gate: nanLike(e.gate), up: nanLike(e.up), down: nanLike(e.down) },
+          ),
         },
       })),
     };
@@ -109,7 +117,10 @@ describe('WebGPU backend resources', () => {
       expect(row.every(Number.isFinite)).toBe(true);
       expect(Array.from(row)).toEqual(Array.from(want.logits[t]));
     });
-    const dense = await dirty.forward(TOKENS, dirty.newCache(8), { routing: parseRoutingPlan('dense'), logits: 'last' });
+    const dense = await dirty.forward(TOKENS, dirty.newCache(8), {
+      routing: parseRoutingPlan('dense'),
+      logits: 'last',
+    });
     expect(dense.logits[0].some(Number.isNaN)).toBe(true);
     clean.dispose();
     dirty.dispose();
@@ -133,7 +144,9 @@ describe('WebGPU backend resources', () => {
     doomed.ctx.device.destroy();
     await doomed.ctx.device.lost;
     expect(doomed.lostReason).toMatch(/GPU device was lost|disposed/);
-    await expect(model.forward(TOKENS, cache, { routing: parseRoutingPlan('native'), logits: 'last' })).rejects.toThrow(WebGpuDeviceLostError);
+    await expect(model.forward(TOKENS, cache, { routing: parseRoutingPlan('native'), logits: 'last' })).rejects.toThrow(
+      WebGpuDeviceLostError,
+    );
     await expect(doomed.load(mixtral.spec, mixtral.weights)).rejects.toThrow(WebGpuDeviceLostError);
 
     const fresh = await createWebGpuBackend(await nodeGpu());

@@ -6,7 +6,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeGpu } from '../../src/cli/nodeGpu.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
-import { createWebGpuBackend, WebGpuTooLargeError, type WebGpuBackend } from '../../src/engine/backends/webgpu/index.ts';
+import {
+  createWebGpuBackend,
+  WebGpuTooLargeError,
+  type WebGpuBackend,
+} from '../../src/engine/backends/webgpu/index.ts';
 import { loadCheckpoint } from '../../src/engine/format/index.ts';
 import { quantizeWeights } from '../../src/engine/format/quant.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
@@ -45,8 +49,12 @@ describe('splitting tensors larger than one buffer', () => {
         const ra = await a.forward(TOKENS, a.newCache(TOKENS.length + 1), { routing: plan, logits: 'all' });
         const cache = b.newCache(TOKENS.length + 1);
         const rb = await b.forward(TOKENS, cache, { routing: plan, logits: 'all' });
-        rb.logits.forEach((row, t) => expect(Math.max(...row.map((v, i) => Math.abs(v - ra.logits[t][i])))).toBeLessThanOrEqual(1e-5));
-        rb.routing.layers.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ra.routing.layers[m][t].experts)));
+        rb.logits.forEach((row, t) =>
+          expect(Math.max(...row.map((v, i) => Math.abs(v - ra.logits[t][i])))).toBeLessThanOrEqual(1e-5),
+        );
+        rb.routing.layers.forEach((layer, m) =>
+          layer.forEach((r, t) => expect(r.experts).toEqual(ra.routing.layers[m][t].experts)),
+        );
         // Decode (matvec) through the split LM head too.
         const step = await b.forward([9], cache, { routing: plan, logits: 'last' });
         const ref = await a.forward([...TOKENS, 9], a.newCache(TOKENS.length + 1), { routing: plan, logits: 'last' });
@@ -65,7 +73,9 @@ describe('splitting tensors larger than one buffer', () => {
     try {
       const before = tiny.stats();
       await expect(tiny.load(spec, weights)).rejects.toThrow(WebGpuTooLargeError);
-      await expect(tiny.load(spec, weights)).rejects.toThrow(/token embeddings \(one row\) take .* more than this GPU's largest buffer/);
+      await expect(tiny.load(spec, weights)).rejects.toThrow(
+        /token embeddings \(one row\) take .* more than this GPU's largest buffer/,
+      );
       expect(tiny.stats()).toEqual(before);
     } finally {
       tiny.dispose();

@@ -57,7 +57,8 @@ export interface StandInHub {
   close(): Promise<void>;
 }
 
-const CORS_EXPOSE = 'Content-Range, Content-Length, Accept-Ranges, ETag, X-Linked-Size, X-Linked-Etag, X-Repo-Commit, X-Error-Code';
+const CORS_EXPOSE =
+  'Content-Range, Content-Length, Accept-Ranges, ETag, X-Linked-Size, X-Linked-Etag, X-Repo-Commit, X-Error-Code';
 
 function cors(response: ServerResponse) {
   response.setHeader('Access-Control-Allow-Origin', '*');
@@ -114,7 +115,9 @@ export function mixtralTensors(config: Record<string, unknown>): TensorPlan[] {
   const hd = (config.head_dim as number) ?? d / heads;
   const f = config.intermediate_size as number;
   const E = (config.num_local_experts as number) ?? 0;
-  const out: TensorPlan[] = [{ name: 'model.embed_tokens.weight', shape: [config.vocab_size as number, d], init: 'random' }];
+  const out: TensorPlan[] = [
+    { name: 'model.embed_tokens.weight', shape: [config.vocab_size as number, d], init: 'random' },
+  ];
   for (let l = 0; l < (config.num_hidden_layers as number); l++) {
     const p = `model.layers.${l}`;
     out.push(
@@ -143,7 +146,8 @@ export function mixtralTensors(config: Record<string, unknown>): TensorPlan[] {
     }
   }
   out.push({ name: 'model.norm.weight', shape: [d], init: 'ones' });
-  if (!config.tie_word_embeddings) out.push({ name: 'lm_head.weight', shape: [config.vocab_size as number, d], init: 'random' });
+  if (!config.tie_word_embeddings)
+    out.push({ name: 'lm_head.weight', shape: [config.vocab_size as number, d], init: 'random' });
   return out;
 }
 
@@ -155,14 +159,19 @@ function randomAt(seed: number, i: number, scale: number): number {
   x ^= x >>> 15;
   x = Math.imul(x, 0x846ca68b) >>> 0;
   x ^= x >>> 16;
-  return ((x >>> 0) / 2 ** 32 * 2 - 1) * scale;
+  return (((x >>> 0) / 2 ** 32) * 2 - 1) * scale;
 }
 
 /**
  * A safetensors file whose bytes are computed on demand: header from the plan, each 2-byte element
  * of tensor t at index i a function of (t, i). `dtype` F16 or BF16.
  */
-export function generatedSafetensors(plan: TensorPlan[], dtype: 'F16' | 'BF16', seed: number, opaqueEtag = false): HubFile {
+export function generatedSafetensors(
+  plan: TensorPlan[],
+  dtype: 'F16' | 'BF16',
+  seed: number,
+  opaqueEtag = false,
+): HubFile {
   const header: Record<string, unknown> = {};
   let offset = 0;
   const spans: Array<{ begin: number; end: number; t: number; init: TensorPlan['init'] }> = [];
@@ -212,14 +221,26 @@ export function generatedSafetensors(plan: TensorPlan[], dtype: 'F16' | 'BF16', 
     }
     return out;
   }
-  const etag = opaqueEtag ? `gen-${createHash('sha256').update(JSON.stringify([plan, dtype, seed])).digest('hex').slice(0, 24)}` : undefined;
+  const etag = opaqueEtag
+    ? `gen-${createHash('sha256')
+        .update(JSON.stringify([plan, dtype, seed]))
+        .digest('hex')
+        .slice(0, 24)}`
+    : undefined;
   return { size, lfs: true, read, opaqueEtag: etag };
 }
 
 /** A sharded generated checkpoint: config.json, the index and the shards (split by tensor count). */
 export function generatedRepo(
   config: Record<string, unknown>,
-  options: { dtype: 'F16' | 'BF16'; shards: number; seed: number; commit: string; tokenizer?: Uint8Array; opaqueEtags?: boolean },
+  options: {
+    dtype: 'F16' | 'BF16';
+    shards: number;
+    seed: number;
+    commit: string;
+    tokenizer?: Uint8Array;
+    opaqueEtags?: boolean;
+  },
 ): HubRepo {
   const plan = mixtralTensors(config);
   const files = new Map<string, HubFile>();
@@ -229,7 +250,10 @@ export function generatedRepo(
   const weightMap: Record<string, string> = {};
   let total = 0;
   for (let s = 0; s < options.shards; s++) {
-    const name = options.shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(options.shards).padStart(5, '0')}.safetensors`;
+    const name =
+      options.shards === 1
+        ? 'model.safetensors'
+        : `model-${String(s + 1).padStart(5, '0')}-of-${String(options.shards).padStart(5, '0')}.safetensors`;
     const part = plan.slice(s * perShard, (s + 1) * perShard);
     const file = generatedSafetensors(part, options.dtype, options.seed + s, options.opaqueEtags);
     files.set(name, file);
@@ -240,7 +264,10 @@ export function generatedRepo(
   }
   if (options.shards > 1) {
     const index = { metadata: { total_size: total }, weight_map: weightMap };
-    files.set('model.safetensors.index.json', memoryFile(new TextEncoder().encode(JSON.stringify(index, null, 2)), false));
+    files.set(
+      'model.safetensors.index.json',
+      memoryFile(new TextEncoder().encode(JSON.stringify(index, null, 2)), false),
+    );
   }
   return { files, commit: options.commit };
 }
@@ -402,7 +429,10 @@ export async function startStandInHub(repos: Map<string, HubRepo> = new Map()): 
       response.statusCode = 302;
       response.setHeader('X-Linked-Size', String(file.size));
       response.setHeader('X-Linked-Etag', `"${etag}"`);
-      response.setHeader('Location', `${fileHost}/files/${repoId}/${repo.commit}/${name.split('/').map(encodeURIComponent).join('/')}`);
+      response.setHeader(
+        'Location',
+        `${fileHost}/files/${repoId}/${repo.commit}/${name.split('/').map(encodeURIComponent).join('/')}`,
+      );
       return void response.end();
     }
     const bytes = file.read(0, file.size);

@@ -37,7 +37,22 @@ function tensorElements(t: Tensor): number {
 describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
   let report: BenchReport;
   beforeAll(() => {
-    const r = run('bench/run.mjs', modelDir, '--backend', 'cpu', '--quantize', 'none,q8', '--no-torch', '--prompt-tokens', '3', '--decode-tokens', '2', '--min-seconds', '0', '--json');
+    const r = run(
+      'bench/run.mjs',
+      modelDir,
+      '--backend',
+      'cpu',
+      '--quantize',
+      'none,q8',
+      '--no-torch',
+      '--prompt-tokens',
+      '3',
+      '--decode-tokens',
+      '2',
+      '--min-seconds',
+      '0',
+      '--json',
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -47,12 +62,22 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
 
   it('reports every default mode with the documented fields, once per quantization', () => {
     const modes = ['dense', 'topk:1', 'topk:2', 'native', 'threshold:1'];
-    expect(report.results.map((x) => `${x.quantization} ${x.routing}`)).toEqual([...modes.map((m) => `none ${m}`), ...modes.map((m) => `q8 ${m}`)]);
+    expect(report.results.map((x) => `${x.quantization} ${x.routing}`)).toEqual([
+      ...modes.map((m) => `none ${m}`),
+      ...modes.map((m) => `q8 ${m}`),
+    ]);
     for (const x of report.results) {
       expect(x.backend).toBe('cpu');
       expect(x.gpuDispatchesPerToken).toBeNull();
       expect(x.torchDecodeTokensPerSecond).toBeNull(); // --no-torch
-      for (const key of ['prefillTokensPerSecond', 'decodeTokensPerSecond', 'activeParameters', 'weightBytesPerToken', 'idealSpeedup', 'measuredSpeedup'] as const) {
+      for (const key of [
+        'prefillTokensPerSecond',
+        'decodeTokensPerSecond',
+        'activeParameters',
+        'weightBytesPerToken',
+        'idealSpeedup',
+        'measuredSpeedup',
+      ] as const) {
         expect(Number.isFinite(x[key]) && x[key] > 0, `${x.routing} ${key}`).toBe(true);
       }
     }
@@ -69,7 +94,10 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
     for (const x of report.results) {
       const mode = parseRoutingMode(x.routing);
       // Fixed-k modes choose exactly k experts per token and layer; threshold's average is measured.
-      if (mode.kind !== 'threshold') expect(x.avgExpertsPerLayer).toBe(mode.kind === 'dense' ? 8 : mode.kind === 'native' ? 2 : mode.kind === 'topk' ? mode.k : NaN);
+      if (mode.kind !== 'threshold')
+        expect(x.avgExpertsPerLayer).toBe(
+          mode.kind === 'dense' ? 8 : mode.kind === 'native' ? 2 : mode.kind === 'topk' ? mode.k : NaN,
+        );
       expect(x.avgExpertsPerLayer).toBeGreaterThanOrEqual(1);
       expect(x.avgExpertsPerLayer).toBeLessThanOrEqual(8);
       expect(x.activeParameters).toBe(counts.activeFor(mode, x.avgExpertsPerLayer));
@@ -84,7 +112,8 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
   it('measured speed-ups are the decode speeds relative to dense (of the same quantization)', () => {
     for (const q of ['none', 'q8']) {
       const rows = report.results.filter((x) => x.quantization === q);
-      for (const x of rows) expect(x.measuredSpeedup).toBeCloseTo(x.decodeTokensPerSecond / rows[0].decodeTokensPerSecond, 9);
+      for (const x of rows)
+        expect(x.measuredSpeedup).toBeCloseTo(x.decodeTokensPerSecond / rows[0].decodeTokensPerSecond, 9);
     }
   });
 
@@ -106,7 +135,10 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
         perExpertAllLayers += matrixBytes(e0.gate, q8) + matrixBytes(e0.up, q8) + matrixBytes(e0.down, q8);
       }
       for (const x of report.results.filter((r) => r.quantization === (q8 ? 'q8' : 'none'))) {
-        expect(x.weightBytesPerToken, `${x.quantization} ${x.routing}`).toBeCloseTo(fixed + x.avgExpertsPerLayer * perExpertAllLayers, 6);
+        expect(x.weightBytesPerToken, `${x.quantization} ${x.routing}`).toBeCloseTo(
+          fixed + x.avgExpertsPerLayer * perExpertAllLayers,
+          6,
+        );
         expect(x.bytesPerActiveParameter).toBeCloseTo(x.weightBytesPerToken / x.parametersReadPerToken, 12);
         // ≈ 2 for f16, ≈ 1.06 for q8 (the f16 router and the f32 norms add a little).
         if (q8) expect(x.bytesPerActiveParameter).toBeGreaterThan(1.0625);
@@ -119,7 +151,9 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
   it('the table names every row and column', () => {
     const table = formatBenchTable(report.results).split('\n');
     expect(table).toHaveLength(2 + report.results.length);
-    expect(table[0]).toMatch(/backend .* quant .* mode .* prefill tok\/s .* decode tok\/s .* vs dense .* ideal .* B\/param .* dispatches .* torch tok\/s .* vs torch/);
+    expect(table[0]).toMatch(
+      /backend .* quant .* mode .* prefill tok\/s .* decode tok\/s .* vs dense .* ideal .* B\/param .* dispatches .* torch tok\/s .* vs torch/,
+    );
     expect(table[2 + 4]).toMatch(/^\| cpu +\| none +\| threshold:1 +\|/);
     expect(table[2 + 5]).toMatch(/^\| cpu +\| q8 +\| dense +\|/);
   });
@@ -127,7 +161,21 @@ describe('bench --json on a tiny 8-expert Mixtral (CPU backend)', () => {
 
 describe('bench with the PyTorch eager baseline (tiny model)', () => {
   it('pairs every dense/top-k CPU row with PyTorch on the same weights: the same greedy tokens, a ratio', () => {
-    const r = run('bin/moe.mjs', 'bench', modelDir, '--torch', '--routing', 'dense,topk:2,threshold:1', '--prompt-tokens', '4', '--decode-tokens', '3', '--min-seconds', '0', '--json');
+    const r = run(
+      'bin/moe.mjs',
+      'bench',
+      modelDir,
+      '--torch',
+      '--routing',
+      'dense,topk:2,threshold:1',
+      '--prompt-tokens',
+      '4',
+      '--decode-tokens',
+      '3',
+      '--min-seconds',
+      '0',
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as BenchReport;
     expect(out.torch?.threads).toBe(1);
@@ -148,7 +196,19 @@ describe('bench with the PyTorch eager baseline (tiny model)', () => {
 
 describe('moe bench (the CLI face)', () => {
   it('prints the machine, the model and a table; a bad mode is one line with a hint', () => {
-    const ok = run('bin/moe.mjs', 'bench', modelDir, '--routing', 'topk:2', '--prompt-tokens', '2', '--decode-tokens', '1', '--min-seconds', '0');
+    const ok = run(
+      'bin/moe.mjs',
+      'bench',
+      modelDir,
+      '--routing',
+      'topk:2',
+      '--prompt-tokens',
+      '2',
+      '--decode-tokens',
+      '1',
+      '--min-seconds',
+      '0',
+    );
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/^machine: .+, \d+ cores$/m);
     expect(ok.stdout).toMatch(/^cpu: CPU/m);

@@ -86,7 +86,10 @@ describe('moe eval --json', () => {
     }
   });
 
-  for (const [routing, interventions] of [['native', ''], ['topk:2', 'L1E3-']]) {
+  for (const [routing, interventions] of [
+    ['native', ''],
+    ['topk:2', 'L1E3-'],
+  ]) {
     it(`matches the PyTorch logits and routing for ${routing}${interventions ? ` with ${interventions}` : ''}`, () => {
       const ref = expected.cases.find((c) => c.routing === routing && c.interventions === interventions)!;
       expect(ref).toBeDefined();
@@ -94,7 +97,9 @@ describe('moe eval --json', () => {
       if (interventions) args.push('--interventions', interventions);
       const out = onlyJson<EvalJson>(moe(...args));
       expect(maxAbsDiff(out.logits, ref.logits)).toBeLessThan(1e-4);
-      out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
+      out.routing.forEach((layer, m) =>
+        layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)),
+      );
     });
   }
 
@@ -104,7 +109,9 @@ describe('moe eval --json', () => {
   const cases: [string, string][] = readdirSync(FIXTURES)
     .filter((name) => existsSync(join(FIXTURES, name, 'expected.json')))
     .map((name, i) => {
-      const routings = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).cases
+      const routings = (
+        JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected
+      ).cases
         .filter((c) => c.interventions === '')
         .map((c) => c.routing);
       return [name, routings[i % routings.length]];
@@ -113,16 +120,23 @@ describe('moe eval --json', () => {
     const ref = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).cases.find(
       (c) => c.routing === routing && c.interventions === '',
     )!;
-    const fixtureTokens = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected).tokens;
-    const out = onlyJson<EvalJson>(moe('eval', join(FIXTURES, name), '--tokens', fixtureTokens.join(','), '--routing', routing, '--json'));
+    const fixtureTokens = (JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8')) as typeof expected)
+      .tokens;
+    const out = onlyJson<EvalJson>(
+      moe('eval', join(FIXTURES, name), '--tokens', fixtureTokens.join(','), '--routing', routing, '--json'),
+    );
     expect(maxAbsDiff(out.logits, ref.logits)).toBeLessThan(1e-4);
     expect(out.routing).toHaveLength(ref.routing_trace.length);
-    out.routing.forEach((layer, m) => layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)));
+    out.routing.forEach((layer, m) =>
+      layer.forEach((r, t) => expect(r.experts).toEqual(ref.routing_trace[m][t].experts)),
+    );
   });
 
   it('--quantize q8: logits within 0.1 of the PyTorch f32 reference (measured 0.047 on logits up to 3.4), but not equal', () => {
     const ref = expected.cases.find((c) => c.routing === 'native' && c.interventions === '')!;
-    const out = onlyJson<EvalJson>(moe('eval', MIXTRAL, '--tokens', expected.tokens.join(','), '--quantize', 'q8', '--json'));
+    const out = onlyJson<EvalJson>(
+      moe('eval', MIXTRAL, '--tokens', expected.tokens.join(','), '--quantize', 'q8', '--json'),
+    );
     const diff = maxAbsDiff(out.logits, ref.logits);
     expect(diff).toBeLessThan(0.1);
     expect(diff).toBeGreaterThan(1e-4);
@@ -137,7 +151,7 @@ describe('moe eval --json', () => {
 });
 
 describe('moe generate', () => {
-  it('greedy --json: the first token is the argmax of eval\'s last row, routing covers prompt and output', () => {
+  it("greedy --json: the first token is the argmax of eval's last row, routing covers prompt and output", () => {
     const gen = onlyJson<{ tokens: number[]; promptTokens: number[]; text: string; routing: RoutingEntry[][] }>(
       moe('generate', MIXTRAL, '--prompt', 'hello', '--max-tokens', '3', '--temperature', '0', '--json'),
     );
@@ -159,9 +173,23 @@ describe('moe upcycle', () => {
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('writes a Mixtral checkpoint whose logits equal the parent\'s', () => {
+  it("writes a Mixtral checkpoint whose logits equal the parent's", () => {
     const out = join(tmp, 'child');
-    const up = moe('upcycle', LLAMA, out, '--experts', '4', '--granularity', '2', '--top-k', '2', '--router-scale', '2', '--seed', '3');
+    const up = moe(
+      'upcycle',
+      LLAMA,
+      out,
+      '--experts',
+      '4',
+      '--granularity',
+      '2',
+      '--top-k',
+      '2',
+      '--router-scale',
+      '2',
+      '--seed',
+      '3',
+    );
     expect(up.stderr).toBe('');
     expect(up.status).toBe(0);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) expect(existsSync(join(out, f))).toBe(true);
@@ -179,29 +207,44 @@ describe('moe upcycle', () => {
   });
 
   it('rejects N not a multiple of G in one line', () => {
-    expectOneLineFailure(moe('upcycle', LLAMA, join(tmp, 'bad'), '--experts', '6', '--granularity', '4'), /not a multiple of 4/);
+    expectOneLineFailure(
+      moe('upcycle', LLAMA, join(tmp, 'bad'), '--experts', '6', '--granularity', '4'),
+      /not a multiple of 4/,
+    );
     expect(existsSync(join(tmp, 'bad'))).toBe(false);
   });
 });
 
 describe('moe inspect', () => {
-  it('shows RoPE scaling, the sliding window and granitemoe\'s multipliers as config.json gives them', () => {
+  it("shows RoPE scaling, the sliding window and granitemoe's multipliers as config.json gives them", () => {
     type Report = { ropeScaling: unknown; slidingWindow: number | null; multipliers?: Record<string, number> };
     const rope = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'llama3_rope'), '--json'));
-    expect(rope.ropeScaling).toEqual({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositions: 256 });
+    expect(rope.ropeScaling).toEqual({
+      type: 'llama3',
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 8,
+      originalMaxPositions: 256,
+    });
     expect(rope.multipliers).toBeUndefined();
     expect(onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'mistral_sliding'), '--json')).slidingWindow).toBe(5);
     const granite = onlyJson<Report>(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32'), '--json'));
     expect(granite.multipliers).toEqual({ embedding: 12, attention: 0.125, residual: 0.22, logitsDivisor: 6 });
     expect(granite.slidingWindow).toBeNull();
-    expect(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32')).stdout).toMatch(/multipliers\s+embedding ×12, scores ×0\.125, residual ×0\.22, logits ÷6/);
+    expect(moe('inspect', join(MIXTRAL, '..', 'granitemoe_f32')).stdout).toMatch(
+      /multipliers\s+embedding ×12, scores ×0\.125, residual ×0\.22, logits ÷6/,
+    );
   });
 
   it('prints the expert count (text and --json)', () => {
     const text = moe('inspect', MIXTRAL);
     expect(text.status).toBe(0);
     expect(text.stdout).toMatch(/experts\s+8 per layer, top-2/);
-    const json = onlyJson<{ experts: number; topK: number; parameters: { active: Record<string, number>; total: number } }>(moe('inspect', MIXTRAL, '--json'));
+    const json = onlyJson<{
+      experts: number;
+      topK: number;
+      parameters: { active: Record<string, number>; total: number };
+    }>(moe('inspect', MIXTRAL, '--json'));
     expect(json.experts).toBe(8);
     expect(json.topK).toBe(2);
     expect(Object.keys(json.parameters.active)).toEqual(['dense', 'topk:1', 'topk:2', 'native']);
@@ -211,9 +254,15 @@ describe('moe inspect', () => {
 
 describe('moe bench --json', () => {
   it('reports every mode of interest with speeds and active parameters', () => {
-    const out = onlyJson<{ results: { routing: string; backend: string; prefillTokensPerSecond: number; decodeTokensPerSecond: number; activeParameters: number }[] }>(
-      moe('bench', MIXTRAL, '--prompt-tokens', '4', '--decode-tokens', '2', '--min-seconds', '0', '--json'),
-    );
+    const out = onlyJson<{
+      results: {
+        routing: string;
+        backend: string;
+        prefillTokensPerSecond: number;
+        decodeTokensPerSecond: number;
+        activeParameters: number;
+      }[];
+    }>(moe('bench', MIXTRAL, '--prompt-tokens', '4', '--decode-tokens', '2', '--min-seconds', '0', '--json'));
     expect(out.results.map((r) => r.routing)).toEqual(['dense', 'topk:1', 'topk:2', 'native', 'threshold:1']);
     for (const r of out.results) {
       expect(r.backend).toBe('cpu');
@@ -232,9 +281,17 @@ describe('moe quantcost', () => {
     const text = join(tmpdir(), `quantcost-${process.pid}.txt`);
     writeFileSync(text, 'hello world, the quick brown fox jumps over the lazy dog again and again');
     try {
-      const out = onlyJson<{ tokens: number; weightBytes: Record<string, number>; results: { scheme: string; routingUnchanged: number; top1Agreement: number; meanKl: number; deltaLoss: number }[] }>(
-        moe('quantcost', MIXTRAL, '--texts', text, '--json'),
-      );
+      const out = onlyJson<{
+        tokens: number;
+        weightBytes: Record<string, number>;
+        results: {
+          scheme: string;
+          routingUnchanged: number;
+          top1Agreement: number;
+          meanKl: number;
+          deltaLoss: number;
+        }[];
+      }>(moe('quantcost', MIXTRAL, '--texts', text, '--json'));
       expect(out.results.map((r) => r.scheme)).toEqual(['q8', 'q4']);
       expect(out.weightBytes.q4).toBeLessThan(out.weightBytes.q8);
       expect(out.weightBytes.q8).toBeLessThan(out.weightBytes.none);
@@ -261,18 +318,29 @@ describe('failures', () => {
     expectOneLineFailure(moe('inspect', 'no/such/folder'), /does not exist/);
   });
   it('an unknown flag or command shows the usage', () => {
-    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'), /unknown option --frobnicate\. usage: moe eval SOURCE/);
+    expectOneLineFailure(
+      moe('eval', MIXTRAL, '--tokens', '1', '--frobnicate'),
+      /unknown option --frobnicate\. usage: moe eval SOURCE/,
+    );
     expectOneLineFailure(moe('transmogrify'), /unknown command "transmogrify"\. usage: moe </);
   });
   it('an unknown quantization', () => {
-    expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1', '--quantize', 'q3'), /Unknown quantization "q3"\. Hint: Use --quantize none, q8/);
-    expectOneLineFailure(moe('generate', MIXTRAL, '--prompt', 'a', '--quantize', 'int8'), /Unknown quantization "int8"/);
+    expectOneLineFailure(
+      moe('eval', MIXTRAL, '--tokens', '1', '--quantize', 'q3'),
+      /Unknown quantization "q3"\. Hint: Use --quantize none, q8/,
+    );
+    expectOneLineFailure(
+      moe('generate', MIXTRAL, '--prompt', 'a', '--quantize', 'int8'),
+      /Unknown quantization "int8"/,
+    );
   });
   it('a routing mode the model cannot run', () => {
     expectOneLineFailure(moe('eval', MIXTRAL, '--tokens', '1,2', '--routing', 'topk:9'), /topk:9 .*8/);
   });
   it('--backend webgpu without a usable adapter says so in words', () => {
-    const result = moe('eval', MIXTRAL, '--tokens', '1', '--backend', 'webgpu', { VK_ICD_FILENAMES: '/nonexistent/icd.json' });
+    const result = moe('eval', MIXTRAL, '--tokens', '1', '--backend', 'webgpu', {
+      VK_ICD_FILENAMES: '/nonexistent/icd.json',
+    });
     expect(result.status).not.toBe(0);
     // Dawn itself prints Vulkan warnings on stderr; ours is exactly one "moe:" line, with no JS stack.
     const ours = result.stderr.split('\n').filter((line) => line.startsWith('moe: '));

@@ -20,7 +20,9 @@ import type { WorkerRequest, WorkerResponse } from '../../src/worker/protocol.ts
 const fixtures = resolve(import.meta.dirname, '../fixtures/models');
 
 /** A Web Worker's behaviour in one process: requests and replies cross asynchronously, as copies. */
-function sessionPort(folderFor: (baseUrl: string) => string = (url) => resolve(fixtures, url.replace(/^\/fixtures\//, ''))): EnginePort {
+function sessionPort(
+  folderFor: (baseUrl: string) => string = (url) => resolve(fixtures, url.replace(/^\/fixtures\//, '')),
+): EnginePort {
   const port: EnginePort = {
     onmessage: null,
     onerror: null,
@@ -73,12 +75,21 @@ describe('EngineClient', () => {
     const client = new EngineClient(sessionPort());
     expect((await client.init('cpu')).kind).toBe('cpu');
     const progress: string[] = [];
-    const model = await client.load('mixtral', '/fixtures/mixtral_f32', (m) => m.type === 'progress' && progress.push(m.stage));
+    const model = await client.load(
+      'mixtral',
+      '/fixtures/mixtral_f32',
+      (m) => m.type === 'progress' && progress.push(m.stage),
+    );
     expect(model).toMatchObject({ id: 'mixtral', numExperts: 8, topK: 2, moeLayers: [0, 1] });
     expect(progress[0]).toBe('downloading the model');
 
     const streamed: number[] = [];
-    const first = client.generate('The experts', sampling, parsePlanText('native'), (m) => m.type === 'token' && streamed.push(m.id));
+    const first = client.generate(
+      'The experts',
+      sampling,
+      parsePlanText('native'),
+      (m) => m.type === 'token' && streamed.push(m.id),
+    );
     const reply = await first;
     expect(reply.type).toBe('generated');
     expect(streamed).toHaveLength(6);
@@ -121,7 +132,10 @@ describe('the controller', () => {
     expect(generated.tokenIds.length).toBe(generated.promptLength + 6);
     expect(generated.generatedWith).toBe('native');
     // The address bar holds the experiment.
-    await vi.waitFor(() => expect(env.fragment).toContain('model=%2Ffixtures%2Fmixtral_f32%2F'), { timeout: 2000, interval: 20 });
+    await vi.waitFor(() => expect(env.fragment).toContain('model=%2Ffixtures%2Fmixtral_f32%2F'), {
+      timeout: 2000,
+      interval: 20,
+    });
 
     // A routing change re-scores the text on screen: same tokens, every expert active, KL against native.
     store.getState().setShare({ mode: 'dense' });
@@ -134,7 +148,10 @@ describe('the controller', () => {
 
     // An ablation (chips are the engine's vocabulary): expert 3 of layer 1 is never chosen, nor computed in dense.
     store.getState().setInterventions('L1E3-');
-    await vi.waitFor(() => expect(store.getState().run!.routing).toBe('dense|L1E3-'), { timeout: 30_000, interval: 20 });
+    await vi.waitFor(() => expect(store.getState().run!.routing).toBe('dense|L1E3-'), {
+      timeout: 30_000,
+      interval: 20,
+    });
     const ablated = store.getState().run!;
     expect(ablated.trace.layers[1].every((r) => !r.experts.includes(3) && r.probs[3] === 0)).toBe(true);
     expect(ablated.trace.layers[0].every((r) => r.experts.length === 8)).toBe(true);
@@ -143,7 +160,10 @@ describe('the controller', () => {
     controller.engine.generate();
     expect(store.getState().share.gen).toBe('dense|L1E3-');
     expect(store.getState().activity).toBe('generating');
-    await vi.waitFor(() => expect(store.getState().run!.generatedWith).toBe('dense|L1E3-'), { timeout: 30_000, interval: 20 });
+    await vi.waitFor(() => expect(store.getState().run!.generatedWith).toBe('dense|L1E3-'), {
+      timeout: 30_000,
+      interval: 20,
+    });
     await vi.waitFor(() => expect(store.getState().stage).toBe('ready'), { timeout: 30_000, interval: 20 });
   });
 
@@ -152,11 +172,14 @@ describe('the controller', () => {
     const folder = mkdtempSync(join(tmpdir(), 'moe-other-tokenizer-'));
     try {
       cpSync(resolve(fixtures, 'llama_f32'), folder, { recursive: true });
-      const tokenizer = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+      const tokenizer = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8')) as {
+        model: { vocab: Record<string, number> };
+      };
       const vocab = tokenizer.model.vocab;
       [vocab.a, vocab.t] = [vocab.t, vocab.a];
       writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(tokenizer));
-      const folderFor = (url: string) => (url.includes('other') ? folder : resolve(fixtures, url.replace(/^\/fixtures\//, '')));
+      const folderFor = (url: string) =>
+        url.includes('other') ? folder : resolve(fixtures, url.replace(/^\/fixtures\//, ''));
 
       const store = createPlaygroundStore();
       store.getState().setShare({ prompt: 'the cat sat on a mat', seed: 3, maxTokens: 4, temperature: 0.9 });
@@ -173,13 +196,19 @@ describe('the controller', () => {
 
       // Pane B with another tokenizer of the same size: it tokenises the text itself (the old vocab-size test called these the same).
       store.getState().setShare({ bModel: '/fixtures/other' });
-      await vi.waitFor(() => expect(pane.getState().model?.id).toBe('/fixtures/other'), { timeout: 30_000, interval: 20 });
+      await vi.waitFor(() => expect(pane.getState().model?.id).toBe('/fixtures/other'), {
+        timeout: 30_000,
+        interval: 20,
+      });
       await vi.waitFor(() => expect(store.getState().compareSettled).toBe(true), { timeout: 30_000, interval: 20 });
       expect(pane.getState().model!.vocabSize).toBe(store.getState().model!.vocabSize);
       expect(pane.getState().model!.tokenizerId).not.toBe(store.getState().model!.tokenizerId);
       // Pane B's tokens are its own tokenizer's reading of pane A's text (which has a and t in it, so the ids differ).
       const text = store.getState().run!.tokenTexts.join('');
-      const own = loadTokenizer(tokenizer, JSON.parse(readFileSync(join(folder, 'tokenizer_config.json'), 'utf8'))).encode(text);
+      const own = loadTokenizer(
+        tokenizer,
+        JSON.parse(readFileSync(join(folder, 'tokenizer_config.json'), 'utf8')),
+      ).encode(text);
       expect(pane.getState().run!.tokenIds).toEqual(own);
       expect(pane.getState().run!.tokenIds).not.toEqual(store.getState().run!.tokenIds);
 

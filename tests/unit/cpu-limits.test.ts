@@ -21,17 +21,27 @@ describe('CPU backend: a model that will not fit', () => {
     const cols = 1024;
     const zeros = new Uint8Array(rows * cols * 2);
     const huge = (): PlainTensor => ({ dtype: 'F16', shape: [rows, cols], bytes: zeros });
-    const tooBig = { ...weights, embed: huge(), lmHead: huge(), layers: weights.layers.map((l, i) => (i === 0 ? { ...l, q: huge() } : l)) };
+    const tooBig = {
+      ...weights,
+      embed: huge(),
+      lmHead: huge(),
+      layers: weights.layers.map((l, i) => (i === 0 ? { ...l, q: huge() } : l)),
+    };
     const error: unknown = await backend.load(spec, tooBig).then(
       () => null,
       (e: unknown) => e,
     );
     expect(error instanceof ModelTooLargeError, String(error)).toBe(true);
     const e = error as ModelTooLargeError;
-    expect(e.message).toMatch(/^The weights need 4\.50 GiB, more than the 4 GiB the CPU backend's WebAssembly memory can hold\.$/);
+    expect(e.message).toMatch(
+      /^The weights need 4\.50 GiB, more than the 4 GiB the CPU backend's WebAssembly memory can hold\.$/,
+    );
     expect(e.hint).toMatch(/^Quantize on load: q8 needs 2\.39 GiB, q4 needs 1\.27 GiB\.$/);
     // What was loaded before is untouched.
-    const out = await loaded.forward([1, 2, 3], loaded.newCache(3), { routing: parseRoutingPlan('native'), logits: 'last' });
+    const out = await loaded.forward([1, 2, 3], loaded.newCache(3), {
+      routing: parseRoutingPlan('native'),
+      logits: 'last',
+    });
     expect(out.logits[0].every(Number.isFinite)).toBe(true);
   });
 });

@@ -17,11 +17,21 @@ async function load(o: RandomModelOptions): Promise<CpuModel> {
   return createCpuBackend().load(spec, weights);
 }
 
-
 const VARIANTS: [string, RandomModelOptions][] = [
   ['llama (dense, tied embeddings)', { numExperts: 0, tieWordEmbeddings: true }],
   ['mixtral (GQA 4/2)', { architecture: 'mixtral' }],
-  ['qwen2_moe (biases, shared expert, one dense layer)', { architecture: 'qwen2_moe', numLayers: 3, numExperts: 6, attentionBias: true, sharedExpertIntermediateSize: 20, normTopkProb: false, moeLayers: [true, false, true] }],
+  [
+    'qwen2_moe (biases, shared expert, one dense layer)',
+    {
+      architecture: 'qwen2_moe',
+      numLayers: 3,
+      numExperts: 6,
+      attentionBias: true,
+      sharedExpertIntermediateSize: 20,
+      normTopkProb: false,
+      moeLayers: [true, false, true],
+    },
+  ],
   ['qwen3_moe (per-head q/k norm)', { architecture: 'qwen3_moe', qkNorm: 'per_head', numExperts: 8 }],
   ['olmoe (full q/k norm, MHA)', { architecture: 'olmoe', qkNorm: 'full', numKvHeads: 4, normTopkProb: false }],
 ];
@@ -127,14 +137,20 @@ describe('CPU backend: identities', () => {
     };
     const moeWeights: WeightSet = {
       ...moe.weights,
-      layers: moe.weights.layers.map((l) => ({ ...l, moe: { ...l.moe!, experts: l.moe!.experts.map(() => l.moe!.experts[0]) } })),
+      layers: moe.weights.layers.map((l) => ({
+        ...l,
+        moe: { ...l.moe!, experts: l.moe!.experts.map(() => l.moe!.experts[0]) },
+      })),
     };
     const backend = createCpuBackend();
     const denseModel = await backend.load(dense.spec, denseWeights);
     const moeModel = await backend.load(moe.spec, moeWeights);
     const reference = await denseModel.forward(TOKENS, denseModel.newCache(8), { routing: NATIVE, logits: 'all' });
     for (const mode of ['native', 'topk:1', 'topk:3', 'threshold:1.5', 'dense']) {
-      const out = await moeModel.forward(TOKENS, moeModel.newCache(8), { routing: parseRoutingPlan(mode), logits: 'all' });
+      const out = await moeModel.forward(TOKENS, moeModel.newCache(8), {
+        routing: parseRoutingPlan(mode),
+        logits: 'all',
+      });
       out.logits.forEach((row, t) => expect(maxAbsDiff(row, reference.logits[t]), mode).toBeLessThanOrEqual(1e-5));
     }
   });
@@ -144,7 +160,10 @@ describe('CPU backend: identities', () => {
     const base = await model.forward(TOKENS, model.newCache(8), { routing: NATIVE, logits: 'all' });
     const used = base.routing.layers[0].map((r) => r.experts.includes(1));
     expect(used.some(Boolean)).toBe(true);
-    const ablated = await model.forward(TOKENS, model.newCache(8), { routing: parseRoutingPlan('native', 'L0E1-'), logits: 'all' });
+    const ablated = await model.forward(TOKENS, model.newCache(8), {
+      routing: parseRoutingPlan('native', 'L0E1-'),
+      logits: 'all',
+    });
     // a token's layer-0 output feeds later positions through attention, so compare up to the first use
     const firstUse = used.indexOf(true);
     for (let t = 0; t < firstUse; t++) expect(maxAbsDiff(ablated.logits[t], base.logits[t])).toBe(0);
@@ -160,9 +179,9 @@ describe('CPU backend: errors a caller can cause', () => {
     await expect(model.forward([64], model.newCache(4), options)).rejects.toThrow(RunError);
     await expect(model.forward([1, 2, 3], model.newCache(2), options)).rejects.toThrow(/KV cache holds only 2/);
     await expect(model.forward([], model.newCache(2), options)).rejects.toThrow(RunError);
-    await expect(model.forward([1], model.newCache(2), { ...options, routing: parseRoutingPlan('topk:5') })).rejects.toThrow(
-      'topk:5 asks for 5 experts but the model has 4',
-    );
+    await expect(
+      model.forward([1], model.newCache(2), { ...options, routing: parseRoutingPlan('topk:5') }),
+    ).rejects.toThrow('topk:5 asks for 5 experts but the model has 4');
     const other = await load({});
     await expect(model.forward([1], other.newCache(2), options)).rejects.toThrow(/not made by this model/);
   });

@@ -41,7 +41,11 @@ export function randomModel(o: RandomModelOptions = {}): { spec: ModelSpec; weig
   const normal = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
   const tensor = (shape: number[], std: number, mean = 0): Tensor => {
     const n = shape.reduce((a, b) => a * b, 1);
-    return fromFloat32(Float32Array.from({ length: n }, () => mean + std * normal()), shape, 'F32');
+    return fromFloat32(
+      Float32Array.from({ length: n }, () => mean + std * normal()),
+      shape,
+      'F32',
+    );
   };
   const linear = (out: number, inp: number) => tensor([out, inp], 1 / Math.sqrt(inp));
   const norm = (n: number) => tensor([n], 0.1, 1);

@@ -6,7 +6,15 @@ import { resolve } from 'node:path';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
-import { parseTraceCsv, traceCsv, traceHeader, traceJson, traceRows, traceTokens, TRACE_COLUMNS } from '../../src/state/exportTrace.ts';
+import {
+  parseTraceCsv,
+  traceCsv,
+  traceHeader,
+  traceJson,
+  traceRows,
+  traceTokens,
+  TRACE_COLUMNS,
+} from '../../src/state/exportTrace.ts';
 
 const fixture = resolve(import.meta.dirname, '../fixtures/models/mixtral_f32');
 let run: RunState;
@@ -14,12 +22,21 @@ const settings = { model: '/fixtures/mixtral_f32/', seed: 5, temperature: 1, top
 
 beforeAll(async () => {
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    (dir) => dirSource(dir),
+  );
   await session.handle({ type: 'init', preferBackend: 'cpu' });
   store.getState().begin(1, 'loading');
   await session.handle({ type: 'load', requestId: 1, modelId: 'm', baseUrl: fixture });
   store.getState().begin(2, 'generating', 'topk:3|L1E3-');
-  await session.handle({ type: 'generate', requestId: 2, prompt: settings.prompt, sampling: { temperature: 1, topP: 1, seed: 5, maxTokens: 5 }, routing: parsePlanText('topk:3|L1E3-') });
+  await session.handle({
+    type: 'generate',
+    requestId: 2,
+    prompt: settings.prompt,
+    sampling: { temperature: 1, topP: 1, seed: 5, maxTokens: 5 },
+    routing: parsePlanText('topk:3|L1E3-'),
+  });
   await session.idle();
   run = store.getState().run!;
 });
@@ -66,7 +83,14 @@ describe('trace export', () => {
 
   it('writes JSON with model id, routing mode and seed in the header', () => {
     const parsed = JSON.parse(traceJson(traceHeader(run, settings), traceRows(run)));
-    expect(parsed.header).toMatchObject({ model: '/fixtures/mixtral_f32/', routing: 'topk:3|L1E3-', interventions: 'L1E3-', seed: 5, moeLayers: [0, 1], tokens: run.tokenIds.length });
+    expect(parsed.header).toMatchObject({
+      model: '/fixtures/mixtral_f32/',
+      routing: 'topk:3|L1E3-',
+      interventions: 'L1E3-',
+      seed: 5,
+      moeLayers: [0, 1],
+      tokens: run.tokenIds.length,
+    });
     expect(parsed.rows).toEqual(JSON.parse(JSON.stringify(traceRows(run))));
   });
 

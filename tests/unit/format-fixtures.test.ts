@@ -3,19 +3,40 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { countParameters, exportCheckpoint, loadCheckpoint, memorySource, numelOf, parseSafetensors } from '../../src/engine/format/index.ts';
+import {
+  countParameters,
+  exportCheckpoint,
+  loadCheckpoint,
+  memorySource,
+  numelOf,
+  parseSafetensors,
+} from '../../src/engine/format/index.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import type { Tensor, WeightSet } from '../../src/engine/types.ts';
 
 const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
 const folders = existsSync(MODELS)
-  ? readdirSync(MODELS).filter((name) => existsSync(join(MODELS, name, 'config.json'))).sort()
+  ? readdirSync(MODELS)
+      .filter((name) => existsSync(join(MODELS, name, 'config.json')))
+      .sort()
   : [];
 
 function allTensors(w: WeightSet): Tensor[] {
   const out = new Set<Tensor>([w.embed, w.finalNorm, w.lmHead]);
   for (const layer of w.layers) {
-    for (const t of [layer.attnNorm, layer.q, layer.k, layer.v, layer.o, layer.qBias, layer.kBias, layer.vBias, layer.qNorm, layer.kNorm, layer.ffnNorm]) {
+    for (const t of [
+      layer.attnNorm,
+      layer.q,
+      layer.k,
+      layer.v,
+      layer.o,
+      layer.qBias,
+      layer.kBias,
+      layer.vBias,
+      layer.qNorm,
+      layer.kNorm,
+      layer.ffnNorm,
+    ]) {
       if (t) out.add(t);
     }
     const ffns = [layer.mlp, ...(layer.moe?.experts ?? []), layer.moe?.sharedExpert];
@@ -45,8 +66,17 @@ describe.skipIf(folders.length === 0)('PyTorch fixture checkpoints', () => {
       expect(spec.tieWordEmbeddings).toBe(config.tie_word_embeddings ?? false);
       expect(spec.slidingWindow).toBe(config.sliding_window ?? null);
       const rope = config.rope_scaling;
-      expect(spec.ropeScaling).toEqual(rope ? { type: rope.rope_type, factor: rope.factor, lowFreqFactor: rope.low_freq_factor,
-        highFreqFactor: rope.high_freq_factor, originalMaxPositions: rope.original_max_position_embeddings } : null);
+      expect(spec.ropeScaling).toEqual(
+        rope
+          ? {
+              type: rope.rope_type,
+              factor: rope.factor,
+              lowFreqFactor: rope.low_freq_factor,
+              highFreqFactor: rope.high_freq_factor,
+              originalMaxPositions: rope.original_max_position_embeddings,
+            }
+          : null,
+      );
       expect(spec.embeddingMultiplier).toBe(config.embedding_multiplier ?? 1);
       expect(spec.attentionScale).toBe(config.attention_multiplier ?? 1 / Math.sqrt(spec.headDim));
       expect(spec.residualMultiplier).toBe(config.residual_multiplier ?? 1);
@@ -56,7 +86,9 @@ describe.skipIf(folders.length === 0)('PyTorch fixture checkpoints', () => {
       if (spec.moe) {
         expect(spec.moe.numExperts).toBe(config.num_local_experts ?? config.num_experts);
         expect(spec.moe.topK).toBe(config.num_experts_per_tok);
-        expect(spec.moe.normTopkProb).toBe(config.norm_topk_prob ?? ['mixtral', 'granitemoe'].includes(config.model_type));
+        expect(spec.moe.normTopkProb).toBe(
+          config.norm_topk_prob ?? ['mixtral', 'granitemoe'].includes(config.model_type),
+        );
         const mlpOnly: number[] = config.mlp_only_layers ?? [];
         expect(spec.moe.moeLayers).toEqual(weights.layers.map((_, i) => !mlpOnly.includes(i)));
         weights.layers.forEach((layer, i) => {
@@ -71,7 +103,8 @@ describe.skipIf(folders.length === 0)('PyTorch fixture checkpoints', () => {
       const shardNames = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
       let stored = 0;
       for (const shard of shardNames) {
-        for (const t of parseSafetensors(new Uint8Array(readFileSync(join(dir, shard))), shard).tensors.values()) stored += numelOf(t.shape);
+        for (const t of parseSafetensors(new Uint8Array(readFileSync(join(dir, shard))), shard).tensors.values())
+          stored += numelOf(t.shape);
       }
       const used = allTensors(weights).reduce((s, t) => s + numelOf(t.shape), 0);
       expect(used).toBe(stored);

@@ -35,36 +35,100 @@ const fs = 10; // qwen2 shared expert width
 const E = 4;
 
 // Llama 3.1's rope_scaling block, as its config.json writes it.
-const LLAMA3 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
+const LLAMA3 = {
+  rope_type: 'llama3',
+  factor: 8.0,
+  low_freq_factor: 1.0,
+  high_freq_factor: 4.0,
+  original_max_position_embeddings: 8192,
+};
 
 const BASE = {
-  hidden_size: d, num_hidden_layers: 2, num_attention_heads: heads, num_key_value_heads: kv,
-  vocab_size: V, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 64, hidden_act: 'silu',
+  hidden_size: d,
+  num_hidden_layers: 2,
+  num_attention_heads: heads,
+  num_key_value_heads: kv,
+  vocab_size: V,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 64,
+  hidden_act: 'silu',
 };
 
 function configFor(arch: Architecture): Record<string, unknown> {
   switch (arch) {
-    case 'llama': return { ...BASE, model_type: 'llama', intermediate_size: f, tie_word_embeddings: true };
-    case 'mistral': return { ...BASE, model_type: 'mistral', intermediate_size: f };
-    case 'mixtral': return { ...BASE, model_type: 'mixtral', intermediate_size: f, num_local_experts: E, num_experts_per_tok: 2 };
-    case 'qwen2_moe': return { ...BASE, model_type: 'qwen2_moe', intermediate_size: f, moe_intermediate_size: fe,
-      shared_expert_intermediate_size: fs, num_experts: E, num_experts_per_tok: 2, mlp_only_layers: [0] };
-    case 'qwen3_moe': return { ...BASE, model_type: 'qwen3_moe', intermediate_size: f, moe_intermediate_size: fe,
-      num_experts: E, num_experts_per_tok: 2, head_dim: hd, norm_topk_prob: true };
-    case 'olmoe': return { ...BASE, model_type: 'olmoe', intermediate_size: f, num_experts: E, num_experts_per_tok: 2, clip_qkv: null };
-    case 'granitemoe': return { ...BASE, model_type: 'granitemoe', intermediate_size: f, num_local_experts: E, num_experts_per_tok: 2,
-      embedding_multiplier: 12, attention_multiplier: 0.25, residual_multiplier: 0.22, logits_scaling: 6, tie_word_embeddings: true };
+    case 'llama':
+      return { ...BASE, model_type: 'llama', intermediate_size: f, tie_word_embeddings: true };
+    case 'mistral':
+      return { ...BASE, model_type: 'mistral', intermediate_size: f };
+    case 'mixtral':
+      return { ...BASE, model_type: 'mixtral', intermediate_size: f, num_local_experts: E, num_experts_per_tok: 2 };
+    case 'qwen2_moe':
+      return {
+        ...BASE,
+        model_type: 'qwen2_moe',
+        intermediate_size: f,
+        moe_intermediate_size: fe,
+        shared_expert_intermediate_size: fs,
+        num_experts: E,
+        num_experts_per_tok: 2,
+        mlp_only_layers: [0],
+      };
+    case 'qwen3_moe':
+      return {
+        ...BASE,
+        model_type: 'qwen3_moe',
+        intermediate_size: f,
+        moe_intermediate_size: fe,
+        num_experts: E,
+        num_experts_per_tok: 2,
+        head_dim: hd,
+        norm_topk_prob: true,
+      };
+    case 'olmoe':
+      return {
+        ...BASE,
+        model_type: 'olmoe',
+        intermediate_size: f,
+        num_experts: E,
+        num_experts_per_tok: 2,
+        clip_qkv: null,
+      };
+    case 'granitemoe':
+      return {
+        ...BASE,
+        model_type: 'granitemoe',
+        intermediate_size: f,
+        num_local_experts: E,
+        num_experts_per_tok: 2,
+        embedding_multiplier: 12,
+        attention_multiplier: 0.25,
+        residual_multiplier: 0.22,
+        logits_scaling: 6,
+        tie_word_embeddings: true,
+      };
   }
 }
 
 type Getter = (w: WeightSet) => Tensor | undefined;
-interface Entry { name: string; shape: number[]; get: Getter; expert?: boolean }
+interface Entry {
+  name: string;
+  shape: number[];
+  get: Getter;
+  expert?: boolean;
+}
 
 /** Every tensor an HF checkpoint of `arch` holds, its shape, and where the loader must put it. */
 function hfTable(arch: Architecture): Entry[] {
   const t: Entry[] = [];
   const add = (name: string, shape: number[], get: Getter, expert = false) => t.push({ name, shape, get, expert });
-  const ffn = (prefix: string, names: string[], width: number, get: (w: WeightSet) => { gate: Tensor; up: Tensor; down: Tensor } | undefined, expert = false) => {
+  const ffn = (
+    prefix: string,
+    names: string[],
+    width: number,
+    get: (w: WeightSet) => { gate: Tensor; up: Tensor; down: Tensor } | undefined,
+    expert = false,
+  ) => {
     add(`${prefix}.${names[0]}.weight`, [width, d], (w) => get(w)?.gate, expert);
     add(`${prefix}.${names[1]}.weight`, [width, d], (w) => get(w)?.up, expert);
     add(`${prefix}.${names[2]}.weight`, [d, width], (w) => get(w)?.down, expert);
@@ -96,11 +160,19 @@ function hfTable(arch: Architecture): Entry[] {
       ffn(`${p}.mlp`, ['gate_proj', 'up_proj', 'down_proj'], f, (w) => w.layers[L].mlp);
     } else if (arch === 'mixtral') {
       add(`${p}.block_sparse_moe.gate.weight`, [E, d], (w) => w.layers[L].moe?.router);
-      for (let e = 0; e < E; e++) ffn(`${p}.block_sparse_moe.experts.${e}`, ['w1', 'w3', 'w2'], f, (w) => w.layers[L].moe?.experts[e], true);
+      for (let e = 0; e < E; e++)
+        ffn(`${p}.block_sparse_moe.experts.${e}`, ['w1', 'w3', 'w2'], f, (w) => w.layers[L].moe?.experts[e], true);
     } else {
       const width = arch === 'olmoe' ? f : fe;
       add(`${p}.mlp.gate.weight`, [E, d], (w) => w.layers[L].moe?.router);
-      for (let e = 0; e < E; e++) ffn(`${p}.mlp.experts.${e}`, ['gate_proj', 'up_proj', 'down_proj'], width, (w) => w.layers[L].moe?.experts[e], true);
+      for (let e = 0; e < E; e++)
+        ffn(
+          `${p}.mlp.experts.${e}`,
+          ['gate_proj', 'up_proj', 'down_proj'],
+          width,
+          (w) => w.layers[L].moe?.experts[e],
+          true,
+        );
       if (arch === 'qwen2_moe') {
         ffn(`${p}.mlp.shared_expert`, ['gate_proj', 'up_proj', 'down_proj'], fs, (w) => w.layers[L].moe?.sharedExpert);
         add(`${p}.mlp.shared_expert_gate.weight`, [1, d], (w) => w.layers[L].moe?.sharedExpertGate);
@@ -125,7 +197,11 @@ function makeTensors(table: Entry[]): Map<string, Tensor> {
 
 const TOKENIZER = { version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } };
 
-function folder(config: unknown, tensors: Map<string, Tensor> | null, extra: Record<string, unknown> = {}): Map<string, Uint8Array> {
+function folder(
+  config: unknown,
+  tensors: Map<string, Tensor> | null,
+  extra: Record<string, unknown> = {},
+): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   const enc = new TextEncoder();
   files.set('config.json', enc.encode(JSON.stringify(config)));
@@ -137,8 +213,15 @@ function folder(config: unknown, tensors: Map<string, Tensor> | null, extra: Rec
   return files;
 }
 
-async function expectLoadError(files: Map<string, Uint8Array>, file: string, pattern: RegExp): Promise<CheckpointError> {
-  const err = await loadCheckpoint(memorySource(files, 'test-folder')).then(() => null, (e: unknown) => e);
+async function expectLoadError(
+  files: Map<string, Uint8Array>,
+  file: string,
+  pattern: RegExp,
+): Promise<CheckpointError> {
+  const err = await loadCheckpoint(memorySource(files, 'test-folder')).then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(CheckpointError);
   const e = err as CheckpointError;
   expect(e.message).toMatch(pattern);
@@ -196,11 +279,22 @@ describe('loadCheckpoint maps every architecture', () => {
 
   it('reads the spec the way transformers does', async () => {
     const qwen2 = specFromConfig(configFor('qwen2_moe'));
-    expect(qwen2.moe).toEqual({ numExperts: E, topK: 2, expertIntermediateSize: fe, normTopkProb: false,
-      sharedExpertIntermediateSize: fs, moeLayers: [false, true] });
+    expect(qwen2.moe).toEqual({
+      numExperts: E,
+      topK: 2,
+      expertIntermediateSize: fe,
+      normTopkProb: false,
+      sharedExpertIntermediateSize: fs,
+      moeLayers: [false, true],
+    });
     expect(qwen2.attentionBias).toBe(true);
     expect(qwen2.headDim).toBe(d / heads);
-    const qwen3 = specFromConfig({ ...configFor('qwen3_moe'), num_hidden_layers: 4, decoder_sparse_step: 2, mlp_only_layers: [3] });
+    const qwen3 = specFromConfig({
+      ...configFor('qwen3_moe'),
+      num_hidden_layers: 4,
+      decoder_sparse_step: 2,
+      mlp_only_layers: [3],
+    });
     expect(qwen3.moe!.moeLayers).toEqual([false, true, false, false]);
     expect(qwen3.qkNorm).toBe('per_head');
     expect(specFromConfig({ ...configFor('qwen3_moe'), norm_topk_prob: undefined }).moe!.normTopkProb).toBe(false);
@@ -214,7 +308,13 @@ describe('loadCheckpoint maps every architecture', () => {
     expect(olmoe.moe!.expertIntermediateSize).toBe(f);
     expect(specFromConfig({ ...configFor('llama'), torch_dtype: 'bfloat16' }).dtype).toBe('BF16');
     // transformers v5 keeps rope_theta inside rope_parameters.
-    expect(specFromConfig({ ...configFor('llama'), rope_theta: undefined, rope_parameters: { rope_type: 'default', rope_theta: 5e5 } }).ropeTheta).toBe(5e5);
+    expect(
+      specFromConfig({
+        ...configFor('llama'),
+        rope_theta: undefined,
+        rope_parameters: { rope_type: 'default', rope_theta: 5e5 },
+      }).ropeTheta,
+    ).toBe(5e5);
   });
 
   it('slices fused expert tensors (gate_up_proj [E,2f,d], down_proj [E,d,f]) into per-expert views', async () => {
@@ -236,7 +336,10 @@ describe('loadCheckpoint maps every architecture', () => {
     const ckpt = await loadCheckpoint(memorySource(folder(configFor('qwen3_moe'), tensors)));
     const reference = makeTensors(table);
     for (const entry of table) {
-      expect(Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(reference.get(entry.name)!.bytes)), entry.name).toBe(true);
+      expect(
+        Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(reference.get(entry.name)!.bytes)),
+        entry.name,
+      ).toBe(true);
       expect(entry.get(ckpt.weights)!.shape).toEqual(entry.shape);
     }
   });
@@ -263,7 +366,10 @@ describe('loadCheckpoint maps every architecture', () => {
     const ckpt = await loadCheckpoint(memorySource(folder(configFor('mixtral'), tensors)));
     const reference = makeTensors(table);
     for (const entry of table) {
-      expect(Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(reference.get(entry.name)!.bytes)), entry.name).toBe(true);
+      expect(
+        Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(reference.get(entry.name)!.bytes)),
+        entry.name,
+      ).toBe(true);
     }
   });
 
@@ -271,23 +377,35 @@ describe('loadCheckpoint maps every architecture', () => {
     const table = hfTable('mixtral');
     const tensors = makeTensors(table);
     const names = [...tensors.keys()];
-    const shardOf = (i: number) => (i < names.length / 2 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors');
+    const shardOf = (i: number) =>
+      i < names.length / 2 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors';
     const shards = new Map<string, Map<string, Tensor>>();
     names.forEach((name, i) => {
       if (!shards.has(shardOf(i))) shards.set(shardOf(i), new Map());
       shards.get(shardOf(i))!.set(name, tensors.get(name)!);
     });
     const weightMap = Object.fromEntries(names.map((n, i) => [n, shardOf(i)]));
-    const files = folder(configFor('mixtral'), null, { 'model.safetensors.index.json': { metadata: {}, weight_map: weightMap } });
+    const files = folder(configFor('mixtral'), null, {
+      'model.safetensors.index.json': { metadata: {}, weight_map: weightMap },
+    });
     for (const [shard, content] of shards) files.set(shard, writeSafetensors(content));
     const ckpt = await loadCheckpoint(memorySource(files));
     for (const entry of table) {
-      expect(Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(tensors.get(entry.name)!.bytes))).toBe(true);
+      expect(Buffer.from(entry.get(ckpt.weights)!.bytes).equals(Buffer.from(tensors.get(entry.name)!.bytes))).toBe(
+        true,
+      );
     }
 
     files.delete('model-00002-of-00002.safetensors');
-    await expectLoadError(files, 'model-00002-of-00002.safetensors', /shard model-00002-of-00002.safetensors .* is missing from test-folder/);
-    files.set('model.safetensors.index.json', new TextEncoder().encode(JSON.stringify({ weight_map: { a: '../../secret' } })));
+    await expectLoadError(
+      files,
+      'model-00002-of-00002.safetensors',
+      /shard model-00002-of-00002.safetensors .* is missing from test-folder/,
+    );
+    files.set(
+      'model.safetensors.index.json',
+      new TextEncoder().encode(JSON.stringify({ weight_map: { a: '../../secret' } })),
+    );
     await expectLoadError(files, 'model.safetensors.index.json', /not a file name in this folder/);
   });
 });
@@ -301,7 +419,10 @@ describe('loadCheckpoint reports broken checkpoints', () => {
     const ckpt = await loadCheckpoint(memorySource(noTokenizer, 'test-folder'));
     expect(ckpt.tokenizerJson).toBeUndefined();
     expect(() => loadTokenizer(ckpt.tokenizerJson)).toThrow(/has no tokenizer.json/);
-    expect([...exportCheckpoint(ckpt.spec, ckpt.weights, ckpt.tokenizerJson).keys()].sort()).toEqual(['config.json', 'model.safetensors']);
+    expect([...exportCheckpoint(ckpt.spec, ckpt.weights, ckpt.tokenizerJson).keys()].sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+    ]);
   });
 
   it('config.json missing', async () => {
@@ -319,15 +440,21 @@ describe('loadCheckpoint reports broken checkpoints', () => {
   it('a missing tensor is named', async () => {
     const tensors = makeTensors(hfTable('mixtral'));
     tensors.delete('model.layers.1.block_sparse_moe.experts.3.w2.weight');
-    await expectLoadError(folder(configFor('mixtral'), tensors), 'model.safetensors',
-      /tensor model.layers.1.block_sparse_moe.experts.3.w2.weight is missing/);
+    await expectLoadError(
+      folder(configFor('mixtral'), tensors),
+      'model.safetensors',
+      /tensor model.layers.1.block_sparse_moe.experts.3.w2.weight is missing/,
+    );
   });
 
   it('a tensor shape that does not match config.json', async () => {
     const tensors = makeTensors(hfTable('mixtral'));
     tensors.set('model.layers.0.self_attn.q_proj.weight', fromFloat32(new Float32Array(8 * 4), [4, 8], 'F32'));
-    const e = await expectLoadError(folder(configFor('mixtral'), tensors), 'model.safetensors',
-      /tensor model.layers.0.self_attn.q_proj.weight has shape \[4,8\] but config.json implies \[8,8\]/);
+    const e = await expectLoadError(
+      folder(configFor('mixtral'), tensors),
+      'model.safetensors',
+      /tensor model.layers.0.self_attn.q_proj.weight has shape \[4,8\] but config.json implies \[8,8\]/,
+    );
     expect(e.hint).toMatch(/same checkpoint/);
   });
 
@@ -353,7 +480,11 @@ describe('specFromConfig rejects bad configs', () => {
   };
 
   it('unknown model_type, listing the supported ones', () => {
-    expectConfigError({ ...configFor('llama'), model_type: 'gpt2' }, /model_type "gpt2" is not supported/, /llama, mistral, mixtral, qwen2_moe, qwen3_moe, olmoe/);
+    expectConfigError(
+      { ...configFor('llama'), model_type: 'gpt2' },
+      /model_type "gpt2" is not supported/,
+      /llama, mistral, mixtral, qwen2_moe, qwen3_moe, olmoe/,
+    );
     expectConfigError({ hidden_size: 8 }, /"model_type" is missing/);
     expectConfigError([1, 2], /not a JSON object/);
   });
@@ -362,8 +493,14 @@ describe('specFromConfig rejects bad configs', () => {
     for (const key of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size', 'intermediate_size']) {
       expectConfigError({ ...configFor('llama'), [key]: undefined }, new RegExp(`required key "${key}" is missing`));
     }
-    expectConfigError({ ...configFor('mixtral'), num_local_experts: undefined }, /required key "num_experts" is missing/);
-    expectConfigError({ ...configFor('qwen3_moe'), moe_intermediate_size: undefined }, /"moe_intermediate_size" is missing/);
+    expectConfigError(
+      { ...configFor('mixtral'), num_local_experts: undefined },
+      /required key "num_experts" is missing/,
+    );
+    expectConfigError(
+      { ...configFor('qwen3_moe'), moe_intermediate_size: undefined },
+      /"moe_intermediate_size" is missing/,
+    );
     expectConfigError({ ...configFor('qwen2_moe'), intermediate_size: undefined }, /"intermediate_size" is missing/); // layer 0 is dense
   });
 
@@ -375,18 +512,36 @@ describe('specFromConfig rejects bad configs', () => {
     expectConfigError({ ...llama, vocab_size: 20_000_000 }, /"vocab_size" is 20000000/);
     expectConfigError({ ...llama, num_hidden_layers: 5000 }, /"num_hidden_layers" is 5000/);
     expectConfigError({ ...llama, num_attention_heads: 3 }, /not divisible by num_attention_heads/);
-    expectConfigError({ ...llama, num_key_value_heads: 3, num_attention_heads: 4 }, /not a multiple of num_key_value_heads/);
+    expectConfigError(
+      { ...llama, num_key_value_heads: 3, num_attention_heads: 4 },
+      /not a multiple of num_key_value_heads/,
+    );
     expectConfigError({ ...llama, rms_norm_eps: -1 }, /"rms_norm_eps" is -1/);
     expectConfigError({ ...llama, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
-    expectConfigError({ ...llama, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling\.low_freq_factor is undefined; llama3 RoPE scaling needs a positive number/);
-    expectConfigError({ ...llama, rope_scaling: { ...LLAMA3, high_freq_factor: 1 } }, /rope_scaling\.high_freq_factor \(1\) must be larger than low_freq_factor \(1\)/);
-    expectConfigError({ ...llama, rope_scaling: { ...LLAMA3, original_max_position_embeddings: 8.5 } }, /original_max_position_embeddings is 8\.5.*positive integer/);
+    expectConfigError(
+      { ...llama, rope_scaling: { rope_type: 'llama3', factor: 8 } },
+      /rope_scaling\.low_freq_factor is undefined; llama3 RoPE scaling needs a positive number/,
+    );
+    expectConfigError(
+      { ...llama, rope_scaling: { ...LLAMA3, high_freq_factor: 1 } },
+      /rope_scaling\.high_freq_factor \(1\) must be larger than low_freq_factor \(1\)/,
+    );
+    expectConfigError(
+      { ...llama, rope_scaling: { ...LLAMA3, original_max_position_embeddings: 8.5 } },
+      /original_max_position_embeddings is 8\.5.*positive integer/,
+    );
     expectConfigError({ ...llama, rope_scaling: 'llama3' }, /"rope_scaling" is "llama3"; it must be an object or null/);
     expectConfigError({ ...configFor('mistral'), sliding_window: 0 }, /"sliding_window" is 0/);
-    expectConfigError({ ...configFor('granitemoe'), residual_multiplier: -0.2 }, /"residual_multiplier" is -0\.2; it must be a positive number/);
+    expectConfigError(
+      { ...configFor('granitemoe'), residual_multiplier: -0.2 },
+      /"residual_multiplier" is -0\.2; it must be a positive number/,
+    );
     expectConfigError({ ...configFor('granitemoe'), attention_multiplier: 'x' }, /"attention_multiplier" is "x"/);
     expectConfigError({ ...llama, tie_word_embeddings: 'yes' }, /must be true or false/);
-    expectConfigError({ ...configFor('mixtral'), num_experts_per_tok: 5 }, /num_experts_per_tok \(5\) is larger than the number of experts \(4\)/);
+    expectConfigError(
+      { ...configFor('mixtral'), num_experts_per_tok: 5 },
+      /num_experts_per_tok \(5\) is larger than the number of experts \(4\)/,
+    );
     expectConfigError({ ...configFor('qwen3_moe'), mlp_only_layers: [7] }, /mlp_only_layers/);
   });
 });
@@ -403,12 +558,16 @@ describe('exportCheckpoint', () => {
       expect(spec2).toEqual(spec1);
       expect(second.tokenizerJson).toEqual(first.tokenizerJson);
       for (const entry of hfTable(arch)) {
-        expect(Buffer.from(entry.get(second.weights)!.bytes).equals(Buffer.from(entry.get(first.weights)!.bytes)), entry.name).toBe(true);
+        expect(
+          Buffer.from(entry.get(second.weights)!.bytes).equals(Buffer.from(entry.get(first.weights)!.bytes)),
+          entry.name,
+        ).toBe(true);
         expect(entry.get(second.weights)!.dtype).toBe(entry.get(first.weights)!.dtype);
       }
       // Exporting again is byte-identical (deterministic).
       const again = exportCheckpoint(second.spec, second.weights, second.tokenizerJson);
-      for (const [name, bytes] of files) expect(Buffer.from(again.get(name)!).equals(Buffer.from(bytes)), name).toBe(true);
+      for (const [name, bytes] of files)
+        expect(Buffer.from(again.get(name)!).equals(Buffer.from(bytes)), name).toBe(true);
     });
   }
 
@@ -430,9 +589,17 @@ describe('checkpoint sources', () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       const name = decodeURIComponent((req.url ?? '').replace(/^\/model\//, ''));
-      if (name === 'forbidden.json') { res.writeHead(403, 'Forbidden'); res.end(); return; }
+      if (name === 'forbidden.json') {
+        res.writeHead(403, 'Forbidden');
+        res.end();
+        return;
+      }
       const body = files.get(name);
-      if (!body) { res.writeHead(404); res.end(); return; }
+      if (!body) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
       res.writeHead(200, { 'content-length': body.byteLength });
       res.end(Buffer.from(body));
     });
@@ -477,7 +644,13 @@ describe('checkpoint sources', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const err = (() => { try { dirSource('/no/such/folder'); } catch (e) { return e; } })();
+    const err = (() => {
+      try {
+        dirSource('/no/such/folder');
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as CheckpointError).message).toMatch(/folder \/no\/such\/folder does not exist/);
   });
@@ -523,9 +696,17 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
     }
     expect(ckpt.weights.lmHead).toBe(ckpt.weights.embed);
     const { spec } = ckpt;
-    expect(spec.moe).toEqual({ numExperts: E, topK: 2, expertIntermediateSize: f, normTopkProb: true,
-      sharedExpertIntermediateSize: 0, moeLayers: [true, true] });
-    expect([spec.embeddingMultiplier, spec.attentionScale, spec.residualMultiplier, spec.logitsScaling]).toEqual([12, 0.25, 0.22, 6]);
+    expect(spec.moe).toEqual({
+      numExperts: E,
+      topK: 2,
+      expertIntermediateSize: f,
+      normTopkProb: true,
+      sharedExpertIntermediateSize: 0,
+      moeLayers: [true, true],
+    });
+    expect([spec.embeddingMultiplier, spec.attentionScale, spec.residualMultiplier, spec.logitsScaling]).toEqual([
+      12, 0.25, 0.22, 6,
+    ]);
     // Parameters: the same count as the mixtral it was made from, less the untied head.
     expect(countParameters(spec).total).toBe(countParameters(specFromConfig(configFor('mixtral'))).total - V * d);
 
@@ -533,10 +714,19 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
     const out = exportCheckpoint(spec, ckpt.weights, ckpt.tokenizerJson);
     const written = parseSafetensors(out.get('model.safetensors')!, 'model.safetensors').tensors;
     expect([...written.keys()].sort()).toEqual([...tensors.keys()].sort());
-    for (const [name, t] of tensors) expect(Buffer.from(written.get(name)!.bytes).equals(Buffer.from(t.bytes)), name).toBe(true);
+    for (const [name, t] of tensors)
+      expect(Buffer.from(written.get(name)!.bytes).equals(Buffer.from(t.bytes)), name).toBe(true);
     const config = JSON.parse(new TextDecoder().decode(out.get('config.json')!));
-    expect(config).toMatchObject({ architectures: ['GraniteMoeForCausalLM'], model_type: 'granitemoe', num_local_experts: E,
-      intermediate_size: f, embedding_multiplier: 12, attention_multiplier: 0.25, residual_multiplier: 0.22, logits_scaling: 6 });
+    expect(config).toMatchObject({
+      architectures: ['GraniteMoeForCausalLM'],
+      model_type: 'granitemoe',
+      num_local_experts: E,
+      intermediate_size: f,
+      embedding_multiplier: 12,
+      attention_multiplier: 0.25,
+      residual_multiplier: 0.22,
+      logits_scaling: 6,
+    });
     expect(config.head_dim).toBeUndefined();
     const again = await loadCheckpoint(memorySource(out));
     const { config: _a, ...specA } = spec;
@@ -545,15 +735,29 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
   });
 
   it('granitemoe reads its config the way transformers does', () => {
-    const plain = specFromConfig({ ...configFor('granitemoe'), embedding_multiplier: undefined, attention_multiplier: undefined,
-      residual_multiplier: undefined, logits_scaling: undefined });
+    const plain = specFromConfig({
+      ...configFor('granitemoe'),
+      embedding_multiplier: undefined,
+      attention_multiplier: undefined,
+      residual_multiplier: undefined,
+      logits_scaling: undefined,
+    });
     // GraniteMoeConfig's defaults are 1.0 each, attention included (not 1/√headDim).
-    expect([plain.embeddingMultiplier, plain.attentionScale, plain.residualMultiplier, plain.logitsScaling]).toEqual([1, 1, 1, 1]);
+    expect([plain.embeddingMultiplier, plain.attentionScale, plain.residualMultiplier, plain.logitsScaling]).toEqual([
+      1, 1, 1, 1,
+    ]);
     // head_dim is always hidden_size / num_attention_heads; a head_dim key is ignored, as in transformers.
     expect(specFromConfig({ ...configFor('granitemoe'), head_dim: 64 }).headDim).toBe(d / heads);
     // Other architectures: 1/√headDim and no multipliers, whatever granite keys a config carries.
-    const llama = specFromConfig({ ...configFor('llama'), head_dim: 16, attention_multiplier: 0.5, embedding_multiplier: 3 });
-    expect([llama.embeddingMultiplier, llama.attentionScale, llama.residualMultiplier, llama.logitsScaling]).toEqual([1, 0.25, 1, 1]);
+    const llama = specFromConfig({
+      ...configFor('llama'),
+      head_dim: 16,
+      attention_multiplier: 0.5,
+      embedding_multiplier: 3,
+    });
+    expect([llama.embeddingMultiplier, llama.attentionScale, llama.residualMultiplier, llama.logitsScaling]).toEqual([
+      1, 0.25, 1, 1,
+    ]);
   });
 
   it('reads llama3 rope scaling from rope_scaling (v4) and rope_parameters (v5); plain RoPE is null', () => {
@@ -562,8 +766,14 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
       expect(specFromConfig({ ...configFor(arch), rope_scaling: LLAMA3 }).ropeScaling, arch).toEqual(want);
     }
     const { rope_type: _t, ...legacy } = LLAMA3;
-    expect(specFromConfig({ ...configFor('llama'), rope_scaling: { ...legacy, type: 'llama3' } }).ropeScaling).toEqual(want);
-    const v5 = specFromConfig({ ...configFor('llama'), rope_theta: undefined, rope_parameters: { ...LLAMA3, rope_theta: 5e5 } });
+    expect(specFromConfig({ ...configFor('llama'), rope_scaling: { ...legacy, type: 'llama3' } }).ropeScaling).toEqual(
+      want,
+    );
+    const v5 = specFromConfig({
+      ...configFor('llama'),
+      rope_theta: undefined,
+      rope_parameters: { ...LLAMA3, rope_theta: 5e5 },
+    });
     expect([v5.ropeTheta, v5.ropeScaling]).toEqual([5e5, want]);
     expect(specFromConfig({ ...configFor('llama'), rope_scaling: null }).ropeScaling).toBeNull();
     expect(specFromConfig({ ...configFor('llama'), rope_scaling: { rope_type: 'default' } }).ropeScaling).toBeNull();
@@ -590,7 +800,11 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
     expect(specFromConfig({ ...configFor('mistral'), head_dim: 16 }).headDim).toBe(16);
     expect(specFromConfig({ ...configFor('mixtral'), head_dim: 16 }).headDim).toBe(16);
     // Round trip, including a mistral whose window came from the default.
-    for (const config of [configFor('mistral'), { ...configFor('mixtral'), sliding_window: 7 }, { ...configFor('mistral'), sliding_window: null }]) {
+    for (const config of [
+      configFor('mistral'),
+      { ...configFor('mixtral'), sliding_window: 7 },
+      { ...configFor('mistral'), sliding_window: null },
+    ]) {
       const spec = specFromConfig(config);
       expect(specFromConfig(configFromSpec(spec)).slidingWindow).toBe(spec.slidingWindow);
     }
@@ -598,21 +812,45 @@ describe('granitemoe, llama3 RoPE scaling and sliding windows', () => {
 
   it('refuses what it cannot compute, naming the config field, before any weights are read', async () => {
     const refused: Array<[Record<string, unknown>, RegExp]> = [
-      [{ ...configFor('llama'), rope_scaling: { rope_type: 'linear', factor: 2 } }, /rope_scaling\.rope_type "linear" is not supported/],
-      [{ ...configFor('mixtral'), rope_scaling: { type: 'dynamic', factor: 2 } }, /rope_scaling\.type "dynamic" is not supported/],
-      [{ ...configFor('qwen3_moe'), rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling\.rope_type "yarn" is not supported/],
-      [{ ...configFor('llama'), rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } }, /rope_parameters\.rope_type "longrope" is not supported/],
-      [{ ...configFor('llama'), rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.5 } }, /rope_parameters\.partial_rotary_factor is 0\.5/],
+      [
+        { ...configFor('llama'), rope_scaling: { rope_type: 'linear', factor: 2 } },
+        /rope_scaling\.rope_type "linear" is not supported/,
+      ],
+      [
+        { ...configFor('mixtral'), rope_scaling: { type: 'dynamic', factor: 2 } },
+        /rope_scaling\.type "dynamic" is not supported/,
+      ],
+      [
+        { ...configFor('qwen3_moe'), rope_scaling: { rope_type: 'yarn', factor: 4 } },
+        /rope_scaling\.rope_type "yarn" is not supported/,
+      ],
+      [
+        { ...configFor('llama'), rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } },
+        /rope_parameters\.rope_type "longrope" is not supported/,
+      ],
+      [
+        {
+          ...configFor('llama'),
+          rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.5 },
+        },
+        /rope_parameters\.partial_rotary_factor is 0\.5/,
+      ],
       [{ ...configFor('granitemoe'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
       [{ ...configFor('granitemoe'), attention_bias: true }, /attention_bias = true/],
-      [{ ...configFor('granitemoe'), position_embedding_type: 'nope' }, /position_embedding_type "nope" is not supported/],
+      [
+        { ...configFor('granitemoe'), position_embedding_type: 'nope' },
+        /position_embedding_type "nope" is not supported/,
+      ],
       [{ ...configFor('llama'), mlp_bias: true }, /mlp_bias is true/],
       [{ ...configFor('qwen2_moe'), use_sliding_window: true }, /use_sliding_window is true/],
     ];
     for (const [config, pattern] of refused) {
       // No weights in the folder at all: the refusal must come from config.json alone.
       const files = folder(config, null);
-      const err = await loadCheckpoint(memorySource(files, 'test-folder')).then(() => null, (e: unknown) => e);
+      const err = await loadCheckpoint(memorySource(files, 'test-folder')).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, String(pattern)).toBeInstanceOf(CheckpointError);
       expect((err as CheckpointError).file).toBe('config.json');
       expect((err as CheckpointError).message).toMatch(pattern);

@@ -11,7 +11,8 @@ import { CheckpointError } from '../../src/engine/format/errors.ts';
 import type { LoadProgress } from '../../src/engine/format/load.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/models');
-const INDEX_PAGE = '<!doctype html>\n<html lang="en"><head><title>MoE Playground</title></head><body><div id="root"></div></body></html>\n';
+const INDEX_PAGE =
+  '<!doctype html>\n<html lang="en"><head><title>MoE Playground</title></head><body><div id="root"></div></body></html>\n';
 
 /** Like Vite: a file that exists is served; anything else gets the index page with status 200 and text/html. */
 function spaServer(): Server {
@@ -21,7 +22,10 @@ function spaServer(): Server {
     if (file.startsWith(FIXTURES) && !path.includes('..')) {
       try {
         const bytes = readFileSync(file);
-        res.writeHead(200, { 'content-type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream', 'content-length': bytes.byteLength });
+        res.writeHead(200, {
+          'content-type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+          'content-length': bytes.byteLength,
+        });
         res.end(bytes);
         return;
       } catch {
@@ -104,7 +108,9 @@ describe('a server that answers a missing file with its index page (status 200)'
     const files = folderFiles('mixtral_f32');
     files.delete('model.safetensors');
     const e = await loadError(loadCheckpoint(pageForMissing(files, 'spa-folder')));
-    expect(e.message).toMatch(/neither model\.safetensors nor model\.safetensors\.index\.json is in spa-folder \(the server answered/);
+    expect(e.message).toMatch(
+      /neither model\.safetensors nor model\.safetensors\.index\.json is in spa-folder \(the server answered/,
+    );
   });
 
   it('a damaged real safetensors file is still reported as damaged, not as absent', async () => {
@@ -121,6 +127,7 @@ describe('a server that answers a missing file with its index page (status 200)'
     const weights = seen.filter((p) => p.file === 'model.safetensors');
     expect(weights.length).toBeGreaterThan(1);
     expect(weights[weights.length - 1]).toEqual({ file: 'model.safetensors', received: size, total: size });
-    for (let i = 1; i < weights.length; i++) expect(weights[i].received).toBeGreaterThanOrEqual(weights[i - 1].received);
+    for (let i = 1; i < weights.length; i++)
+      expect(weights[i].received).toBeGreaterThanOrEqual(weights[i - 1].received);
   });
 });

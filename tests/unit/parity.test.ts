@@ -33,9 +33,10 @@ interface Expected {
 
 const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
 const fixtureNames = existsSync(MODELS)
-  ? readdirSync(MODELS).filter((n) => existsSync(join(MODELS, n, 'expected.json'))).sort()
+  ? readdirSync(MODELS)
+      .filter((n) => existsSync(join(MODELS, n, 'expected.json')))
+      .sort()
   : [];
-
 
 /** Sorted-set equality, allowing a swap only between two experts whose probabilities differ by ≤ 1e-6. */
 function sameChoice(actual: number[], expected: ExpectedRouting): boolean {
@@ -66,7 +67,10 @@ function compareTrace(trace: RoutingTrace, c: ExpectedCase, where: string): void
 describe('parity with the PyTorch reference', () => {
   it('has fixtures to compare against', () => {
     // An empty folder would make every other test here vanish silently.
-    expect(fixtureNames.length, `no fixtures in ${MODELS}; run /usr/bin/python3 tests/fixtures/make_fixtures.py`).toBeGreaterThan(0);
+    expect(
+      fixtureNames.length,
+      `no fixtures in ${MODELS}; run /usr/bin/python3 tests/fixtures/make_fixtures.py`,
+    ).toBeGreaterThan(0);
   });
 
   for (const name of fixtureNames) {
@@ -89,7 +93,10 @@ describe('parity with the PyTorch reference', () => {
         const cache = model.newCache(expected.tokens.length);
         for (let t = 0; t < expected.tokens.length; t++) {
           const step = await model.forward([expected.tokens[t]], cache, { routing: plan, logits: 'last' });
-          expect(maxAbsDiff(step.logits[0], c.logits[t]), `${where} decode logits at position ${t}`).toBeLessThanOrEqual(1e-4);
+          expect(
+            maxAbsDiff(step.logits[0], c.logits[t]),
+            `${where} decode logits at position ${t}`,
+          ).toBeLessThanOrEqual(1e-4);
         }
       }
     });

@@ -27,7 +27,11 @@ import type { WorkerRequest, WorkerResponse } from '../../src/worker/protocol.ts
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = resolve(root, 'tests/fixtures/models');
 const evalDir = resolve(root, 'public/eval');
-const evalFiles = Object.fromEntries(readdirSync(evalDir).filter((f) => f.endsWith('.txt')).map((f) => [`eval/${f}`, readFileSync(join(evalDir, f), 'utf8')]));
+const evalFiles = Object.fromEntries(
+  readdirSync(evalDir)
+    .filter((f) => f.endsWith('.txt'))
+    .map((f) => [`eval/${f}`, readFileSync(join(evalDir, f), 'utf8')]),
+);
 
 function sessionPort(folderFor: (baseUrl: string) => string): EnginePort {
   const port: EnginePort = {
@@ -92,7 +96,9 @@ describe('quantization choices and the cost decision (pure)', () => {
     const limit = (held.q4 + held.q8) / 2;
     const tight = quantChoices(ckpt.spec, ckpt.weights, 'cpu', limit);
     expect(tight.map((c) => c.available)).toEqual([false, false, true]);
-    expect(tight[1].why).toMatch(/At q8 the weights need .* more than the .* the CPU backend's WebAssembly memory can hold\./);
+    expect(tight[1].why).toMatch(
+      /At q8 the weights need .* more than the .* the CPU backend's WebAssembly memory can hold\./,
+    );
   });
 
   it('measures only when a quantized model runs idle without a cost, and not after a cancel', () => {
@@ -106,19 +112,35 @@ describe('quantization choices and the cost decision (pure)', () => {
     expect(costDecision({ ...base, quantCost: { modelId: 'm', cost: { scheme: 'q4' } } })).toBe('wait');
     // A cost of another scheme does not count for this one.
     expect(costDecision({ ...base, quantCost: { modelId: 'm', cost: { scheme: 'q8' } } })).toBe('measure');
-    const running = { id: 'm', quantize: 'none' as const, quantChoices: [{ scheme: 'q4' as const, available: false, why: 'At q4 it does not fit.' }, { scheme: 'q8' as const, available: true }] };
+    const running = {
+      id: 'm',
+      quantize: 'none' as const,
+      quantChoices: [
+        { scheme: 'q4' as const, available: false, why: 'At q4 it does not fit.' },
+        { scheme: 'q8' as const, available: true },
+      ],
+    };
     expect(refusalOf(running, 'q4')).toBe('At q4 it does not fit. m stays loaded at its stored precision.');
     expect(refusalOf(running, 'q8')).toBeNull();
   });
 
   it('says why the backend was chosen, from the adapter info and the measured speeds', () => {
-    expect(adapterNature({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' })).toMatchObject({ software: true, evidence: 'swiftshader' });
+    expect(
+      adapterNature({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' }),
+    ).toMatchObject({ software: true, evidence: 'swiftshader' });
     expect(adapterNature({ vendor: 'mesa', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }).software).toBe(true);
-    expect(adapterNature({ vendor: 'nvidia', architecture: 'hopper' }, false)).toMatchObject({ software: false, evidence: '' });
+    expect(adapterNature({ vendor: 'nvidia', architecture: 'hopper' }, false)).toMatchObject({
+      software: false,
+      evidence: '',
+    });
     expect(adapterNature({ vendor: 'x', isFallbackAdapter: true }).evidence).toBe('isFallbackAdapter');
     expect(adapterNature({ description: 'SwiftShader Device' }, true).evidence).toBe('SwiftShader, a fallback adapter');
     const sw = adapterNature({ architecture: 'swiftshader' });
-    expect(describeRace(310, 100, sw)).toEqual({ kind: 'cpu', reason: 'CPU: 3.1x faster than WebGPU on this software adapter (swiftshader); measured 310 vs 100 tok/s decoding (CPU vs WebGPU)' });
+    expect(describeRace(310, 100, sw)).toEqual({
+      kind: 'cpu',
+      reason:
+        'CPU: 3.1x faster than WebGPU on this software adapter (swiftshader); measured 310 vs 100 tok/s decoding (CPU vs WebGPU)',
+    });
     expect(describeRace(50, 200, sw).kind).toBe('webgpu');
     expect(describeRace(244, 0.32, sw).reason).toMatch(/762\.5x faster .* measured 244 vs 0\.3 tok\/s/);
   });
@@ -139,7 +161,10 @@ describe('the quantization setting in the controller', () => {
     const store = createPlaygroundStore();
     store.getState().setShare({ prompt: 'The experts', seed: 3, maxTokens: 6, temperature: 0.9 });
     controller = createController(store, testEnv('/fixtures/mixtral_f32'));
-    controller.start({ linkSetModel: false, createClient: () => new EngineClient(sessionPort((url) => resolve(fixtures, url.replace(/^\/fixtures\//, '')))) });
+    controller.start({
+      linkSetModel: false,
+      createClient: () => new EngineClient(sessionPort((url) => resolve(fixtures, url.replace(/^\/fixtures\//, '')))),
+    });
     await vi.waitFor(() => expect(store.getState().stage).toBe('ready'), { timeout: 30_000, interval: 20 });
     const before = store.getState().run!;
     expect(store.getState().model!.quantize).toBe('none');
@@ -159,7 +184,9 @@ describe('the quantization setting in the controller', () => {
     // The same measurement, run here on the engine directly: same texts, same token budget, same windows.
     const ckpt = await loadCheckpoint(dirSource(resolve(fixtures, 'mixtral_f32')));
     const tok = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson);
-    const texts = Object.keys(evalFiles).sort().map((k) => evalFiles[k]);
+    const texts = Object.keys(evalFiles)
+      .sort()
+      .map((k) => evalFiles[k]);
     const window = Math.min(ckpt.spec.maxPositions, 256);
     const windows = texts.flatMap((t) => tokenWindows(tok.encode(t).slice(0, QUANT_COST_TOKENS), window));
     const reference = await createCpuBackend().load(ckpt.spec, ckpt.weights);
@@ -193,7 +220,10 @@ describe('the quantization setting in the controller', () => {
       const file = join(folder, 'model.safetensors');
       const bytes = readFileSync(file);
       const headerLength = Number(bytes.readBigUInt64LE(0));
-      const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+      const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+        string,
+        { dtype: string; shape: number[]; data_offsets: [number, number] }
+      >;
       const name = Object.keys(header).find((k) => /experts\.0\.w1\.weight$/.test(k))!;
       expect(header[name].dtype).toBe('F32');
       bytes.writeFloatLE(1e9, 8 + headerLength + header[name].data_offsets[0]);
@@ -208,15 +238,30 @@ describe('the quantization setting in the controller', () => {
 
       // The store says q4 cannot fit (as a small WebAssembly memory would): refused before anything loads.
       const model = store.getState().model!;
-      store.setState({ model: { ...model, quantChoices: model.quantChoices.map((c) => (c.scheme === 'q4' ? { ...c, available: false, why: 'At q4 the weights need 9 GB.' } : c)) } });
+      store.setState({
+        model: {
+          ...model,
+          quantChoices: model.quantChoices.map((c) =>
+            c.scheme === 'q4' ? { ...c, available: false, why: 'At q4 the weights need 9 GB.' } : c,
+          ),
+        },
+      });
       controller.quant.choose('q4');
-      expect(store.getState().quantRefusal).toBe('At q4 the weights need 9 GB. /fixtures/inf/ stays loaded at its stored precision.');
+      expect(store.getState().quantRefusal).toBe(
+        'At q4 the weights need 9 GB. /fixtures/inf/ stays loaded at its stored precision.',
+      );
       expect(store.getState().share.quant).toBe('none');
       expect(store.getState().activity).toBe('idle');
 
       // q8 is offered but fails in the engine: the sentence, the setting back at none, the model and text unchanged.
       controller.quant.choose('q8');
-      await vi.waitFor(() => expect(store.getState().quantRefusal).toMatch(/beyond what an f16 scale can express; these weights cannot be quantized\. \/fixtures\/inf\/ stays loaded at its stored precision\./), { timeout: 30_000, interval: 20 });
+      await vi.waitFor(
+        () =>
+          expect(store.getState().quantRefusal).toMatch(
+            /beyond what an f16 scale can express; these weights cannot be quantized\. \/fixtures\/inf\/ stays loaded at its stored precision\./,
+          ),
+        { timeout: 30_000, interval: 20 },
+      );
       expect(store.getState().share.quant).toBe('none');
       expect(store.getState().model!.quantize).toBe('none');
       expect(store.getState().run!.tokenIds).toEqual(before.tokenIds);

@@ -81,10 +81,13 @@ describe('quantization vs numpy', () => {
     it(`${c.name}: codes, scales and values identical to numpy; error within the format's bound`, () => {
       const t = quantizeTensor(fromFloat32(values, [rows, cols], 'F32'), c.o);
       const out = join(dir, c.name.replace(/\W+/g, '_'));
-      const r = spawnSync(PYTHON, [SCRIPT, input, String(rows), String(cols), c.py, String(c.o.groupSize), out], { encoding: 'utf8' });
+      const r = spawnSync(PYTHON, [SCRIPT, input, String(rows), String(cols), c.py, String(c.o.groupSize), out], {
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(0);
       const ref = (ext: string) => new Uint8Array(readFileSync(`${out}.${ext}`)); // a copy: its own aligned buffer
-      const refCodes = c.o.dtype === 'Q8' ? Int32Array.from(new Int8Array(ref('codes').buffer)) : Int32Array.from(ref('codes'));
+      const refCodes =
+        c.o.dtype === 'Q8' ? Int32Array.from(new Int8Array(ref('codes').buffer)) : Int32Array.from(ref('codes'));
       expect(Array.from(unpackCodes(t))).toEqual(Array.from(refCodes));
       expect(Array.from(t.scales)).toEqual(Array.from(new Uint16Array(ref('scales').buffer)));
       if (c.o.offsets) expect(Array.from(t.mins!)).toEqual(Array.from(new Uint16Array(ref('mins').buffer)));
@@ -96,7 +99,15 @@ describe('quantization vs numpy', () => {
       for (let i = 0; i < values.length; i++) {
         const g = Math.floor(i / c.o.groupSize);
         const s = Math.abs(f16BitsToFloat(t.scales[g]));
-        const bound = c.o.dtype === 'Q8' ? 0.5 * s : c.o.offsets ? 0.5 * s + Math.abs(f16BitsToFloat(t.mins![g]) - Math.min(...values.subarray(g * c.o.groupSize, (g + 1) * c.o.groupSize))) : s;
+        const bound =
+          c.o.dtype === 'Q8'
+            ? 0.5 * s
+            : c.o.offsets
+              ? 0.5 * s +
+                Math.abs(
+                  f16BitsToFloat(t.mins![g]) - Math.min(...values.subarray(g * c.o.groupSize, (g + 1) * c.o.groupSize)),
+                )
+              : s;
         const err = Math.abs(deq[i] - values[i]);
         expect(err).toBeLessThanOrEqual(bound * (1 + 1e-6) + 1e-12);
         worst = Math.max(worst, err / (s || 1));
@@ -107,7 +118,9 @@ describe('quantization vs numpy', () => {
       if (c.o.dtype === 'Q4' && c.o.groupSize <= 64) expect(deq[130]).toBe(-0.25);
       // Bytes held: packed codes + f16 scales (+ mins).
       const groups = (rows * cols) / c.o.groupSize;
-      expect(tensorBytes(t)).toBe((c.o.dtype === 'Q8' ? rows * cols : (rows * cols) / 2) + groups * 2 * (c.o.offsets ? 2 : 1));
+      expect(tensorBytes(t)).toBe(
+        (c.o.dtype === 'Q8' ? rows * cols : (rows * cols) / 2) + groups * 2 * (c.o.offsets ? 2 : 1),
+      );
     });
   }
 });
@@ -118,7 +131,8 @@ describe('weights that cannot be quantized', () => {
     nan[5] = NaN;
     expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q8', groupSize: 32 })).toThrow(QuantizationError);
     expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q8', groupSize: 32 })).toThrow(/Inf or NaN/);
-    for (const offsets of [false, true]) expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q4', groupSize: 32, offsets })).toThrow(/Inf or NaN/);
+    for (const offsets of [false, true])
+      expect(() => quantizeValues(nan, 2, 32, { dtype: 'Q4', groupSize: 32, offsets })).toThrow(/Inf or NaN/);
     const huge = new Float32Array(64).fill(1e9);
     try {
       quantizeValues(huge, 2, 32, { dtype: 'Q4', groupSize: 32 });
@@ -133,7 +147,16 @@ describe('weights that cannot be quantized', () => {
 
 describe('quantizeWeights', () => {
   it('quantizes every matrix but the routers, keeps tied embeddings one tensor, and counts bytes exactly', () => {
-    const { weights } = randomModel({ hiddenSize: 64, intermediateSize: 96, vocabSize: 80, numHeads: 4, numKvHeads: 2, headDim: 16, tieWordEmbeddings: true, seed: 3 });
+    const { weights } = randomModel({
+      hiddenSize: 64,
+      intermediateSize: 96,
+      vocabSize: 80,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      tieWordEmbeddings: true,
+      seed: 3,
+    });
     const predicted = weightBytesBySchemes(weights);
     expect(predicted.none).toBe(weightSetBytes(weights));
     for (const scheme of ['q8', 'q4'] as const) {

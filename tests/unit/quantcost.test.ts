@@ -17,13 +17,21 @@ const NATIVE = parseRoutingPlan('native');
 
 describe('quantizationCost', async () => {
   const ckpt = await loadCheckpoint(dirSource(BUILT_IN));
-  const tokens = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson).encode('Twelve plus seven is 19. Der Hund schläft. print("hello")\nFortune favours the bold.');
+  const tokens = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfigJson).encode(
+    'Twelve plus seven is 19. Der Hund schläft. print("hello")\nFortune favours the bold.',
+  );
   const windows = tokenWindows(tokens, 16);
   const reference = await createCpuBackend().load(ckpt.spec, ckpt.weights);
 
   it('windows: consecutive slices, the last shorter, single tokens dropped', () => {
-    expect(tokenWindows([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4]]);
-    expect(tokenWindows([1, 2, 3, 4, 5, 6], 4)).toEqual([[1, 2, 3, 4], [5, 6]]);
+    expect(tokenWindows([1, 2, 3, 4, 5], 2)).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    expect(tokenWindows([1, 2, 3, 4, 5, 6], 4)).toEqual([
+      [1, 2, 3, 4],
+      [5, 6],
+    ]);
   });
 
   it('a model against itself costs nothing', async () => {
@@ -65,13 +73,20 @@ print(json.dumps({'kl': kl, 'top1': top1, 'la': la, 'lb': lb}))`;
     expect(c.top1Agreement).toBeCloseTo(ref.top1, 12);
     expect(c.referenceLoss).toBeCloseTo(ref.la, 9);
     expect(c.deltaLoss).toBeCloseTo(ref.lb - ref.la, 9);
-    let same = 0, n = 0;
-    a.forEach((r0, w) => r0.trace.layers.forEach((layer, m) => layer.forEach((x, t) => {
-      n++;
-      if ([...x.experts].sort().join() === [...b[w].trace.layers[m][t].experts].sort().join()) same++;
-    })));
+    let same = 0,
+      n = 0;
+    a.forEach((r0, w) =>
+      r0.trace.layers.forEach((layer, m) =>
+        layer.forEach((x, t) => {
+          n++;
+          if ([...x.experts].sort().join() === [...b[w].trace.layers[m][t].experts].sort().join()) same++;
+        }),
+      ),
+    );
     expect(c.routingUnchanged).toBe(same / n);
     expect(c.routingUnchanged).toBeLessThan(1);
-    expect(describeQuantCost(c)).toMatch(/^q4: \d+% of routing decisions unchanged, top-1 token the same at \d+% of positions, Δloss [+−]\d\.\d{3} nats on the eval texts$/);
+    expect(describeQuantCost(c)).toMatch(
+      /^q4: \d+% of routing decisions unchanged, top-1 token the same at \d+% of positions, Δloss [+−]\d\.\d{3} nats on the eval texts$/,
+    );
   });
 });

@@ -7,7 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { makeBenchMoe } from '../../bench/make-bench-model.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { countParameters, numelOf } from '../../src/engine/format/index.ts';
-import { allTensors, isQuantized, quantizeWeights, tensorBytes, weightBytesBySchemes } from '../../src/engine/format/quant.ts';
+import {
+  allTensors,
+  isQuantized,
+  quantizeWeights,
+  tensorBytes,
+  weightBytesBySchemes,
+} from '../../src/engine/format/quant.ts';
 import { quantizationCost } from '../../src/engine/quant/cost.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
 
@@ -18,7 +24,9 @@ const MiB = 2 ** 20;
 describe(`${SIZE}: loads and runs on the CPU backend at f16, q8 and q4`, () => {
   const { spec, weights } = makeBenchMoe(SIZE);
   const params = countParameters(spec).total;
-  const vectors = allTensors(weights).filter((t) => t.shape.length === 1).reduce((s, t) => s + numelOf(t.shape), 0);
+  const vectors = allTensors(weights)
+    .filter((t) => t.shape.length === 1)
+    .reduce((s, t) => s + numelOf(t.shape), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919 + 13) % spec.vocabSize);
   const plan = parseRoutingPlan('native');
 
@@ -30,7 +38,9 @@ describe(`${SIZE}: loads and runs on the CPU backend at f16, q8 and q4`, () => {
     expect(spec.moe?.topK).toBe(2);
     expect(spec.moe?.expertIntermediateSize).toBe(4 * spec.hiddenSize);
     if (FULL) {
-      expect([spec.numLayers, spec.hiddenSize, spec.vocabSize, spec.moe?.expertIntermediateSize]).toEqual([12, 512, 99584, 2048]);
+      expect([spec.numLayers, spec.hiddenSize, spec.vocabSize, spec.moe?.expertIntermediateSize]).toEqual([
+        12, 512, 99584, 2048,
+      ]);
       expect(params).toBeGreaterThan(0.41e9);
       expect(params).toBeLessThan(0.42e9);
     }
@@ -47,7 +57,10 @@ describe(`${SIZE}: loads and runs on the CPU backend at f16, q8 and q4`, () => {
     let out = await reference.forward(prompt, cache, { routing: plan, logits: 'last' });
     for (let i = 0; i < 4; i++) out = await reference.forward([i + 1], cache, { routing: plan, logits: 'last' });
     expect(out.logits[0].every(Number.isFinite)).toBe(true);
-    if (FULL) console.log(`f16: ${(reference.memory.total / MiB).toFixed(1)} MiB held; process rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
+    if (FULL)
+      console.log(
+        `f16: ${(reference.memory.total / MiB).toFixed(1)} MiB held; process rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`,
+      );
   });
 
   for (const [scheme, perValue, maxKl, minTop1, minRouting] of [
@@ -59,21 +72,27 @@ describe(`${SIZE}: loads and runs on the CPU backend at f16, q8 and q4`, () => {
     ['q8', 1.0625, 0.01, 0.8, 0.95],
     ['q4', 0.5625, 0.1, 0.3, FULL ? 0.6 : 0.75],
   ] as const) {
-    it(`${scheme}: ${perValue} bytes per matrix value, close to f16 (mean KL < ${maxKl}, top-1 ≥ ${minTop1}, routing ≥ ${minRouting})`, async () => {
-      const model = await createCpuBackend({ quantize: scheme }).load(spec, weights);
-      const q = quantizeWeights(weights, scheme);
-      const quantized = allTensors(q).filter(isQuantized);
-      const values = quantized.reduce((s, t) => s + numelOf(t.shape), 0);
-      expect(quantized.reduce((s, t) => s + tensorBytes(t), 0)).toBe(values * perValue);
-      expect(model.memory.total).toBe(sizes[scheme] + 2 * vectors);
-      // Everything but the routers and norms is quantized.
-      expect(values).toBe(params - vectors - spec.numLayers * 8 * spec.hiddenSize);
-      const cost = await quantizationCost(reference!, model, scheme, [prompt], plan);
-      console.log(`${scheme}: ${(model.memory.total / MiB).toFixed(1)} MiB held; KL ${cost.meanKl.toFixed(4)}, top-1 ${cost.top1Agreement.toFixed(3)}, routing unchanged ${(cost.routingUnchanged ?? NaN).toFixed(3)}; rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
-      expect(cost.meanKl).toBeLessThan(maxKl);
-      expect(cost.top1Agreement).toBeGreaterThanOrEqual(minTop1);
-      expect(cost.routingUnchanged!).toBeGreaterThanOrEqual(minRouting);
-      model.dispose();
-    }, FULL ? 1_800_000 : 60_000);
+    it(
+      `${scheme}: ${perValue} bytes per matrix value, close to f16 (mean KL < ${maxKl}, top-1 ≥ ${minTop1}, routing ≥ ${minRouting})`,
+      async () => {
+        const model = await createCpuBackend({ quantize: scheme }).load(spec, weights);
+        const q = quantizeWeights(weights, scheme);
+        const quantized = allTensors(q).filter(isQuantized);
+        const values = quantized.reduce((s, t) => s + numelOf(t.shape), 0);
+        expect(quantized.reduce((s, t) => s + tensorBytes(t), 0)).toBe(values * perValue);
+        expect(model.memory.total).toBe(sizes[scheme] + 2 * vectors);
+        // Everything but the routers and norms is quantized.
+        expect(values).toBe(params - vectors - spec.numLayers * 8 * spec.hiddenSize);
+        const cost = await quantizationCost(reference!, model, scheme, [prompt], plan);
+        console.log(
+          `${scheme}: ${(model.memory.total / MiB).toFixed(1)} MiB held; KL ${cost.meanKl.toFixed(4)}, top-1 ${cost.top1Agreement.toFixed(3)}, routing unchanged ${(cost.routingUnchanged ?? NaN).toFixed(3)}; rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`,
+        );
+        expect(cost.meanKl).toBeLessThan(maxKl);
+        expect(cost.top1Agreement).toBeGreaterThanOrEqual(minTop1);
+        expect(cost.routingUnchanged!).toBeGreaterThanOrEqual(minRouting);
+        model.dispose();
+      },
+      FULL ? 1_800_000 : 60_000,
+    );
   }
 });

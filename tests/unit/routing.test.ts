@@ -24,7 +24,10 @@ const moe = (over: Partial<MoeSpec> = {}): MoeSpec => ({
 
 /** Logits whose softmax is exactly proportional to the given positive weights. */
 const logitsFor = (weights: number[]) => new Float32Array(weights.map(Math.log));
-const plan = (mode: string, iv = ''): RoutingPlan => ({ mode: parseRoutingMode(mode), interventions: parseInterventions(iv) });
+const plan = (mode: string, iv = ''): RoutingPlan => ({
+  mode: parseRoutingMode(mode),
+  interventions: parseInterventions(iv),
+});
 const close = (actual: number[], expected: number[]) => {
   expect(actual.length).toBe(expected.length);
   actual.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 6));
@@ -50,7 +53,18 @@ describe('parseRoutingMode / formatRoutingMode', () => {
   });
 
   it('rejects bad strings with a RoutingModeError that has a hint', () => {
-    for (const s of ['topk:0', 'topk:abc', 'topk:1.5', 'topk:', 'topk', 'threshold:-1', 'threshold:x', 'threshold:', 'sparse', '']) {
+    for (const s of [
+      'topk:0',
+      'topk:abc',
+      'topk:1.5',
+      'topk:',
+      'topk',
+      'threshold:-1',
+      'threshold:x',
+      'threshold:',
+      'sparse',
+      '',
+    ]) {
       let error: unknown;
       try {
         parseRoutingMode(s);
@@ -207,6 +221,8 @@ describe('routeToken', () => {
     expect(d.experts).toEqual([3, 2, 0, 1]);
     close(d.weights, [0.5, 2 / 6, 1 / 6, 0]);
     // With enough live experts both rules agree.
-    expect(routeToken(logitsFor(P), 0, moe(), literal('topk:2', 'L0E1-')).experts).toEqual(routeToken(logitsFor(P), 0, moe(), plan('topk:2', 'L0E1-')).experts);
+    expect(routeToken(logitsFor(P), 0, moe(), literal('topk:2', 'L0E1-')).experts).toEqual(
+      routeToken(logitsFor(P), 0, moe(), plan('topk:2', 'L0E1-')).experts,
+    );
   });
 });

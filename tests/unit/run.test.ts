@@ -38,7 +38,6 @@ function frequencies(draw: () => number, n: number, size: number): number[] {
   return counts.map((c) => c / n);
 }
 
-
 describe('createRng (xoshiro128** seeded by splitmix32)', () => {
   it('matches an independent Python implementation', () => {
     // First four 32-bit outputs, from a big-integer Python port of the same algorithm.
@@ -156,7 +155,9 @@ describe('scoreTokens', () => {
     await scoreTokens(m, PROMPT, NATIVE, { cache });
     const rest = await scoreTokens(m, [9, 1], NATIVE, { cache });
     expect(rest.trace.positions).toEqual([4, 5]);
-    rest.logits.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - whole.logits[4 + i][j])).toBeLessThanOrEqual(1e-5)));
+    rest.logits.forEach((row, i) =>
+      row.forEach((v, j) => expect(Math.abs(v - whole.logits[4 + i][j])).toBeLessThanOrEqual(1e-5)),
+    );
   });
 });
 
@@ -176,8 +177,12 @@ describe('generate', () => {
     const reference = await scoreTokens(m, out.tokens, NATIVE);
     out.generated.forEach((id, i) => expect(id).toBe(argmax(reference.logits[PROMPT.length - 1 + i])));
     expect(out.trace.positions).toEqual(out.tokens.map((_, i) => i));
-    expect(out.trace.layers.map((rows) => rows.map((r) => r.experts))).toEqual(reference.trace.layers.map((rows) => rows.map((r) => r.experts)));
-    events.forEach((e) => e.routing.forEach((r, m) => expect(r.experts).toEqual(reference.trace.layers[m][e.position].experts)));
+    expect(out.trace.layers.map((rows) => rows.map((r) => r.experts))).toEqual(
+      reference.trace.layers.map((rows) => rows.map((r) => r.experts)),
+    );
+    events.forEach((e) =>
+      e.routing.forEach((r, m) => expect(r.experts).toEqual(reference.trace.layers[m][e.position].experts)),
+    );
   });
 
   it('reports the prompt scoring once, then each token with the logits before and after it', async () => {
@@ -215,14 +220,26 @@ describe('generate', () => {
     const m = await model();
     const greedy = await generate(m, PROMPT, { maxTokens: 5, temperature: 0, topP: 1, seed: 0, routing: NATIVE });
     const stop = greedy.generated[2];
-    const stopped = await generate(m, PROMPT, { maxTokens: 5, temperature: 0, topP: 1, seed: 0, routing: NATIVE, stopTokens: [stop] });
+    const stopped = await generate(m, PROMPT, {
+      maxTokens: 5,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+      routing: NATIVE,
+      stopTokens: [stop],
+    });
     expect(stopped.stopReason).toBe('stopToken');
     expect(stopped.generated).toEqual(greedy.generated.slice(0, greedy.generated.indexOf(stop) + 1));
 
     const controller = new AbortController();
-    const aborted = await generate(m, PROMPT, { maxTokens: 5, temperature: 0, topP: 1, seed: 0, routing: NATIVE, signal: controller.signal }, (e) => {
-      if (e.position === PROMPT.length + 1) controller.abort();
-    });
+    const aborted = await generate(
+      m,
+      PROMPT,
+      { maxTokens: 5, temperature: 0, topP: 1, seed: 0, routing: NATIVE, signal: controller.signal },
+      (e) => {
+        if (e.position === PROMPT.length + 1) controller.abort();
+      },
+    );
     expect(aborted.stopReason).toBe('aborted');
     expect(aborted.generated.length).toBe(2);
     expect(aborted.trace.positions.length).toBe(PROMPT.length + 2);

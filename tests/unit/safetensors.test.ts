@@ -47,14 +47,20 @@ describe('parseSafetensors rejects broken files', () => {
 
   it('a header length beyond the end of the file, including a huge u64', () => {
     const file = rawFile({}, 0, 123456789);
-    const e = expectCheckpointError(() => parseSafetensors(file, 'model.safetensors'), /header length 123456789 is beyond the end of the 10-byte file/);
+    const e = expectCheckpointError(
+      () => parseSafetensors(file, 'model.safetensors'),
+      /header length 123456789 is beyond the end of the 10-byte file/,
+    );
     expect(e.hint).toMatch(/truncated/);
     const huge = new Uint8Array(64);
     new DataView(huge.buffer).setUint32(4, 0xffffffff, true); // ~1.8e19: must not allocate
     expectCheckpointError(() => parseSafetensors(huge, 'model.safetensors'), /beyond the end of the 64-byte file/);
     // A valid file cut short loses its data, not only its header.
     const whole = writeSafetensors({ a: f32([1, 2, 3, 4]) });
-    expectCheckpointError(() => parseSafetensors(whole.subarray(0, whole.length - 4), 'model.safetensors'), /beyond the 12 bytes/);
+    expectCheckpointError(
+      () => parseSafetensors(whole.subarray(0, whole.length - 4), 'model.safetensors'),
+      /beyond the 12 bytes/,
+    );
   });
 
   it('a header that is not JSON, or not an object', () => {
@@ -68,27 +74,55 @@ describe('parseSafetensors rejects broken files', () => {
   it('unsupported dtypes', () => {
     for (const dtype of ['I8', 'U8', 'F64', 'float32']) {
       const file = rawFile({ w: { dtype, shape: [2], data_offsets: [0, 2] } }, 2);
-      expectCheckpointError(() => parseSafetensors(file, 'model.safetensors'), new RegExp(`tensor w has unsupported dtype ${dtype}`));
+      expectCheckpointError(
+        () => parseSafetensors(file, 'model.safetensors'),
+        new RegExp(`tensor w has unsupported dtype ${dtype}`),
+      );
     }
   });
 
   it('bad shapes and offsets', () => {
     const bad = (entry: unknown, data = 16) => rawFile({ w: entry }, data);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [-1], data_offsets: [0, 4] }), 'model.safetensors'), /non-negative integers/);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [1.5], data_offsets: [0, 4] }), 'model.safetensors'), /non-negative integers/);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [8] }), 'model.safetensors'), /expected \[begin, end\]/);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }), 'model.safetensors'), /end before they begin/);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [12, 20] }), 'model.safetensors'), /beyond the 16 bytes/);
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F32', shape: [3], data_offsets: [0, 8] }), 'model.safetensors'), /needs 12 bytes\) but data_offsets span 8/);
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [-1], data_offsets: [0, 4] }), 'model.safetensors'),
+      /non-negative integers/,
+    );
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [1.5], data_offsets: [0, 4] }), 'model.safetensors'),
+      /non-negative integers/,
+    );
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [8] }), 'model.safetensors'),
+      /expected \[begin, end\]/,
+    );
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }), 'model.safetensors'),
+      /end before they begin/,
+    );
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [2], data_offsets: [12, 20] }), 'model.safetensors'),
+      /beyond the 16 bytes/,
+    );
+    expectCheckpointError(
+      () => parseSafetensors(bad({ dtype: 'F32', shape: [3], data_offsets: [0, 8] }), 'model.safetensors'),
+      /needs 12 bytes\) but data_offsets span 8/,
+    );
     // A shape claiming astronomically many elements is caught without computing its size in full.
-    expectCheckpointError(() => parseSafetensors(bad({ dtype: 'F16', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] }), 'model.safetensors'), /more than the file/);
+    expectCheckpointError(
+      () =>
+        parseSafetensors(bad({ dtype: 'F16', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] }), 'model.safetensors'),
+      /more than the file/,
+    );
   });
 
   it('overlapping tensors', () => {
-    const file = rawFile({
-      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-      b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
-    }, 12);
+    const file = rawFile(
+      {
+        a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+      },
+      12,
+    );
     expectCheckpointError(() => parseSafetensors(file, 'model.safetensors'), /tensors a and b overlap/);
   });
 });
@@ -127,8 +161,16 @@ describe('safetensors round trip', () => {
 describe('F16 / BF16 conversion', () => {
   it('decodes and encodes known half bit patterns', () => {
     const known: Array<[number, number]> = [
-      [0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x0001, 2 ** -24], [0x0400, 2 ** -14],
-      [0x03ff, 1023 * 2 ** -24], [0x3555, 0.333251953125], [0x7c00, Infinity], [0xfc00, -Infinity], [0x8000, -0],
+      [0x3c00, 1],
+      [0xc000, -2],
+      [0x7bff, 65504],
+      [0x0001, 2 ** -24],
+      [0x0400, 2 ** -14],
+      [0x03ff, 1023 * 2 ** -24],
+      [0x3555, 0.333251953125],
+      [0x7c00, Infinity],
+      [0xfc00, -Infinity],
+      [0x8000, -0],
     ];
     for (const [bits, value] of known) {
       expect(f16BitsToFloat(bits)).toBe(value);
@@ -152,7 +194,8 @@ describe('F16 / BF16 conversion', () => {
     for (let h = 0; h < 65536; h++) {
       const v = f16BitsToFloat(h);
       if (Number.isNaN(v)) continue;
-      if (floatToF16Bits(v) !== h) throw new Error(`half 0x${h.toString(16)} came back as 0x${floatToF16Bits(v).toString(16)}`);
+      if (floatToF16Bits(v) !== h)
+        throw new Error(`half 0x${h.toString(16)} came back as 0x${floatToF16Bits(v).toString(16)}`);
     }
   });
 

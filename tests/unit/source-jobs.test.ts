@@ -24,12 +24,26 @@ const REPO = 'test-org/llmjp-small';
 
 let hub: StandInHub;
 beforeAll(async () => {
-  hub = await startStandInHub(new Map([[REPO, generatedRepo({ ...LLM_JP_SHAPED_SMALL_CONFIG }, { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER })]]));
+  hub = await startStandInHub(
+    new Map([
+      [
+        REPO,
+        generatedRepo(
+          { ...LLM_JP_SHAPED_SMALL_CONFIG },
+          { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER },
+        ),
+      ],
+    ]),
+  );
 });
 afterAll(() => hub?.close());
 
 /** Runs one request and collects what the jobs post. */
-async function run(jobs: SourceJobs, posted: SourceResponse[], request: Parameters<SourceJobs['handle']>[0]): Promise<SourceResponse[]> {
+async function run(
+  jobs: SourceJobs,
+  posted: SourceResponse[],
+  request: Parameters<SourceJobs['handle']>[0],
+): Promise<SourceResponse[]> {
   const from = posted.length;
   await jobs.handle(request);
   return posted.slice(from);
@@ -37,7 +51,11 @@ async function run(jobs: SourceJobs, posted: SourceResponse[], request: Paramete
 
 function jobsWith(store: ModelStore | null, memoryBytes = 2 ** 34) {
   const posted: SourceResponse[] = [];
-  const jobs = new SourceJobs((m) => posted.push(m), { store: async () => store, memoryLimit: () => ({ bytes: memoryBytes, name: 'the test limit' }), progressInterval: 0 });
+  const jobs = new SourceJobs((m) => posted.push(m), {
+    store: async () => store,
+    memoryLimit: () => ({ bytes: memoryBytes, name: 'the test limit' }),
+    progressInterval: 0,
+  });
   return { jobs, posted };
 }
 
@@ -47,7 +65,12 @@ const hubSize = () => [...hubFiles().values()].reduce((a, f) => a + f.size, 0);
 describe('source jobs', () => {
   it('a lookup tells the page what it needs to decide, and refuses with the limit named when it cannot fit', async () => {
     const { jobs, posted } = jobsWith(memoryStore());
-    const [reply] = await run(jobs, posted, { type: 'source-lookup', requestId: 1, source: `hf:${REPO}`, endpoint: hub.endpoint });
+    const [reply] = await run(jobs, posted, {
+      type: 'source-lookup',
+      requestId: 1,
+      source: `hf:${REPO}`,
+      endpoint: hub.endpoint,
+    });
     expect(reply.type).toBe('source-preview');
     if (reply.type !== 'source-preview') return;
     const p = reply.preview;
@@ -59,17 +82,33 @@ describe('source jobs', () => {
     expect(p.stored).toBe(false);
 
     const small = jobsWith(memoryStore(), 1 << 20);
-    const [refused] = await run(small.jobs, small.posted, { type: 'source-lookup', requestId: 2, source: `hf:${REPO}`, endpoint: hub.endpoint });
+    const [refused] = await run(small.jobs, small.posted, {
+      type: 'source-lookup',
+      requestId: 2,
+      source: `hf:${REPO}`,
+      endpoint: hub.endpoint,
+    });
     if (refused.type !== 'source-preview') throw new Error(refused.type);
-    expect(refused.preview.memory.cpu.refusal?.message).toMatch(/needs about \d+ MB on the CPU backend, more than the test limit \(1 MB\)/);
+    expect(refused.preview.memory.cpu.refusal?.message).toMatch(
+      /needs about \d+ MB on the CPU backend, more than the test limit \(1 MB\)/,
+    );
   });
 
-  it('downloads into the store; the next open comes from the device with the hub down, and equals the hub\'s bytes', async () => {
+  it("downloads into the store; the next open comes from the device with the hub down, and equals the hub's bytes", async () => {
     const store = memoryStore();
     const { jobs, posted } = jobsWith(store);
-    const replies = await run(jobs, posted, { type: 'source-fetch', requestId: 3, source: `hf:${REPO}`, endpoint: hub.endpoint });
+    const replies = await run(jobs, posted, {
+      type: 'source-fetch',
+      requestId: 3,
+      source: `hf:${REPO}`,
+      endpoint: hub.endpoint,
+    });
     const last = replies.at(-1)!;
-    expect(last).toMatchObject({ type: 'source-fetched', fromDevice: false, modelPath: `device:hf:${REPO} via ${hub.endpoint}` });
+    expect(last).toMatchObject({
+      type: 'source-fetched',
+      fromDevice: false,
+      modelPath: `device:hf:${REPO} via ${hub.endpoint}`,
+    });
     const progress = replies.filter((r) => r.type === 'source-progress');
     expect(progress.at(-1)).toMatchObject({ progress: { received: hubSize(), total: hubSize() } });
 
@@ -78,7 +117,13 @@ describe('source jobs', () => {
       const again = jobsWith(store).jobs;
       const out: SourceResponse[] = [];
       const fresh = new SourceJobs((m) => out.push(m), { store: async () => store });
-      await fresh.handle({ type: 'source-fetch', requestId: 4, source: `hf:${REPO}`, endpoint: hub.endpoint, deviceOnly: true });
+      await fresh.handle({
+        type: 'source-fetch',
+        requestId: 4,
+        source: `hf:${REPO}`,
+        endpoint: hub.endpoint,
+        deviceOnly: true,
+      });
       expect(out).toMatchObject([{ type: 'source-fetched', fromDevice: true }]);
       const source = fresh.sourceFor(`device:hf:${REPO} via ${hub.endpoint}`)!;
       const truth = new Map([...hubFiles()].map(([name, f]) => [name, f.read(0, f.size)]));
@@ -96,11 +141,21 @@ describe('source jobs', () => {
     const refusing: ModelStore = {
       ...memoryStore(),
       async writeFile(_source, file) {
-        throw new SourceError('quota', file.name, `This browser has no room left to store ${file.name}.`, 'Delete models you no longer need.');
+        throw new SourceError(
+          'quota',
+          file.name,
+          `This browser has no room left to store ${file.name}.`,
+          'Delete models you no longer need.',
+        );
       },
     };
     const { jobs, posted } = jobsWith(refusing);
-    const replies = await run(jobs, posted, { type: 'source-fetch', requestId: 5, source: `hf:${REPO}`, endpoint: hub.endpoint });
+    const replies = await run(jobs, posted, {
+      type: 'source-fetch',
+      requestId: 5,
+      source: `hf:${REPO}`,
+      endpoint: hub.endpoint,
+    });
     const last = replies.at(-1)!;
     if (last.type !== 'source-fetched') throw new Error(JSON.stringify(last));
     expect(last.warning?.message).toMatch(/could not be kept on this device: This browser has no room left to store/);
@@ -112,7 +167,13 @@ describe('source jobs', () => {
   it('deviceOnly never touches the network for a model that is not stored', async () => {
     const { jobs, posted } = jobsWith(memoryStore());
     hub.log.length = 0;
-    const [reply] = await run(jobs, posted, { type: 'source-fetch', requestId: 6, source: `hf:${REPO}`, endpoint: hub.endpoint, deviceOnly: true });
+    const [reply] = await run(jobs, posted, {
+      type: 'source-fetch',
+      requestId: 6,
+      source: `hf:${REPO}`,
+      endpoint: hub.endpoint,
+      deviceOnly: true,
+    });
     expect(reply).toMatchObject({ type: 'source-failed', failure: { reason: 'offline-miss' } });
     expect(hub.log).toEqual([]);
   });
@@ -120,7 +181,10 @@ describe('source jobs', () => {
 
 describe('the page side', () => {
   it('?hub= is taken only for a hub on this machine', () => {
-    expect(hubEndpointFor('?hub=http://127.0.0.1:8123', undefined)).toEqual({ endpoint: 'http://127.0.0.1:8123', notice: null });
+    expect(hubEndpointFor('?hub=http://127.0.0.1:8123', undefined)).toEqual({
+      endpoint: 'http://127.0.0.1:8123',
+      notice: null,
+    });
     expect(hubEndpointFor('', undefined).endpoint).toBe('https://huggingface.co');
     expect(hubEndpointFor('', 'https://hub.example.org/').endpoint).toBe('https://hub.example.org');
     const foreign = hubEndpointFor('?hub=https://evil.example', undefined);
@@ -132,7 +196,12 @@ describe('the page side', () => {
   it('links carry hub and web sources, never a local model or credentials', () => {
     expect(parseShareFragment('v=1&model=hf%3Allm-jp%2FFS-8x152M%40v1').state.model).toBe('hf:llm-jp/FS-8x152M@v1');
     expect(parseShareFragment('v=1&model=https%3A%2F%2Fexample.org%2Fm%2F').state.model).toBe('https://example.org/m/');
-    for (const bad of ['local%3Amine', 'https%3A%2F%2Fu%3Ap%40example.org%2Fm', 'http%3A%2F%2Fexample.org%2Fm', 'hf%3Aorg%2F..%2Fx']) {
+    for (const bad of [
+      'local%3Amine',
+      'https%3A%2F%2Fu%3Ap%40example.org%2Fm',
+      'http%3A%2F%2Fexample.org%2Fm',
+      'hf%3Aorg%2F..%2Fx',
+    ]) {
       const parsed = parseShareFragment(`v=1&model=${bad}`);
       expect(parsed.state.model).toBe('');
       expect(parsed.notices[0]).toMatch(/model .* was refused/);
@@ -141,16 +210,25 @@ describe('the page side', () => {
     expect(formatShareFragment({ ...DEFAULT_SHARE_STATE, model: 'hf:org/name' })).toMatch(/model=hf%3Aorg%2Fname/);
   });
 
-  it('a link\'s model not on the device is looked up and asked about; one on the device opens at once', () => {
+  it("a link's model not on the device is looked up and asked about; one on the device opens at once", () => {
     const sent: WorkerRequest[] = [];
     const opened: string[] = [];
     let id = 0;
     const store = createSourcesStore('http://127.0.0.1:1');
-    const actions = createSourceActions(store, { send: (r) => sent.push(r), newRequestId: () => ++id, openModel: (m) => opened.push(`${m.id} ${m.path}`) });
+    const actions = createSourceActions(store, {
+      send: (r) => sent.push(r),
+      newRequestId: () => ++id,
+      openModel: (m) => opened.push(`${m.id} ${m.path}`),
+    });
     let fallback = 0;
     actions.askForLink('hf:org/name', () => fallback++);
     expect(sent.at(-1)).toMatchObject({ type: 'source-fetch', deviceOnly: true });
-    actions.receive({ type: 'source-failed', requestId: 1, source: 'hf:org/name', failure: { reason: 'offline-miss', message: 'x', canRetry: false } });
+    actions.receive({
+      type: 'source-failed',
+      requestId: 1,
+      source: 'hf:org/name',
+      failure: { reason: 'offline-miss', message: 'x', canRetry: false },
+    });
     expect(fallback).toBe(1);
     expect(sent.at(-1)).toMatchObject({ type: 'source-lookup', source: 'hf:org/name' });
     expect(store.getState().linkAsk).toEqual({ source: 'hf:org/name' });
@@ -158,7 +236,13 @@ describe('the page side', () => {
 
     actions.askForLink('hf:org/stored', () => fallback++);
     const req = sent.at(-1) as { requestId: number };
-    actions.receive({ type: 'source-fetched', requestId: req.requestId, source: 'hf:org/stored', modelPath: 'device:hf:org/stored', fromDevice: true });
+    actions.receive({
+      type: 'source-fetched',
+      requestId: req.requestId,
+      source: 'hf:org/stored',
+      modelPath: 'device:hf:org/stored',
+      fromDevice: true,
+    });
     expect(opened).toEqual(['hf:org/stored device:hf:org/stored']);
     expect(fallback).toBe(1);
   });
@@ -172,14 +256,25 @@ describe('the engine session', () => {
     const folder = (name: string) => dirSource(join(root, 'tests/fixtures/models', name));
     const session = new EngineSession(
       (m) => posted.push(m),
-      (base) => (base === 'slow' ? { label: 'slow', readFile: async (n, p) => (await gate, folder('llama_f32').readFile(n, p)) } : folder('mixtral_f32')),
+      (base) =>
+        base === 'slow'
+          ? {
+              label: 'slow',
+              readFile: async (n, p) => {
+                await gate;
+                return folder('llama_f32').readFile(n, p);
+              },
+            }
+          : folder('mixtral_f32'),
     );
     await session.handle({ type: 'init', preferBackend: 'cpu' });
     const first = session.handle({ type: 'load', requestId: 1, modelId: 'older', baseUrl: 'slow' });
     await session.handle({ type: 'load', requestId: 2, modelId: 'newer', baseUrl: 'fast' });
     release();
     await first;
-    expect(posted.filter((m) => m.type === 'loaded').map((m) => (m as { model: { id: string } }).model.id)).toEqual(['newer']);
+    expect(posted.filter((m) => m.type === 'loaded').map((m) => (m as { model: { id: string } }).model.id)).toEqual([
+      'newer',
+    ]);
     expect(posted).toContainEqual({ type: 'cancelled', requestId: 1 });
   });
 });

@@ -42,8 +42,20 @@ let cacheDir: string;
 
 beforeAll(async () => {
   const repos = new Map([
-    ['llm-jp/FS-8x152M', generatedRepo({ ...LLM_JP_8X152M_CONFIG }, { dtype: 'BF16', shards: 3, seed: 1, commit: COMMIT, tokenizer: TOKENIZER, opaqueEtags: true })],
-    ['test-org/llmjp-small', generatedRepo({ ...LLM_JP_SHAPED_SMALL_CONFIG }, { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER })],
+    [
+      'llm-jp/FS-8x152M',
+      generatedRepo(
+        { ...LLM_JP_8X152M_CONFIG },
+        { dtype: 'BF16', shards: 3, seed: 1, commit: COMMIT, tokenizer: TOKENIZER, opaqueEtags: true },
+      ),
+    ],
+    [
+      'test-org/llmjp-small',
+      generatedRepo(
+        { ...LLM_JP_SHAPED_SMALL_CONFIG },
+        { dtype: 'BF16', shards: 2, seed: 2, commit: COMMIT, tokenizer: TOKENIZER },
+      ),
+    ],
     ['test-org/mixtral', folderRepo(join(root, 'tests/fixtures/models/mixtral_f32'), COMMIT)],
     ['test-org/gated', { ...folderRepo(join(root, 'tests/fixtures/models/llama_f32'), COMMIT), gated: true }],
   ]);
@@ -55,12 +67,16 @@ afterAll(async () => {
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
-const sourceFor = (repo: string, revision = 'main') => httpSource(hubBaseUrl(repo, revision, hub.endpoint), { label: `hf:${repo}` });
+const sourceFor = (repo: string, revision = 'main') =>
+  httpSource(hubBaseUrl(repo, revision, hub.endpoint), { label: `hf:${repo}` });
 
 async function logitsOf(ckpt: Checkpoint, tokens: number[]): Promise<Float32Array> {
   const backend = createCpuBackend();
   const model = await backend.load(ckpt.spec, ckpt.weights);
-  const result = await model.forward(tokens, model.newCache(16), { routing: { mode: { kind: 'native' }, interventions: [] }, logits: 'last' });
+  const result = await model.forward(tokens, model.newCache(16), {
+    routing: { mode: { kind: 'native' }, interventions: [] },
+    logits: 'last',
+  });
   model.dispose();
   return result.logits[0];
 }
@@ -121,15 +137,20 @@ describe('know before you download', () => {
     expect(gpu.weights).toBe(total * 2);
     const q4 = memoryNeeded(preview.spec, preview.weightBytes, 'webgpu', 'q4');
     expect(q4.weights).toBeCloseTo(total * 0.5625, -3);
-    expect(() => checkFits(cpu, 2 ** 29, 'cpu', 'what this browser tab may use', 'hf:llm-jp/FS-8x152M')).toThrow(/needs about .* on the CPU backend, more than what this browser tab may use \(512 MB\)/);
+    expect(() => checkFits(cpu, 2 ** 29, 'cpu', 'what this browser tab may use', 'hf:llm-jp/FS-8x152M')).toThrow(
+      /needs about .* on the CPU backend, more than what this browser tab may use \(512 MB\)/,
+    );
   });
 
   it('an unsupported architecture is refused before any weights are read', async () => {
     const repo = folderRepo(join(root, 'tests/fixtures/models/mixtral_f32'), COMMIT);
-    repo.files.set('config.json', { ...repo.files.get('config.json')!, ...(() => {
-      const bytes = new TextEncoder().encode(JSON.stringify({ model_type: 'jamba', hidden_size: 8 }));
-      return { size: bytes.byteLength, read: (a: number, b: number) => bytes.subarray(a, b) };
-    })() });
+    repo.files.set('config.json', {
+      ...repo.files.get('config.json')!,
+      ...(() => {
+        const bytes = new TextEncoder().encode(JSON.stringify({ model_type: 'jamba', hidden_size: 8 }));
+        return { size: bytes.byteLength, read: (a: number, b: number) => bytes.subarray(a, b) };
+      })(),
+    });
     hub.repos.set('test-org/jamba', repo);
     hub.log.length = 0;
     await expect(inspectRemote(sourceFor('test-org/jamba'))).rejects.toThrow(/model_type "jamba" is not supported/);
@@ -138,11 +159,14 @@ describe('know before you download', () => {
 });
 
 describe('download', () => {
-  it('streams every file with byte progress, and the model equals the hub\'s bytes', async () => {
+  it("streams every file with byte progress, and the model equals the hub's bytes", async () => {
     const source = sourceFor('test-org/llmjp-small');
     const preview = await inspectRemote(source);
     const progress: DownloadProgress[] = [];
-    const files = await downloadFiles(source, preview, { sourceId: 'hf:test-org/llmjp-small', onProgress: (p) => progress.push(p) });
+    const files = await downloadFiles(source, preview, {
+      sourceId: 'hf:test-org/llmjp-small',
+      onProgress: (p) => progress.push(p),
+    });
     const last = progress.at(-1)!;
     expect(last.received).toBe(preview.downloadBytes);
     expect(last.total).toBe(preview.downloadBytes);
@@ -150,7 +174,8 @@ describe('download', () => {
     // Progress moves within a file, not only between files.
     const shard = preview.weightFiles[0];
     expect(progress.filter((p) => p.file === shard && p.fileReceived < p.fileSize).length).toBeGreaterThan(0);
-    for (let i = 1; i < progress.length; i++) expect(progress[i].received).toBeGreaterThanOrEqual(progress[i - 1].received);
+    for (let i = 1; i < progress.length; i++)
+      expect(progress[i].received).toBeGreaterThanOrEqual(progress[i - 1].received);
     const ckpt = await loadCheckpoint(memorySource(files, 'x'));
     const truth = await directCheckpoint('test-org/llmjp-small');
     expect(await logitsOf(ckpt, [5, 6, 7])).toEqual(await logitsOf(truth, [5, 6, 7]));
@@ -166,7 +191,9 @@ describe('download', () => {
     hub.faults.cut!.delete(shard);
     expect(hub.log.some((r) => r.path.endsWith(shard) && r.range === 'bytes=100000-')).toBe(true);
     const ckpt = await loadCheckpoint(memorySource(files, 'x'));
-    expect(await logitsOf(ckpt, [1, 2])).toEqual(await logitsOf(await directCheckpoint('test-org/llmjp-small'), [1, 2]));
+    expect(await logitsOf(ckpt, [1, 2])).toEqual(
+      await logitsOf(await directCheckpoint('test-org/llmjp-small'), [1, 2]),
+    );
   });
 
   it('after repeated failures it stops with a sentence, and Retry continues from the bytes it has', async () => {
@@ -205,7 +232,9 @@ describe('download', () => {
     const cancelledRun = downloadFiles(source, preview, {
       sourceId: 'x',
       signal: controller.signal,
-      onProgress: (p) => { if (p.file === shard && p.fileReceived > 0) controller.abort(); },
+      onProgress: (p) => {
+        if (p.file === shard && p.fileReceived > 0) controller.abort();
+      },
     }).catch((e) => e);
     const cancelled = await cancelledRun;
     hub.faults.slow!.delete(shard);
@@ -214,25 +243,46 @@ describe('download', () => {
   });
 
   it('gated, missing, unknown revision, hub down, and a full store: each has its own sentence', async () => {
-    await expect(inspectRemote(sourceFor('test-org/gated'))).rejects.toMatchObject({ reason: 'unauthorized', message: expect.stringMatching(/gated or private/) });
-    await expect(inspectRemote(sourceFor('test-org/no-such-model'))).rejects.toMatchObject({ reason: 'not-found', message: expect.stringMatching(/no config.json/) });
-    await expect(inspectRemote(sourceFor('test-org/mixtral', 'no-such-branch'))).rejects.toMatchObject({ reason: 'not-found' });
+    await expect(inspectRemote(sourceFor('test-org/gated'))).rejects.toMatchObject({
+      reason: 'unauthorized',
+      message: expect.stringMatching(/gated or private/),
+    });
+    await expect(inspectRemote(sourceFor('test-org/no-such-model'))).rejects.toMatchObject({
+      reason: 'not-found',
+      message: expect.stringMatching(/no config.json/),
+    });
+    await expect(inspectRemote(sourceFor('test-org/mixtral', 'no-such-branch'))).rejects.toMatchObject({
+      reason: 'not-found',
+    });
     hub.faults.down = true;
-    await expect(inspectRemote(sourceFor('test-org/mixtral'))).rejects.toMatchObject({ reason: 'network', message: expect.stringMatching(/could not be reached/) });
+    await expect(inspectRemote(sourceFor('test-org/mixtral'))).rejects.toMatchObject({
+      reason: 'network',
+      message: expect.stringMatching(/could not be reached/),
+    });
     const offline = httpSource(hubBaseUrl('test-org/mixtral', 'main', hub.endpoint), { isOnline: () => false });
-    await expect(inspectRemote(offline)).rejects.toMatchObject({ reason: 'network', message: expect.stringMatching(/offline/) });
+    await expect(inspectRemote(offline)).rejects.toMatchObject({
+      reason: 'network',
+      message: expect.stringMatching(/offline/),
+    });
     hub.faults.down = false;
 
     const source = sourceFor('test-org/mixtral');
     const preview = await inspectRemote(source);
     const full = memoryStore();
     full.writeFile = async (_s, f) => {
-      throw new SourceError('quota', f.name, 'This browser has no room left to store the model.', 'Delete models on this device.');
+      throw new SourceError(
+        'quota',
+        f.name,
+        'This browser has no room left to store the model.',
+        'Delete models on this device.',
+      );
     };
-    await expect(downloadFiles(source, preview, { sourceId: 'hf:test-org/mixtral', store: full })).rejects.toMatchObject({ reason: 'quota' });
+    await expect(
+      downloadFiles(source, preview, { sourceId: 'hf:test-org/mixtral', store: full }),
+    ).rejects.toMatchObject({ reason: 'quota' });
   });
 
-  it('an HTML page answered with 200 (a dev server\'s fallback) counts as a missing file', async () => {
+  it("an HTML page answered with 200 (a dev server's fallback) counts as a missing file", async () => {
     const server = createServer((_req, res) => {
       res.setHeader('content-type', 'text/html');
       res.end('<!doctype html><html></html>');
@@ -261,7 +311,9 @@ describe('the CLI cache (Hugging Face layout)', () => {
     try {
       const again = await openSource('hf:test-org/mixtral', { env: { ...env, HF_HUB_OFFLINE: '1' } });
       expect(await logitsOf(again, [3, 4, 5])).toEqual(await logitsOf(first, [3, 4, 5]));
-      await expect(openSource('hf:test-org/llmjp-small', { env: { ...env, HF_HUB_OFFLINE: '1' } })).rejects.toMatchObject({ reason: 'offline-miss' });
+      await expect(
+        openSource('hf:test-org/llmjp-small', { env: { ...env, HF_HUB_OFFLINE: '1' } }),
+      ).rejects.toMatchObject({ reason: 'offline-miss' });
     } finally {
       hub.faults.down = false;
     }
@@ -273,8 +325,12 @@ describe('the moe command with every source form', () => {
     const { execFile } = await import('node:child_process');
     // Asynchronous: the stand-in hub runs in this process and must keep answering.
     return new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, ['bin/moe.mjs', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
-        done({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      execFile(
+        process.execPath,
+        ['bin/moe.mjs', ...args],
+        { cwd: root, env: { ...process.env, ...env }, timeout: 120_000 },
+        (err, stdout, stderr) => done({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
     });
   };
 

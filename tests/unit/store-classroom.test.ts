@@ -12,7 +12,10 @@ const llama = resolve(import.meta.dirname, '../fixtures/models/llama_f32');
 describe('upcycling in the session', () => {
   it('loads the child and proves it writes what its parent writes, for plain and granular recipes', async () => {
     const store = createPlaygroundStore();
-    const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+    const session = new EngineSession(
+      (m) => store.getState().receive(m),
+      (dir) => dirSource(dir),
+    );
     await session.handle({ type: 'init', preferBackend: 'cpu' });
     const sampling = { temperature: 0.9, topP: 0.95, seed: 11, maxTokens: 8 };
     for (const [requestId, recipe] of [
@@ -20,7 +23,14 @@ describe('upcycling in the session', () => {
       [2, { experts: 8, granularity: 4, topK: 8, seed: 1 }],
     ] as const) {
       store.getState().begin(requestId, 'loading');
-      await session.handle({ type: 'upcycle', requestId, modelId: 'dense-parent', baseUrl: llama, recipe, proof: { prompt: 'The experts', sampling } });
+      await session.handle({
+        type: 'upcycle',
+        requestId,
+        modelId: 'dense-parent',
+        baseUrl: llama,
+        recipe,
+        proof: { prompt: 'The experts', sampling },
+      });
       const { proof, model, error } = store.getState();
       expect(error).toBeNull();
       expect(proof!.childTokenIds).toEqual(proof!.parentTokenIds);
@@ -34,11 +44,21 @@ describe('upcycling in the session', () => {
 
   it('Drop-Upcycling in the page: the child starts different from its parent, and the recipe says so in its id and link', async () => {
     const store = createPlaygroundStore();
-    const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+    const session = new EngineSession(
+      (m) => store.getState().receive(m),
+      (dir) => dirSource(dir),
+    );
     await session.handle({ type: 'init', preferBackend: 'cpu' });
     store.getState().begin(1, 'loading');
     const recipe = { experts: 8, granularity: 1, topK: 2, seed: 3, drop: 0.5 };
-    await session.handle({ type: 'upcycle', requestId: 1, modelId: 'dense-parent', baseUrl: llama, recipe, proof: { prompt: 'The experts', sampling: { temperature: 0.9, topP: 0.95, seed: 11, maxTokens: 8 } } });
+    await session.handle({
+      type: 'upcycle',
+      requestId: 1,
+      modelId: 'dense-parent',
+      baseUrl: llama,
+      recipe,
+      proof: { prompt: 'The experts', sampling: { temperature: 0.9, topP: 0.95, seed: 11, maxTokens: 8 } },
+    });
     const { proof, model, error } = store.getState();
     expect(error).toBeNull();
     expect(proof!.recipe.drop).toBe(0.5);
@@ -51,12 +71,22 @@ describe('upcycling in the session', () => {
 
   it('reports an impossible recipe as an error and keeps the model that was loaded', async () => {
     const store = createPlaygroundStore();
-    const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+    const session = new EngineSession(
+      (m) => store.getState().receive(m),
+      (dir) => dirSource(dir),
+    );
     await session.handle({ type: 'init', preferBackend: 'cpu' });
     store.getState().begin(1, 'loading');
     await session.handle({ type: 'load', requestId: 1, modelId: 'dense', baseUrl: llama });
     store.getState().begin(2, 'loading');
-    await session.handle({ type: 'upcycle', requestId: 2, modelId: 'dense', baseUrl: llama, recipe: { experts: 6, granularity: 4, topK: 4, seed: 0 }, proof: { prompt: 'x', sampling: { temperature: 1, topP: 1, seed: 0, maxTokens: 2 } } });
+    await session.handle({
+      type: 'upcycle',
+      requestId: 2,
+      modelId: 'dense',
+      baseUrl: llama,
+      recipe: { experts: 6, granularity: 4, topK: 4, seed: 0 },
+      proof: { prompt: 'x', sampling: { temperature: 1, topP: 1, seed: 0, maxTokens: 2 } },
+    });
     expect(store.getState().error?.message).toMatch(/6 experts cannot be made from shards of granularity 4/);
     expect(store.getState().model?.id).toBe('dense');
   });

@@ -15,10 +15,13 @@ const sampling = { temperature: 0.9, topP: 0.95, seed: 3, maxTokens: 6 };
 async function startSession() {
   const store = createPlaygroundStore();
   const seen: WorkerResponse[] = [];
-  const session = new EngineSession((m) => {
-    seen.push(m);
-    store.getState().receive(m);
-  }, (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => {
+      seen.push(m);
+      store.getState().receive(m);
+    },
+    (dir) => dirSource(dir),
+  );
   const run = async (request: WorkerRequest) => {
     await session.handle(request);
     await session.idle();
@@ -36,7 +39,12 @@ describe('the numbers on screen belong to the model that produced the text (item
     await run({ type: 'generate', requestId: 2, prompt: 'The experts', sampling, routing: parsePlanText('native') });
     const mixtralRun = store.getState().run!;
     const mixtral = store.getState().model!;
-    expect(mixtralRun.modelFacts).toEqual({ parametersTotal: mixtral.parametersTotal, parametersNonExpert: mixtral.parametersNonExpert, parametersPerExpert: mixtral.parametersPerExpert, moeLayers: mixtral.moeLayers });
+    expect(mixtralRun.modelFacts).toEqual({
+      parametersTotal: mixtral.parametersTotal,
+      parametersNonExpert: mixtral.parametersNonExpert,
+      parametersPerExpert: mixtral.parametersPerExpert,
+      moeLayers: mixtral.moeLayers,
+    });
 
     // The page starts loading the dense llama model, and before it is ready another request is begun
     // (what a routing change during a model switch used to do). The worker still installs llama.
@@ -51,7 +59,10 @@ describe('the numbers on screen belong to the model that produced the text (item
     expect(onScreen.modelLabel).toBe('mixtral');
     const share = activeShare(onScreen.modelFacts!, onScreen.trace);
     // Hand computation: native top-2 of 8 experts in both MoE layers.
-    expect(share).toBeCloseTo((mixtral.parametersNonExpert + 2 * 2 * mixtral.parametersPerExpert) / mixtral.parametersTotal, 12);
+    expect(share).toBeCloseTo(
+      (mixtral.parametersNonExpert + 2 * 2 * mixtral.parametersPerExpert) / mixtral.parametersTotal,
+      12,
+    );
     expect(share).toBeLessThan(1);
 
     // llama's own text then carries llama's counts: all parameters active.
@@ -79,7 +90,10 @@ describe('an ablated expert is never chosen nor counted (item 4)', () => {
       expect(r.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     }
     expect(meanExpertsPerLayer(result.trace)).toBe(6.5);
-    expect(activeShare(result.modelFacts!, result.trace)).toBeCloseTo((model.parametersNonExpert + 13 * model.parametersPerExpert) / model.parametersTotal, 12);
+    expect(activeShare(result.modelFacts!, result.trace)).toBeCloseTo(
+      (model.parametersNonExpert + 13 * model.parametersPerExpert) / model.parametersTotal,
+      12,
+    );
 
     // Dense with an ablated expert runs the seven live ones.
     store.getState().begin(3, 'scoring', 'dense|L0E2-');

@@ -17,12 +17,17 @@ const fixture = resolve(import.meta.dirname, '../fixtures/models/mixtral_f32');
 
 async function startSession() {
   const store = createPlaygroundStore();
-  const session = new EngineSession((m) => store.getState().receive(m), (dir) => dirSource(dir));
+  const session = new EngineSession(
+    (m) => store.getState().receive(m),
+    (dir) => dirSource(dir),
+  );
   let nextId = 1;
   const send = async (request: WorkerRequest) => {
     if ('requestId' in request) {
       const activity = request.type === 'generate' ? 'generating' : request.type === 'score' ? 'scoring' : 'loading';
-      store.getState().begin(request.requestId, activity, 'routing' in request ? formatPlanText(request.routing) : undefined);
+      store
+        .getState()
+        .begin(request.requestId, activity, 'routing' in request ? formatPlanText(request.routing) : undefined);
     }
     await session.handle(request);
     await session.idle();
@@ -38,8 +43,19 @@ const sampling = { temperature: 0.9, topP: 0.95, seed: 3, maxTokens: 6 };
 describe('playground store with a real engine session', () => {
   it('streams a generation whose trace and losses equal a re-score of the same tokens', async () => {
     const { store, send, id } = await startSession();
-    expect(store.getState().model).toMatchObject({ architecture: 'mixtral', numExperts: 8, topK: 2, moeLayers: [0, 1] });
-    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: parsePlanText('native') });
+    expect(store.getState().model).toMatchObject({
+      architecture: 'mixtral',
+      numExperts: 8,
+      topK: 2,
+      moeLayers: [0, 1],
+    });
+    await send({
+      type: 'generate',
+      requestId: id(),
+      prompt: 'The experts',
+      sampling,
+      routing: parsePlanText('native'),
+    });
     const generated = store.getState().run!;
     expect(store.getState().error).toBeNull();
     expect(generated.tokenIds.length).toBe(generated.promptLength + 6);
@@ -48,7 +64,13 @@ describe('playground store with a real engine session', () => {
     expect(generated.top.every((t) => t !== null && t.length === 5)).toBe(true);
 
     // Same seed, same settings: the same tokens again.
-    await send({ type: 'generate', requestId: id(), prompt: 'The experts', sampling, routing: parsePlanText('native') });
+    await send({
+      type: 'generate',
+      requestId: id(),
+      prompt: 'The experts',
+      sampling,
+      routing: parsePlanText('native'),
+    });
     expect(store.getState().run!.tokenIds).toEqual(generated.tokenIds);
 
     // Re-scoring under the same routing reproduces the streamed routing and losses (KV cache vs prefill).
@@ -57,10 +79,13 @@ describe('playground store with a real engine session', () => {
     for (let m = 0; m < 2; m++) {
       for (let t = 0; t < generated.tokenIds.length; t++) {
         expect(rescored.trace.layers[m][t].experts).toEqual(generated.trace.layers[m][t].experts);
-        for (let e = 0; e < 8; e++) expect(rescored.trace.layers[m][t].probs[e]).toBeCloseTo(generated.trace.layers[m][t].probs[e], 5);
+        for (let e = 0; e < 8; e++)
+          expect(rescored.trace.layers[m][t].probs[e]).toBeCloseTo(generated.trace.layers[m][t].probs[e], 5);
       }
     }
-    rescored.logProbs.forEach((lp, i) => (lp === null ? expect(generated.logProbs[i]).toBeNull() : expect(lp).toBeCloseTo(generated.logProbs[i]!, 4)));
+    rescored.logProbs.forEach((lp, i) =>
+      lp === null ? expect(generated.logProbs[i]).toBeNull() : expect(lp).toBeCloseTo(generated.logProbs[i]!, 4),
+    );
     expect(rescored.generatedWith).toBe('native');
   });
 
@@ -99,10 +124,22 @@ describe('playground store with a real engine session', () => {
     const { store, session, id } = await startSession();
     const first = id();
     store.getState().begin(first, 'generating', 'native');
-    await session.handle({ type: 'generate', requestId: first, prompt: 'One', sampling: { ...sampling, maxTokens: 200 }, routing: parsePlanText('native') });
+    await session.handle({
+      type: 'generate',
+      requestId: first,
+      prompt: 'One',
+      sampling: { ...sampling, maxTokens: 200 },
+      routing: parsePlanText('native'),
+    });
     const second = id();
     store.getState().begin(second, 'generating', 'dense');
-    await session.handle({ type: 'generate', requestId: second, prompt: 'Two words', sampling: { ...sampling, maxTokens: 3 }, routing: parsePlanText('dense') });
+    await session.handle({
+      type: 'generate',
+      requestId: second,
+      prompt: 'Two words',
+      sampling: { ...sampling, maxTokens: 3 },
+      routing: parsePlanText('dense'),
+    });
     await session.idle();
     const run = store.getState().run!;
     expect(run.generatedWith).toBe('dense');
@@ -122,7 +159,15 @@ describe('playground store with a real engine session', () => {
 
 describe('settings', () => {
   it('clamps and whitelists every setting, whatever the source', () => {
-    const s = sanitizeShare(DEFAULT_SHARE_STATE, { temperature: 50, topP: -1, maxTokens: 1e9, seed: NaN, k: 2.6, mode: 'evil' as never, prompt: 'x'.repeat(5000) });
+    const s = sanitizeShare(DEFAULT_SHARE_STATE, {
+      temperature: 50,
+      topP: -1,
+      maxTokens: 1e9,
+      seed: NaN,
+      k: 2.6,
+      mode: 'evil' as never,
+      prompt: 'x'.repeat(5000),
+    });
     expect(s.temperature).toBe(LIMITS.temperature[1]);
     expect(s.topP).toBe(LIMITS.topP[0]);
     expect(s.maxTokens).toBe(LIMITS.maxTokens[1]);
@@ -134,7 +179,13 @@ describe('settings', () => {
 
   it('keeps selection inside the text and the layers', async () => {
     const { store, send, id } = await startSession();
-    await send({ type: 'generate', requestId: id(), prompt: 'abc', sampling: { ...sampling, maxTokens: 2 }, routing: parsePlanText('native') });
+    await send({
+      type: 'generate',
+      requestId: id(),
+      prompt: 'abc',
+      sampling: { ...sampling, maxTokens: 2 },
+      routing: parsePlanText('native'),
+    });
     const n = store.getState().run!.tokenIds.length;
     store.getState().selectToken(999);
     expect(store.getState().share.token).toBe(n - 1);

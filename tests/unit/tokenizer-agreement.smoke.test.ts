@@ -18,21 +18,29 @@ import { maxAbsDiff } from '../maxAbsDiff.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODELS = ['dense-parent', 'moe-top2', 'ds-moe', 'fine-grained', 'fine-grained-naive', 'fine-grained-scratch'];
+// biome-ignore lint/suspicious/noExplicitAny: the expected-logits files are free-form JSON read field by field below
 const readJson = (path: string): any => JSON.parse(readFileSync(path, 'utf8'));
-
 
 describe('training/build.py --smoke', () => {
   let dir = '';
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'moe-foundry-test-'));
-    execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'build.py'), '--smoke', '--threads', '1', '--work', dir],
-      { cwd: ROOT, stdio: 'pipe', timeout: 170_000 });
+    execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'build.py'), '--smoke', '--threads', '1', '--work', dir], {
+      cwd: ROOT,
+      stdio: 'pipe',
+      timeout: 170_000,
+    });
     return () => rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 
   it('trains: held-out loss falls in every domain; plain upcycling starts where the parent ended, Drop-Upcycling and scratch do not', () => {
-    const evals = (run: string) => readFileSync(join(dir, 'runs', run, 'log.jsonl'), 'utf8').trim().split('\n')
-      .map((line) => JSON.parse(line)).filter((e) => e.eval).map((e) => e.eval.loss as Record<string, number>);
+    const evals = (run: string) =>
+      readFileSync(join(dir, 'runs', run, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line))
+        .filter((e) => e.eval)
+        .map((e) => e.eval.loss as Record<string, number>);
     const dense = evals('dense');
     for (const domain of ['english', 'german', 'python', 'arithmetic']) {
       expect(dense.at(-1)![domain]).toBeLessThan(dense[0][domain] - 0.3);
@@ -40,7 +48,8 @@ describe('training/build.py --smoke', () => {
     // Plain upcycling preserves the function: step 0 of the MoE equals the exported (f16) parent closely.
     const parent = evals('parent').at(-1)!;
     const domains = ['english', 'german', 'python', 'arithmetic'];
-    for (const domain of domains) expect(Math.abs(evals('fine-grained-naive')[0][domain] - parent[domain])).toBeLessThan(0.02);
+    for (const domain of domains)
+      expect(Math.abs(evals('fine-grained-naive')[0][domain] - parent[domain])).toBeLessThan(0.02);
     // Drop-Upcycling re-initialises half of every expert's units: the start is a different function.
     for (const run of ['moe-top2', 'ds-moe', 'fine-grained']) {
       expect(Math.max(...domains.map((d) => Math.abs(evals(run)[0][d] - parent[d])))).toBeGreaterThan(0.005);
@@ -50,7 +59,11 @@ describe('training/build.py --smoke', () => {
   });
 
   it('resumes an interrupted run exactly, and its MoE block matches a per-token computation (training/selftest.py)', () => {
-    const out = execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'selftest.py'), dir], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync('/usr/bin/python3', [join(ROOT, 'training', 'selftest.py'), dir], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(out).toContain('selftest: ok');
   });
 
@@ -64,12 +77,20 @@ describe('training/build.py --smoke', () => {
     expect([configs[3].num_local_experts, configs[3].num_experts_per_tok]).toEqual([8, 4]);
     expect(configs[3].intermediate_size * 4).toBe(configs[0].intermediate_size);
     // The zoo: the same shape for the naive and from-scratch members.
-    for (const c of configs.slice(4)) expect([c.num_local_experts, c.num_experts_per_tok, c.intermediate_size]).toEqual([8, 4, configs[3].intermediate_size]);
+    for (const c of configs.slice(4))
+      expect([c.num_local_experts, c.num_experts_per_tok, c.intermediate_size]).toEqual([
+        8,
+        4,
+        configs[3].intermediate_size,
+      ]);
   });
 
   it('writes a tokenizer the app reads with the same ids as the trainer', () => {
     const tokDir = join(dir, 'work', 'tokenizer');
-    const tok = loadTokenizer(readJson(join(tokDir, 'tokenizer.json')), readJson(join(tokDir, 'tokenizer_config.json')));
+    const tok = loadTokenizer(
+      readJson(join(tokDir, 'tokenizer.json')),
+      readJson(join(tokDir, 'tokenizer_config.json')),
+    );
     const expected = readJson(join(tokDir, 'agreement.json')) as Record<string, { text: string; ids: number[] }>;
     expect(Object.keys(expected).length).toBe(5);
     for (const { text, ids } of Object.values(expected)) {

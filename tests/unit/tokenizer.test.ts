@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { loadTokenizer, TokenizerError } from '../../src/engine/tokenizer.ts';
 import { buildByteLevelBpe } from '../../src/cli/byteBpe.ts';
 
-const TRAIN = 'the quick brown fox jumps over the lazy dog. the dog sleeps; the fox runs. ' +
+const TRAIN =
+  'the quick brown fox jumps over the lazy dog. the dog sleeps; the fox runs. ' +
   'experts route tokens, the router picks the experts for the tokens. 0123456789 ';
 
 describe('loadTokenizer on a byte-level BPE built here', () => {
@@ -75,7 +76,9 @@ describe('bad tokenizer files', () => {
 // Real tokenizers from the PyTorch fixture script, when they exist: expected.json may carry the
 // token ids HF tokenizers produced for its text.
 const FIXTURES = 'tests/fixtures/models';
-const fixtureDirs = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'tokenizer.json'))) : [];
+const fixtureDirs = existsSync(FIXTURES)
+  ? readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'tokenizer.json')))
+  : [];
 describe.skipIf(fixtureDirs.length === 0)('fixture tokenizers', () => {
   for (const dir of fixtureDirs) {
     it(`${dir}: loads and round-trips text`, () => {

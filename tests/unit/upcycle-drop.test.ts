@@ -21,7 +21,16 @@ const F = 256;
 let parent: { spec: ModelSpec; weights: WeightSet };
 
 beforeAll(() => {
-  parent = randomDenseLlama({ vocabSize: 300, hiddenSize: D, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: F, dtype: 'F32', seed: 5 });
+  parent = randomDenseLlama({
+    vocabSize: 300,
+    hiddenSize: D,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    intermediateSize: F,
+    dtype: 'F32',
+    seed: 5,
+  });
 });
 
 /** Intermediate units (rows of a [I, d] matrix) whose values differ from the reference rows. */
@@ -60,7 +69,7 @@ function stats(values: number[] | Float32Array): { mean: number; std: number } {
 }
 
 describe('Drop-Upcycling', () => {
-  it('r = 0 is plain upcycling: bit-identical experts and the parent\'s exact logits', async () => {
+  it("r = 0 is plain upcycling: bit-identical experts and the parent's exact logits", async () => {
     const plain = upcycle(parent.spec, parent.weights, { experts: 8, topK: 2, seed: 3 });
     const dropped = upcycle(parent.spec, parent.weights, { experts: 8, topK: 2, seed: 3, drop: 0 });
     dropped.weights.layers.forEach((layer, l) =>
@@ -84,7 +93,12 @@ describe('Drop-Upcycling', () => {
     backend.dispose();
   });
 
-  for (const [g, r] of [[1, 0.5], [1, 0.1], [4, 0.5], [1, 1]] as const) {
+  for (const [g, r] of [
+    [1, 0.5],
+    [1, 0.1],
+    [4, 0.5],
+    [1, 1],
+  ] as const) {
     it(`G=${g}, r=${r}: exactly round(r·I) units per expert re-initialised, the rest bit-identical, index sets differ by expert`, () => {
       const width = F / g;
       const child = upcycle(parent.spec, parent.weights, { experts: 8, granularity: g, topK: g * 2, seed: 9, drop: r });
@@ -113,7 +127,11 @@ describe('Drop-Upcycling', () => {
   it('re-initialised values follow N(mean, std) of the matrix they replace (within sampling error)', () => {
     const r = 0.5;
     const child = upcycle(parent.spec, parent.weights, { experts: 8, topK: 2, seed: 21, drop: r });
-    for (const [name, kind] of [['gate', 'rows'], ['up', 'rows'], ['down', 'cols']] as const) {
+    for (const [name, kind] of [
+      ['gate', 'rows'],
+      ['up', 'rows'],
+      ['down', 'cols'],
+    ] as const) {
       const ref = toFloat32(parent.weights.layers[0].mlp![name]);
       const truth = stats(ref);
       const fresh: number[] = [];
@@ -163,17 +181,21 @@ describe('moe upcycle --drop', () => {
     tmp = mkdtempSync(join(tmpdir(), 'moe-drop-'));
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-  const moe = (...argv: string[]) => spawnSync(process.execPath, ['bin/moe.mjs', ...argv], { encoding: 'utf8', timeout: 60_000 });
+  const moe = (...argv: string[]) =>
+    spawnSync(process.execPath, ['bin/moe.mjs', ...argv], { encoding: 'utf8', timeout: 60_000 });
 
   it('writes a child that records the ratio, says it no longer equals its parent, and indeed differs', () => {
     const out = join(tmp, 'dropped');
     const up = moe('upcycle', LLAMA, out, '--experts', '4', '--top-k', '2', '--seed', '3', '--drop', '0.5');
     expect(up.stderr).toBe('');
     expect(up.status).toBe(0);
-    expect(up.stdout).toMatch(/Drop-Upcycling re-initialised \d+ of \d+ units per expert, so the child no longer equals its parent/);
+    expect(up.stdout).toMatch(
+      /Drop-Upcycling re-initialised \d+ of \d+ units per expert, so the child no longer equals its parent/,
+    );
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.upcycling).toMatchObject({ experts: 4, topK: 2, drop: 0.5 });
-    const logits = (dir: string) => JSON.parse(moe('eval', dir, '--tokens', '5,17,42,99', '--json').stdout).logits as number[][];
+    const logits = (dir: string) =>
+      JSON.parse(moe('eval', dir, '--tokens', '5,17,42,99', '--json').stdout).logits as number[][];
     const a = logits(LLAMA).flat();
     const b = logits(out).flat();
     expect(Math.max(...a.map((x, i) => Math.abs(x - b[i])))).toBeGreaterThan(1e-3);

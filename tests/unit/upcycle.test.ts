@@ -1,7 +1,14 @@
 // Upcycling identities: a freshly upcycled MoE computes exactly its dense parent's logits.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSpec, RoutingPlan, Tensor, WeightSet } from '../../src/engine/types.ts';
-import { exportCheckpoint, fromFloat32, loadCheckpoint, memorySource, specFromConfig, toFloat32 } from '../../src/engine/format/index.ts';
+import {
+  exportCheckpoint,
+  fromFloat32,
+  loadCheckpoint,
+  memorySource,
+  specFromConfig,
+  toFloat32,
+} from '../../src/engine/format/index.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { scoreTokens } from '../../src/engine/run/index.ts';
 import { parseRoutingPlan } from '../../src/engine/routing/index.ts';
@@ -39,7 +46,16 @@ function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
 }
 
 beforeAll(async () => {
-  const dense = randomDenseLlama({ vocabSize: 300, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 64, dtype: 'F32', seed: 11 });
+  const dense = randomDenseLlama({
+    vocabSize: 300,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    intermediateSize: 64,
+    dtype: 'F32',
+    seed: 11,
+  });
   parent = { ...dense, tokenizerJson: buildByteLevelBpe('the router picks experts for the tokens', 300) };
   parentLogits = (await logitsOf(parent.spec, parent.weights)).logits;
 });
@@ -50,13 +66,22 @@ const ROUTERS: [string, UpcycleOptions['router']][] = [
   ['zero router', { kind: 'zero' }],
 ];
 const CASES: [number, number, number][] = [
-  [8, 1, 1], [8, 1, 2], [8, 2, 2], [8, 2, 4], [8, 4, 4], [16, 4, 8], [4, 4, 4],
+  [8, 1, 1],
+  [8, 1, 2],
+  [8, 2, 2],
+  [8, 2, 4],
+  [8, 4, 4],
+  [16, 4, 8],
+  [4, 4, 4],
 ];
 
 describe('upcycled logits equal the parent (f32, max |Δ| ≤ 1e-5)', () => {
   for (const [routerName, router] of ROUTERS) {
     for (const [n, g, k] of CASES) {
-      const modes = g === 1 ? ['native', 'dense', 'topk:1', 'topk:3', `topk:${n}`, 'threshold:1.0'] : ['native', 'dense', `topk:${g}`, `topk:${n}`];
+      const modes =
+        g === 1
+          ? ['native', 'dense', 'topk:1', 'topk:3', `topk:${n}`, 'threshold:1.0']
+          : ['native', 'dense', `topk:${g}`, `topk:${n}`];
       it(`N=${n} G=${g} k=${k}, ${routerName}: ${modes.join(', ')}`, async () => {
         const child = upcycle(parent.spec, parent.weights, { experts: n, granularity: g, topK: k, router });
         expect(child.spec.moe?.numExperts).toBe(n);
@@ -72,7 +97,12 @@ describe('upcycled logits equal the parent (f32, max |Δ| ≤ 1e-5)', () => {
   }
 
   it('the random router really routes tokens differently (the identity is not vacuous)', async () => {
-    const child = upcycle(parent.spec, parent.weights, { experts: 8, granularity: 2, topK: 2, router: { kind: 'random', scale: 2, seed: 7 } });
+    const child = upcycle(parent.spec, parent.weights, {
+      experts: 8,
+      granularity: 2,
+      topK: 2,
+      router: { kind: 'random', scale: 2, seed: 7 },
+    });
     const { trace } = await logitsOf(child.spec, child.weights);
     const firstChoices = new Set(trace.layers.flatMap((perToken) => perToken.map((r) => r.experts[0])));
     expect(firstChoices.size).toBeGreaterThan(1);
@@ -87,7 +117,12 @@ describe('upcycled logits equal the parent (f32, max |Δ| ≤ 1e-5)', () => {
   });
 
   it('a top-k that splits a copy (k not a multiple of G) breaks the identity', async () => {
-    const child = upcycle(parent.spec, parent.weights, { experts: 8, granularity: 2, topK: 2, router: { kind: 'random', scale: 2, seed: 7 } });
+    const child = upcycle(parent.spec, parent.weights, {
+      experts: 8,
+      granularity: 2,
+      topK: 2,
+      router: { kind: 'random', scale: 2, seed: 7 },
+    });
     const { logits } = await logitsOf(child.spec, child.weights, parseRoutingPlan('topk:1'));
     expect(maxAbsDiff(logits, parentLogits)).toBeGreaterThan(1e-3);
   });
@@ -95,7 +130,12 @@ describe('upcycled logits equal the parent (f32, max |Δ| ≤ 1e-5)', () => {
 
 describe('on-disk round trip', () => {
   it('export → load gives a Mixtral checkpoint with the same logits and the upcycling metadata', async () => {
-    const child = upcycle(parent.spec, parent.weights, { experts: 8, granularity: 2, topK: 4, router: { kind: 'random', scale: 2, seed: 3 } });
+    const child = upcycle(parent.spec, parent.weights, {
+      experts: 8,
+      granularity: 2,
+      topK: 4,
+      router: { kind: 'random', scale: 2, seed: 3 },
+    });
     const files = exportCheckpoint(child.spec, child.weights, parent.tokenizerJson);
     const loaded = await loadCheckpoint(memorySource(files));
     expect(loaded.spec.architecture).toBe('mixtral');
@@ -103,7 +143,15 @@ describe('on-disk round trip', () => {
     expect(loaded.spec.intermediateSize).toBe(child.spec.intermediateSize);
     expect(loaded.spec.ropeTheta).toBe(parent.spec.ropeTheta);
     expect(loaded.spec.rmsNormEps).toBe(parent.spec.rmsNormEps);
-    expect(loaded.spec.config.upcycling).toMatchObject({ experts: 8, granularity: 2, topK: 4, router: 'random', scaling: 'exact', noise: 0, parentIntermediateSize: 64 });
+    expect(loaded.spec.config.upcycling).toMatchObject({
+      experts: 8,
+      granularity: 2,
+      topK: 4,
+      router: 'random',
+      scaling: 'exact',
+      noise: 0,
+      parentIntermediateSize: 64,
+    });
     const { logits } = await logitsOf(loaded.spec, loaded.weights);
     expect(maxAbsDiff(logits, parentLogits)).toBeLessThanOrEqual(1e-5);
   });
@@ -121,17 +169,27 @@ describe('parents with position features', () => {
         const model = await createCpuBackend().load(spec, weights);
         return (await scoreTokens(model, tokens, parseRoutingPlan('native'))).logits;
       };
-      const child = upcycle(dense.spec, dense.weights, { experts: 4, topK: 2, router: { kind: 'random', scale: 2, seed: 5 } });
-      const loaded = await loadCheckpoint(memorySource(exportCheckpoint(child.spec, child.weights, dense.tokenizerJson)));
+      const child = upcycle(dense.spec, dense.weights, {
+        experts: 4,
+        topK: 2,
+        router: { kind: 'random', scale: 2, seed: 5 },
+      });
+      const loaded = await loadCheckpoint(
+        memorySource(exportCheckpoint(child.spec, child.weights, dense.tokenizerJson)),
+      );
       expect(loaded.spec.architecture).toBe('mixtral');
       expect(loaded.spec.ropeScaling).toEqual(dense.spec.ropeScaling);
       expect(loaded.spec.slidingWindow).toBe(dense.spec.slidingWindow);
-      expect(maxAbsDiff(await score(loaded.spec, loaded.weights), await score(dense.spec, dense.weights))).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxAbsDiff(await score(loaded.spec, loaded.weights), await score(dense.spec, dense.weights)),
+      ).toBeLessThanOrEqual(1e-5);
     });
   }
 
   it("a mistral parent without a sliding_window key (MistralConfig's 4096) gives a child with 4096, not Mixtral's none", async () => {
-    const dense = await loadCheckpoint(dirSource(new URL('../fixtures/models/mistral_sliding/', import.meta.url).pathname));
+    const dense = await loadCheckpoint(
+      dirSource(new URL('../fixtures/models/mistral_sliding/', import.meta.url).pathname),
+    );
     const { sliding_window: _window, ...config } = dense.spec.config;
     const spec = specFromConfig(config);
     expect(spec.slidingWindow).toBe(4096);
@@ -143,9 +201,19 @@ describe('parents with position features', () => {
 
 describe('approximate variants', () => {
   it('Megatron cube-root scaling is not exact for G > 1 (silu is not homogeneous) but equals exact for G = 1', async () => {
-    const cube = upcycle(parent.spec, parent.weights, { experts: 8, granularity: 2, topK: 2, scaling: 'megatron-cuberoot' });
+    const cube = upcycle(parent.spec, parent.weights, {
+      experts: 8,
+      granularity: 2,
+      topK: 2,
+      scaling: 'megatron-cuberoot',
+    });
     expect(maxAbsDiff((await logitsOf(cube.spec, cube.weights)).logits, parentLogits)).toBeGreaterThan(1e-3);
-    const cube1 = upcycle(parent.spec, parent.weights, { experts: 4, granularity: 1, topK: 2, scaling: 'megatron-cuberoot' });
+    const cube1 = upcycle(parent.spec, parent.weights, {
+      experts: 4,
+      granularity: 1,
+      topK: 2,
+      scaling: 'megatron-cuberoot',
+    });
     expect(maxAbsDiff((await logitsOf(cube1.spec, cube1.weights)).logits, parentLogits)).toBeLessThanOrEqual(1e-5);
   });
 
@@ -162,7 +230,9 @@ describe('approximate variants', () => {
     const e1 = toFloat32(noisy.weights.layers[0].moe!.experts[1].up);
     expect(e0).not.toEqual(e1);
     const again = upcycle(parent.spec, parent.weights, opts);
-    expect(toFloat32(again.weights.layers[1].moe!.experts[3].down)).toEqual(toFloat32(noisy.weights.layers[1].moe!.experts[3].down));
+    expect(toFloat32(again.weights.layers[1].moe!.experts[3].down)).toEqual(
+      toFloat32(noisy.weights.layers[1].moe!.experts[3].down),
+    );
   });
 });
 
@@ -176,12 +246,22 @@ describe('layout and dtype', () => {
       finalNorm: toF16(w.finalNorm),
       lmHead: toF16(w.lmHead),
       layers: w.layers.map((l) => ({
-        attnNorm: toF16(l.attnNorm), ffnNorm: toF16(l.ffnNorm), q: toF16(l.q), k: toF16(l.k), v: toF16(l.v), o: toF16(l.o),
+        attnNorm: toF16(l.attnNorm),
+        ffnNorm: toF16(l.ffnNorm),
+        q: toF16(l.q),
+        k: toF16(l.k),
+        v: toF16(l.v),
+        o: toF16(l.o),
         mlp: { gate: toF16(l.mlp!.gate), up: toF16(l.mlp!.up), down: toF16(l.mlp!.down) },
       })),
     };
     const halfSpec: ModelSpec = { ...parent.spec, dtype: 'F16' };
-    const child = upcycle(halfSpec, half, { experts: 8, granularity: 4, topK: 4, router: { kind: 'random', scale: 2 } });
+    const child = upcycle(halfSpec, half, {
+      experts: 8,
+      granularity: 4,
+      topK: 4,
+      router: { kind: 'random', scale: 2 },
+    });
     expect(child.spec.dtype).toBe('F16');
     const moe = child.weights.layers[0].moe!;
     expect(moe.router.dtype).toBe('F16');

@@ -42,14 +42,17 @@ describe('classroom share keys', () => {
 
   it('are left out of the link while they hold their defaults, so a v1 link from before reads the same', () => {
     const fragment = formatShareFragment(DEFAULT_SHARE_STATE);
-    for (const key of ['iv=', 'cmp=', 'bmodel=', 'up=', 'pres=', 'embed=', 'hide=', 'lock=', 'step=']) expect(fragment).not.toContain(key);
+    for (const key of ['iv=', 'cmp=', 'bmodel=', 'up=', 'pres=', 'embed=', 'hide=', 'lock=', 'step='])
+      expect(fragment).not.toContain(key);
     const old = parseShareFragment('v=1&model=moe-top2&mode=dense&gen=native');
     expect(old.notices).toEqual([]);
     expect(old.state).toEqual({ ...DEFAULT_SHARE_STATE, model: 'moe-top2', mode: 'dense' });
   });
 
   it('refuse malformed interventions, recipes, routing strings and control names with a notice each', () => {
-    const { state, notices } = parseShareFragment('v=1&iv=L1E3x&up=E0G1K1S1&bmode=topk:1|L1E&hide=prompt,secret&pres=yes');
+    const { state, notices } = parseShareFragment(
+      'v=1&iv=L1E3x&up=E0G1K1S1&bmode=topk:1|L1E&hide=prompt,secret&pres=yes',
+    );
     expect(state.iv).toBe('');
     expect(state.upcycle).toBe('');
     expect(state.bRouting).toBe('native');
@@ -57,7 +60,9 @@ describe('classroom share keys', () => {
     expect(state.presenter).toBe(false);
     expect(notices).toHaveLength(5);
     expect(notices.join(' ')).toMatch(/interventions "L1E3x" was refused/);
-    expect(notices.join(' ')).toMatch(/hidden controls "prompt,secret" was refused .*names a control that does not exist/);
+    expect(notices.join(' ')).toMatch(
+      /hidden controls "prompt,secret" was refused .*names a control that does not exist/,
+    );
   });
 
   it('puts the interventions into the plan the engine runs, and its routing text', () => {
@@ -83,7 +88,10 @@ describe('classroom share keys', () => {
     expect(fitted.notices[0]).toMatch(/L5E0- was dropped: layer 5 has no router/);
     // Ablating every expert of a layer leaves the router nothing: the last one is refused.
     expect(fitInterventions('L0E0-,L0E1-', { numExperts: 2, moeLayers: [0] }).iv).toBe('L0E0-');
-    const viaModel = fitToModel({ ...DEFAULT_SHARE_STATE, iv: 'L1E7-,L1E8-' }, { numExperts: 8, numMoeLayers: 2, moeLayers: [0, 1] });
+    const viaModel = fitToModel(
+      { ...DEFAULT_SHARE_STATE, iv: 'L1E7-,L1E8-' },
+      { numExperts: 8, numMoeLayers: 2, moeLayers: [0, 1] },
+    );
     expect(viaModel.state.iv).toBe('L1E7-');
   });
 
@@ -101,7 +109,9 @@ describe('classroom share keys', () => {
 describe('the guided tour (public/tour.json)', () => {
   it('has steps whose links are valid share links naming the built-in models they need', async () => {
     const { readFileSync } = await import('node:fs');
-    const tour = JSON.parse(readFileSync(new URL('../../public/tour.json', import.meta.url), 'utf8')) as { steps: { link: string; models: string[] }[] };
+    const tour = JSON.parse(readFileSync(new URL('../../public/tour.json', import.meta.url), 'utf8')) as {
+      steps: { link: string; models: string[] }[];
+    };
     const builtIn = ['dense-parent', 'moe-top2', 'ds-moe', 'fine-grained'];
     expect(tour.steps.length).toBeGreaterThanOrEqual(5);
     for (const step of tour.steps) {

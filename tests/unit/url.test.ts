@@ -1,6 +1,14 @@
 // The share-link schema: round trips, whitelist, clamping, refusals with notices.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SHARE_STATE, LIMITS, fitToModel, formatShareFragment, parseShareFragment, routingOf, type ShareState } from '../../src/state/url.ts';
+import {
+  DEFAULT_SHARE_STATE,
+  LIMITS,
+  fitToModel,
+  formatShareFragment,
+  parseShareFragment,
+  routingOf,
+  type ShareState,
+} from '../../src/state/url.ts';
 
 const custom: ShareState = {
   ...DEFAULT_SHARE_STATE,
@@ -77,7 +85,14 @@ describe('share link schema', () => {
     // An https:// source is a valid link model since issue 11: the page shows its host and asks
     // before reading anything but its configs. Plain http (off this machine), credentials, script
     // URLs and climbing paths are refused.
-    for (const bad of ['http://evil.example/m/', 'https://user:pw@evil.example/m/', 'javascript:alert(1)', '../../etc/passwd', 'a b', 'local:disk']) {
+    for (const bad of [
+      'http://evil.example/m/',
+      'https://user:pw@evil.example/m/',
+      'javascript:alert(1)',
+      '../../etc/passwd',
+      'a b',
+      'local:disk',
+    ]) {
       const { state, notices } = parseShareFragment(`v=1&model=${encodeURIComponent(bad)}`);
       expect(state.model).toBe('');
       expect(notices).toHaveLength(1);
@@ -94,7 +109,10 @@ describe('share link schema', () => {
   });
 
   it('fits k, threshold, layer and generation routing to the loaded model', () => {
-    const { state, notices } = fitToModel({ ...custom, k: 20, t: 30, layer: 5, gen: 'topk:9' }, { numExperts: 8, numMoeLayers: 2 });
+    const { state, notices } = fitToModel(
+      { ...custom, k: 20, t: 30, layer: 5, gen: 'topk:9' },
+      { numExperts: 8, numMoeLayers: 2 },
+    );
     expect(state).toMatchObject({ k: 8, t: 8, layer: 1, gen: 'native' });
     expect(notices).toHaveLength(4);
     expect(fitToModel(custom, { numExperts: 8, numMoeLayers: 2 }).notices).toEqual([]);

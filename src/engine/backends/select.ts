@@ -37,12 +37,23 @@ export interface AdapterNature {
 const SOFTWARE_NAMES = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b|software/i;
 
 /** Reads the adapter's info: `isFallbackAdapter`, or a renderer known to run on the CPU. */
-export function adapterNature(info: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean }, isFallbackAdapter = false): AdapterNature {
-  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s): s is string => !!s && s.length > 0);
+export function adapterNature(
+  info: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean },
+  isFallbackAdapter = false,
+): AdapterNature {
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter(
+    (s): s is string => !!s && s.length > 0,
+  );
   const name = parts.length > 0 ? [...new Set(parts)].join(' ') : 'an unnamed adapter';
   const fallback = isFallbackAdapter || info.isFallbackAdapter === true;
   const match = SOFTWARE_NAMES.exec(parts.join(' '));
-  const evidence = match ? (fallback ? `${match[0]}, a fallback adapter` : match[0]) : fallback ? 'isFallbackAdapter' : '';
+  const evidence = match
+    ? fallback
+      ? `${match[0]}, a fallback adapter`
+      : match[0]
+    : fallback
+      ? 'isFallbackAdapter'
+      : '';
   return { software: evidence !== '', name, evidence };
 }
 
@@ -64,7 +75,12 @@ export async function probeAdapter(gpu?: GPU): Promise<AdapterNature | null> {
  * Decode speed in tokens per second: single-token forwards after a prompt and one warm-up step, until
  * `maxSteps` steps or `budgetMs` milliseconds (whichever comes first; at least 2 steps).
  */
-export async function measureDecode(model: LoadedModel, prompt: number[], maxSteps = 32, budgetMs = 600): Promise<number> {
+export async function measureDecode(
+  model: LoadedModel,
+  prompt: number[],
+  maxSteps = 32,
+  budgetMs = 600,
+): Promise<number> {
   const steps = Math.max(2, Math.min(maxSteps, model.spec.maxPositions - prompt.length - 2));
   const cache = model.newCache(prompt.length + steps + 1);
   const options = { routing: NATIVE_PLAN, logits: 'last' as const };
@@ -81,8 +97,14 @@ export async function measureDecode(model: LoadedModel, prompt: number[], maxSte
 }
 
 /** The badge's sentence for a measured choice: "CPU: 3.1x faster than WebGPU on this software adapter (SwiftShader)". */
-export function describeRace(cpu: number, webgpu: number, adapter: AdapterNature): { kind: 'cpu' | 'webgpu'; reason: string } {
-  const where = adapter.software ? `this software adapter (${adapter.evidence === 'isFallbackAdapter' ? 'a fallback adapter' : adapter.evidence})` : `this adapter (${adapter.name})`;
+export function describeRace(
+  cpu: number,
+  webgpu: number,
+  adapter: AdapterNature,
+): { kind: 'cpu' | 'webgpu'; reason: string } {
+  const where = adapter.software
+    ? `this software adapter (${adapter.evidence === 'isFallbackAdapter' ? 'a fallback adapter' : adapter.evidence})`
+    : `this adapter (${adapter.name})`;
   const kind = cpu >= webgpu ? 'cpu' : 'webgpu';
   const ratio = kind === 'cpu' ? cpu / webgpu : webgpu / cpu;
   const rate = (v: number) => v.toFixed(v >= 10 ? 0 : 1);

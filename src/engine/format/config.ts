@@ -109,7 +109,10 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
     fail(`hidden_act "${String(c.hidden_act)}" is not supported; only "silu" (SwiGLU) is.`);
   }
   if (has('mlp_bias') && c.mlp_bias !== false) {
-    fail(`mlp_bias is ${JSON.stringify(c.mlp_bias)}; biases in the feed-forward layers are not supported.`, 'Use a checkpoint with "mlp_bias": false.');
+    fail(
+      `mlp_bias is ${JSON.stringify(c.mlp_bias)}; biases in the feed-forward layers are not supported.`,
+      'Use a checkpoint with "mlp_bias": false.',
+    );
   }
   if (has('position_embedding_type') && c.position_embedding_type !== 'rope') {
     fail(`position_embedding_type "${String(c.position_embedding_type)}" is not supported; only "rope" is.`);
@@ -122,12 +125,16 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
   }
   // RoPE scaling: transformers reads rope_scaling (v4) or rope_parameters (v5); "type" is the old name of "rope_type".
   const ropeScalingRaw = c.rope_scaling;
-  if (ropeScalingRaw !== undefined && ropeScalingRaw !== null && (typeof ropeScalingRaw !== 'object' || Array.isArray(ropeScalingRaw))) {
+  if (
+    ropeScalingRaw !== undefined &&
+    ropeScalingRaw !== null &&
+    (typeof ropeScalingRaw !== 'object' || Array.isArray(ropeScalingRaw))
+  ) {
     fail(`"rope_scaling" is ${JSON.stringify(ropeScalingRaw)}; it must be an object or null.`);
   }
-  const ropeParams = (typeof c.rope_parameters === 'object' && c.rope_parameters !== null
-    ? c.rope_parameters
-    : {}) as Record<string, unknown>;
+  const ropeParams = (
+    typeof c.rope_parameters === 'object' && c.rope_parameters !== null ? c.rope_parameters : {}
+  ) as Record<string, unknown>;
   const [ropeKey, rope] = ropeScalingRaw
     ? ['rope_scaling', ropeScalingRaw as Record<string, unknown>]
     : ['rope_parameters', ropeParams];
@@ -146,10 +153,16 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
       factor: ropeNumber('factor', (v) => v >= 1, 'a number ≥ 1'),
       lowFreqFactor: ropeNumber('low_freq_factor', (v) => v > 0, 'a positive number'),
       highFreqFactor: ropeNumber('high_freq_factor', (v) => v > 0, 'a positive number'),
-      originalMaxPositions: ropeNumber('original_max_position_embeddings', (v) => Number.isInteger(v) && v > 0, 'a positive integer'),
+      originalMaxPositions: ropeNumber(
+        'original_max_position_embeddings',
+        (v) => Number.isInteger(v) && v > 0,
+        'a positive integer',
+      ),
     };
     if (ropeScaling.highFreqFactor <= ropeScaling.lowFreqFactor) {
-      fail(`${ropeKey}.high_freq_factor (${ropeScaling.highFreqFactor}) must be larger than low_freq_factor (${ropeScaling.lowFreqFactor}).`);
+      fail(
+        `${ropeKey}.high_freq_factor (${ropeScaling.highFreqFactor}) must be larger than low_freq_factor (${ropeScaling.lowFreqFactor}).`,
+      );
     }
   } else if (ropeType !== 'default') {
     fail(
@@ -158,7 +171,9 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
     );
   }
   if (rope.partial_rotary_factor !== undefined && rope.partial_rotary_factor !== 1) {
-    fail(`${ropeKey}.partial_rotary_factor is ${JSON.stringify(rope.partial_rotary_factor)}; only RoPE over the whole head (1) is supported.`);
+    fail(
+      `${ropeKey}.partial_rotary_factor is ${JSON.stringify(rope.partial_rotary_factor)}; only RoPE over the whole head (1) is supported.`,
+    );
   }
 
   const hiddenSize = int('hidden_size', { max: LIMITS.hidden_size });
@@ -171,7 +186,9 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
   // granitemoe derives head_dim from hidden_size and ignores a head_dim key, as transformers does.
   const headDimGiven = arch !== 'granitemoe' && has('head_dim');
   if (!headDimGiven && hiddenSize % numHeads !== 0) {
-    fail(`hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})${arch === 'granitemoe' ? '' : ' and head_dim is not given'}.`);
+    fail(
+      `hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})${arch === 'granitemoe' ? '' : ' and head_dim is not given'}.`,
+    );
   }
   const headDim = headDimGiven ? int('head_dim', { max: LIMITS.head_dim }) : hiddenSize / numHeads;
   if (headDim % 2 !== 0) fail(`head_dim is ${headDim}; RoPE needs an even head dimension.`);
@@ -191,7 +208,11 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
   if (windowDefault !== undefined) {
     // A null sliding_window means full attention; a missing key, the config class's default.
     slidingWindow =
-      c.sliding_window === undefined ? windowDefault : c.sliding_window === null ? null : int('sliding_window', { max: 1 << 30 });
+      c.sliding_window === undefined
+        ? windowDefault
+        : c.sliding_window === null
+          ? null
+          : int('sliding_window', { max: 1 << 30 });
   }
   // granitemoe's multipliers (GraniteMoeConfig defaults: 1.0 each); plain 1/√headDim attention elsewhere.
   const granite = arch === 'granitemoe';
@@ -253,7 +274,10 @@ export function specFromConfig(config: unknown, fileName = 'config.json'): Model
       : int('intermediate_size', { max: LIMITS.intermediate_size });
     const hasDenseLayer = moeLayers.some((m) => !m);
     intermediateSize = qwen
-      ? int('intermediate_size', { max: LIMITS.intermediate_size, fallback: hasDenseLayer ? undefined : expertIntermediateSize })
+      ? int('intermediate_size', {
+          max: LIMITS.intermediate_size,
+          fallback: hasDenseLayer ? undefined : expertIntermediateSize,
+        })
       : expertIntermediateSize;
 
     // Mixtral and GraniteMoe (softmax over the top-k logits) always renormalise in transformers; an explicit
@@ -322,13 +346,25 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
     owned.attention_multiplier = spec.attentionScale;
     owned.residual_multiplier = spec.residualMultiplier;
     owned.logits_scaling = spec.logitsScaling;
-  } else if (spec.embeddingMultiplier !== 1 || spec.residualMultiplier !== 1 || spec.logitsScaling !== 1 ||
-             Math.abs(spec.attentionScale * Math.sqrt(spec.headDim) - 1) > 1e-12) {
-    throw new CheckpointError('config.json', `a ${arch} config cannot hold embedding, attention, residual or logits multipliers.`, 'Export it as granitemoe.');
+  } else if (
+    spec.embeddingMultiplier !== 1 ||
+    spec.residualMultiplier !== 1 ||
+    spec.logitsScaling !== 1 ||
+    Math.abs(spec.attentionScale * Math.sqrt(spec.headDim) - 1) > 1e-12
+  ) {
+    throw new CheckpointError(
+      'config.json',
+      `a ${arch} config cannot hold embedding, attention, residual or logits multipliers.`,
+      'Export it as granitemoe.',
+    );
   }
   if (arch === 'mistral' || arch === 'mixtral') owned.sliding_window = spec.slidingWindow;
   else if (spec.slidingWindow !== null) {
-    throw new CheckpointError('config.json', `a ${arch} config cannot hold a sliding window.`, 'Export it as mistral or mixtral.');
+    throw new CheckpointError(
+      'config.json',
+      `a ${arch} config cannot hold a sliding window.`,
+      'Export it as mistral or mixtral.',
+    );
   }
   const rope = spec.ropeScaling && {
     rope_type: 'llama3',
@@ -343,7 +379,11 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
 
   const moe = spec.moe;
   if (isMoeArchitecture(arch) !== (moe !== null)) {
-    throw new CheckpointError('config.json', `a ${arch} model ${moe ? 'cannot have' : 'needs'} MoE layers.`, HINT_CONFIG);
+    throw new CheckpointError(
+      'config.json',
+      `a ${arch} model ${moe ? 'cannot have' : 'needs'} MoE layers.`,
+      HINT_CONFIG,
+    );
   }
   if (moe) {
     owned.num_experts_per_tok = moe.topK;
@@ -356,8 +396,11 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
       if (arch === 'qwen2_moe') owned.shared_expert_intermediate_size = moe.sharedExpertIntermediateSize;
     } else {
       if (moe.moeLayers.some((m) => !m)) {
-        throw new CheckpointError('config.json', `${arch} cannot describe a model with dense layers between MoE layers.`,
-          'Export it as qwen3_moe, whose config lists dense layers in mlp_only_layers.');
+        throw new CheckpointError(
+          'config.json',
+          `${arch} cannot describe a model with dense layers between MoE layers.`,
+          'Export it as qwen3_moe, whose config lists dense layers in mlp_only_layers.',
+        );
       }
       owned[arch === 'mixtral' || arch === 'granitemoe' ? 'num_local_experts' : 'num_experts'] = moe.numExperts;
       owned.intermediate_size = moe.expertIntermediateSize;
@@ -366,11 +409,26 @@ export function configFromSpec(spec: ModelSpec): Record<string, unknown> {
 
   // The spec's keys first (fixed order, so exporting twice is byte-identical), then whatever else the
   // original config carried, minus keys of other MoE dialects that would contradict the ones above.
-  const dropped = new Set(['num_local_experts', 'num_experts', 'moe_intermediate_size', 'shared_expert_intermediate_size',
-    'decoder_sparse_step', 'mlp_only_layers', 'norm_topk_prob', 'num_experts_per_tok', 'qkv_bias', 'attention_bias', 'dtype']);
+  const dropped = new Set([
+    'num_local_experts',
+    'num_experts',
+    'moe_intermediate_size',
+    'shared_expert_intermediate_size',
+    'decoder_sparse_step',
+    'mlp_only_layers',
+    'norm_topk_prob',
+    'num_experts_per_tok',
+    'qkv_bias',
+    'attention_bias',
+    'dtype',
+  ]);
   const rest = Object.fromEntries(Object.entries(spec.config).filter(([key]) => !(key in owned) && !dropped.has(key)));
   if (v5Rope) {
-    rest.rope_parameters = { ...(spec.config.rope_parameters as object), rope_theta: spec.ropeTheta, ...(rope ?? { rope_type: 'default' }) };
+    rest.rope_parameters = {
+      ...(spec.config.rope_parameters as object),
+      rope_theta: spec.ropeTheta,
+      ...(rope ?? { rope_type: 'default' }),
+    };
   }
   return { ...owned, ...rest };
 }

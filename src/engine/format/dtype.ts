@@ -101,7 +101,11 @@ export function fromFloat32(data: Float32Array, shape: number[], dtype: DType): 
   const n = numelOf(shape);
   if (data.length !== n) throw new Error(`fromFloat32: ${data.length} values do not fill shape [${shape}]`);
   if (dtype === 'F32') {
-    return { dtype, shape: [...shape], bytes: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + n * 4)) };
+    return {
+      dtype,
+      shape: [...shape],
+      bytes: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + n * 4)),
+    };
   }
   const bytes = new Uint8Array(n * 2);
   const encode = dtype === 'F16' ? floatToF16Bits : floatToBf16Bits;

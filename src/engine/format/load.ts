@@ -69,7 +69,10 @@ async function readChecked(
   options: LoadOptions,
 ): Promise<{ bytes: Uint8Array } | { absent: Absence }> {
   const onProgress = options.onProgress;
-  const bytes = await source.readFile(name, onProgress && ((received, total) => onProgress({ file: name, received, total })));
+  const bytes = await source.readFile(
+    name,
+    onProgress && ((received, total) => onProgress({ file: name, received, total })),
+  );
   if (!bytes) return { absent: 'missing' };
   if (isWebPage(bytes)) return { absent: 'web page' };
   if (kind === 'safetensors' && !looksLikeSafetensors(bytes)) return { absent: 'not safetensors' };
@@ -90,19 +93,37 @@ function parseJson(bytes: Uint8Array, file: string): unknown {
   }
 }
 
-async function readRequired(source: CheckpointSource, name: string, why: string, options: LoadOptions): Promise<Uint8Array> {
+async function readRequired(
+  source: CheckpointSource,
+  name: string,
+  why: string,
+  options: LoadOptions,
+): Promise<Uint8Array> {
   const read = await readChecked(source, name, 'json', options);
   if ('absent' in read) {
-    throw new CheckpointError(name, `${name} is missing from ${source.label}${absenceNote(read.absent)}.`,
-      `A checkpoint folder needs ${name} (${why}); check that the address names the model's folder.`);
+    throw new CheckpointError(
+      name,
+      `${name} is missing from ${source.label}${absenceNote(read.absent)}.`,
+      `A checkpoint folder needs ${name} (${why}); check that the address names the model's folder.`,
+    );
   }
   return read.bytes;
 }
 
 // Shard names come from a downloaded file: refuse anything that could reach outside the folder.
 function checkShardName(name: unknown): string {
-  if (typeof name !== 'string' || name === '' || name.startsWith('/') || name.includes('\\') || name.split('/').includes('..')) {
-    throw new CheckpointError(INDEX_FILE, `weight_map names the shard ${JSON.stringify(name)}, which is not a file name in this folder.`, HINT_REDOWNLOAD);
+  if (
+    typeof name !== 'string' ||
+    name === '' ||
+    name.startsWith('/') ||
+    name.includes('\\') ||
+    name.split('/').includes('..')
+  ) {
+    throw new CheckpointError(
+      INDEX_FILE,
+      `weight_map names the shard ${JSON.stringify(name)}, which is not a file name in this folder.`,
+      HINT_REDOWNLOAD,
+    );
   }
   return name;
 }
@@ -172,18 +193,27 @@ export async function loadCheckpoint(source: CheckpointSource, options: LoadOpti
     if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
       throw new CheckpointError(INDEX_FILE, 'the file has no "weight_map" object.', HINT_REDOWNLOAD);
     }
-    const shardOf = new Map(Object.entries(weightMap as Record<string, unknown>).map(([t, f]) => [t, checkShardName(f)]));
+    const shardOf = new Map(
+      Object.entries(weightMap as Record<string, unknown>).map(([t, f]) => [t, checkShardName(f)]),
+    );
     for (const shard of new Set(shardOf.values())) {
       const read = await readChecked(source, shard, 'safetensors', options);
       if ('absent' in read) {
-        throw new CheckpointError(shard, `shard ${shard} (listed in ${INDEX_FILE}) is missing from ${source.label}${absenceNote(read.absent)}.`,
-          'Download every shard listed in the index into the same folder.');
+        throw new CheckpointError(
+          shard,
+          `shard ${shard} (listed in ${INDEX_FILE}) is missing from ${source.label}${absenceNote(read.absent)}.`,
+          'Download every shard listed in the index into the same folder.',
+        );
       }
       const bytes = read.bytes;
       bytesOnDisk += bytes.byteLength;
       for (const [name, t] of parseSafetensors(bytes, shard).tensors) {
         if (tensors.has(name)) {
-          throw new CheckpointError(shard, `tensor ${name} appears in both ${fileOfTensor.get(name)} and ${shard}.`, HINT_REDOWNLOAD);
+          throw new CheckpointError(
+            shard,
+            `tensor ${name} appears in both ${fileOfTensor.get(name)} and ${shard}.`,
+            HINT_REDOWNLOAD,
+          );
         }
         tensors.set(name, t);
         fileOfTensor.set(name, shard);
@@ -191,13 +221,21 @@ export async function loadCheckpoint(source: CheckpointSource, options: LoadOpti
     }
     for (const [name, shard] of shardOf) {
       if (fileOfTensor.get(name) !== shard) {
-        throw new CheckpointError(shard, `tensor ${name} is listed in ${INDEX_FILE} but is not in ${shard}.`, HINT_REDOWNLOAD);
+        throw new CheckpointError(
+          shard,
+          `tensor ${name} is listed in ${INDEX_FILE} but is not in ${shard}.`,
+          HINT_REDOWNLOAD,
+        );
       }
     }
   } else {
-    const served = single.absent !== 'missing' || (indexRead !== null && 'absent' in indexRead && indexRead.absent !== 'missing');
-    throw new CheckpointError(WEIGHTS_FILE, `neither ${WEIGHTS_FILE} nor ${INDEX_FILE} is in ${source.label}${served ? ' (the server answered with a web page or other content instead of the weights)' : ''}.`,
-      'The folder needs the weights in safetensors format (pytorch_model.bin is not supported); check that the address names the model\'s folder.');
+    const served =
+      single.absent !== 'missing' || (indexRead !== null && 'absent' in indexRead && indexRead.absent !== 'missing');
+    throw new CheckpointError(
+      WEIGHTS_FILE,
+      `neither ${WEIGHTS_FILE} nor ${INDEX_FILE} is in ${source.label}${served ? ' (the server answered with a web page or other content instead of the weights)' : ''}.`,
+      "The folder needs the weights in safetensors format (pytorch_model.bin is not supported); check that the address names the model's folder.",
+    );
   }
 
   // A missing tensor is reported against the shard the index would have put it in.

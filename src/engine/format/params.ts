@@ -54,10 +54,18 @@ export function countParameters(spec: ModelSpec): ParameterCount {
       if (!moe) return total;
       let experts: number;
       switch (mode.kind) {
-        case 'native': experts = moe.topK; break;
-        case 'topk': experts = mode.k; break;
-        case 'dense': experts = E; break;
-        case 'threshold': experts = avgExpertsPerLayer ?? E; break;
+        case 'native':
+          experts = moe.topK;
+          break;
+        case 'topk':
+          experts = mode.k;
+          break;
+        case 'dense':
+          experts = E;
+          break;
+        case 'threshold':
+          experts = avgExpertsPerLayer ?? E;
+          break;
       }
       experts = Math.min(Math.max(experts, 1), E);
       return nonExpert + numMoeLayers * experts * perExpert;

@@ -44,7 +44,8 @@ export function isQuantized(t: Tensor): t is QuantTensor {
 
 /** A checkpoint tensor, or a readable error for code that only handles stored (unquantized) tensors. */
 export function plainTensor(t: Tensor, what: string): PlainTensor {
-  if (isQuantized(t)) throw new Error(`${what} needs weights as stored in the checkpoint, but this one is quantized (${t.dtype})`);
+  if (isQuantized(t))
+    throw new Error(`${what} needs weights as stored in the checkpoint, but this one is quantized (${t.dtype})`);
   return t;
 }
 
@@ -87,10 +88,16 @@ function roundHalfAway(v: number): number {
 /** Quantize a [rows, cols] matrix given as f32 values. */
 export function quantizeValues(values: Float32Array, rows: number, cols: number, o: QuantOptions): QuantTensor {
   const G = o.groupSize;
-  if (values.length !== rows * cols) throw new Error(`quantize: ${values.length} values do not fill [${rows}, ${cols}]`);
-  if (G < 2 || G % 2 !== 0 || cols % G !== 0) throw new Error(`quantize: group size ${G} must be even and divide the row width ${cols}`);
+  if (values.length !== rows * cols)
+    throw new Error(`quantize: ${values.length} values do not fill [${rows}, ${cols}]`);
+  if (G < 2 || G % 2 !== 0 || cols % G !== 0)
+    throw new Error(`quantize: group size ${G} must be even and divide the row width ${cols}`);
   for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) throw new QuantizationError('The weights contain Inf or NaN values, which cannot be quantized.', 'Load the model without quantization (--quantize none).');
+    if (!Number.isFinite(values[i]))
+      throw new QuantizationError(
+        'The weights contain Inf or NaN values, which cannot be quantized.',
+        'Load the model without quantization (--quantize none).',
+      );
   }
   const groups = (rows * cols) / G;
   const scales = new Uint16Array(groups);
@@ -134,7 +141,8 @@ export function quantizeValues(values: Float32Array, rows: number, cols: number,
       scales[g] = sBits;
       const s = f16BitsToFloat(sBits);
       if (s === 0) continue;
-      for (let i = 0; i < G; i++) put(base + i, Math.max(0, Math.min(15, Math.floor((values[base + i] - m) / s + 0.5))));
+      for (let i = 0; i < G; i++)
+        put(base + i, Math.max(0, Math.min(15, Math.floor((values[base + i] - m) / s + 0.5))));
     }
     return { dtype: 'Q4', shape: [rows, cols], bytes, groupSize: G, scales, mins };
   }
@@ -170,7 +178,7 @@ export function dequantizeRows(t: QuantTensor, row0: number, count: number, out:
   if (out.length < n) throw new Error('dequantizeRows: output too small');
   if (t.dtype === 'Q8') {
     const codes = new Int8Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-    for (let i = 0; i < n; i++) out[i] = codes[first + i] * halfToFloat(t.scales[(first + i) / G | 0]);
+    for (let i = 0; i < n; i++) out[i] = codes[first + i] * halfToFloat(t.scales[((first + i) / G) | 0]);
     return;
   }
   const b = t.bytes;
@@ -328,7 +336,11 @@ export function tensorRows(t: Tensor, row0: number, count: number): Tensor {
   const cols = t.shape[1];
   if (!isQuantized(t)) {
     const rowBytes = cols * (t.dtype === 'F32' ? 4 : 2);
-    return { dtype: t.dtype, shape: [count, cols], bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes) };
+    return {
+      dtype: t.dtype,
+      shape: [count, cols],
+      bytes: t.bytes.subarray(row0 * rowBytes, (row0 + count) * rowBytes),
+    };
   }
   const rowBytes = t.dtype === 'Q8' ? cols : cols / 2;
   const groupsPerRow = cols / t.groupSize;

@@ -42,7 +42,8 @@ export function readHeaderLength(prefix: Uint8Array, fileSize: number, fileName:
   function fail(message: string): never {
     throw new CheckpointError(fileName, message, HINT_REDOWNLOAD);
   }
-  if (fileSize < 8 || prefix.byteLength < 8) fail(`the file is only ${Math.min(fileSize, prefix.byteLength)} bytes long, too short to be a safetensors file.`);
+  if (fileSize < 8 || prefix.byteLength < 8)
+    fail(`the file is only ${Math.min(fileSize, prefix.byteLength)} bytes long, too short to be a safetensors file.`);
   // Read the u64 as two u32 halves so a lying huge value can be rejected without BigInt maths.
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = view.getUint32(0, true);
@@ -98,11 +99,7 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
     if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
       fail(`tensor ${name} has shape ${JSON.stringify(shape)}; entries must be non-negative integers.`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       fail(`tensor ${name} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end].`);
     }
     const [begin, end] = offsets as [number, number];
@@ -172,7 +169,9 @@ export function writeSafetensors(
     let numel = 1;
     for (const s of t.shape) numel *= s;
     if (t.bytes.byteLength !== numel * bytesPerElement(t.dtype)) {
-      throw new Error(`writeSafetensors: tensor ${name} has ${t.bytes.byteLength} bytes but shape [${t.shape}] of ${t.dtype}`);
+      throw new Error(
+        `writeSafetensors: tensor ${name} has ${t.bytes.byteLength} bytes but shape [${t.shape}] of ${t.dtype}`,
+      );
     }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
     offset += t.bytes.byteLength;

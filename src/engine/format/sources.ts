@@ -38,7 +38,10 @@ export function filesSource(files: Iterable<NamedBlob>, label = 'dropped files')
 }
 
 /** Reads a response body in chunks so a long download can report its progress. */
-async function readBody(response: Response, onProgress?: (received: number, total: number | null) => void): Promise<Uint8Array> {
+async function readBody(
+  response: Response,
+  onProgress?: (received: number, total: number | null) => void,
+): Promise<Uint8Array> {
   const length = Number(response.headers.get('content-length'));
   // A compressed reply's content-length counts compressed bytes: no total then.
   const total = Number.isFinite(length) && length > 0 && !response.headers.get('content-encoding') ? length : null;
@@ -79,15 +82,23 @@ export function urlSource(baseUrl: string, fetchFn: typeof fetch = (...args) => 
       try {
         response = await fetchFn(url);
       } catch (err) {
-        throw new CheckpointError(name, `could not download ${url} (${(err as Error).message}).`,
-          'Check the address and your connection; a server on another site must allow cross-origin requests (CORS).');
+        throw new CheckpointError(
+          name,
+          `could not download ${url} (${(err as Error).message}).`,
+          'Check the address and your connection; a server on another site must allow cross-origin requests (CORS).',
+        );
       }
       if (response.status === 404) return null;
       if (!response.ok) {
-        const hint = response.status === 401 || response.status === 403
-          ? 'The model may be gated or private; download it and open the folder instead.'
-          : 'The server refused the request; try again later or download the files.';
-        throw new CheckpointError(name, `${url} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`, hint);
+        const hint =
+          response.status === 401 || response.status === 403
+            ? 'The model may be gated or private; download it and open the folder instead.'
+            : 'The server refused the request; try again later or download the files.';
+        throw new CheckpointError(
+          name,
+          `${url} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`,
+          hint,
+        );
       }
       const type = (response.headers.get('content-type') ?? '').toLowerCase();
       if (type.startsWith('text/html') && !/\.html?$/i.test(name)) {
@@ -97,8 +108,11 @@ export function urlSource(baseUrl: string, fetchFn: typeof fetch = (...args) => 
       try {
         return await readBody(response, onProgress);
       } catch (err) {
-        throw new CheckpointError(name, `the download of ${url} broke off (${(err as Error).message}).`,
-          'Check your connection and try again.');
+        throw new CheckpointError(
+          name,
+          `the download of ${url} broke off (${(err as Error).message}).`,
+          'Check your connection and try again.',
+        );
       }
     },
   };

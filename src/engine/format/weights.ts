@@ -54,7 +54,14 @@ export function weightsFromTensors(
     };
   }
   // Zero-copy view of rows [row0, row0+rows) of matrix `index` inside a stacked [E, R, C] tensor.
-  function slice(t: PlainTensor, index: number, rowsPerMatrix: number, cols: number, row0: number, rows: number): PlainTensor {
+  function slice(
+    t: PlainTensor,
+    index: number,
+    rowsPerMatrix: number,
+    cols: number,
+    row0: number,
+    rows: number,
+  ): PlainTensor {
     const bpe = bytesPerElement(t.dtype);
     const start = (index * rowsPerMatrix + row0) * cols * bpe;
     return { dtype: t.dtype, shape: [rows, cols], bytes: t.bytes.subarray(start, start + rows * cols * bpe) };
@@ -106,7 +113,11 @@ export function weightsFromTensors(
 
     const result: MoeWeights = { router, experts };
     if (moe.sharedExpertIntermediateSize > 0) {
-      result.sharedExpert = ffn(`${block}.shared_expert`, ['gate_proj', 'up_proj', 'down_proj'], moe.sharedExpertIntermediateSize);
+      result.sharedExpert = ffn(
+        `${block}.shared_expert`,
+        ['gate_proj', 'up_proj', 'down_proj'],
+        moe.sharedExpertIntermediateSize,
+      );
       result.sharedExpertGate = take(`${block}.shared_expert_gate.weight`, [1, d]);
     }
     return result;
@@ -152,7 +163,11 @@ function stack(tensors: Tensor[]): PlainTensor {
   const parts = tensors.map((t) => plainTensor(t, 'writing a fused expert tensor'));
   const each = parts[0].bytes.byteLength;
   if (parts.some((t) => t.dtype !== parts[0].dtype || t.bytes.byteLength !== each)) {
-    throw new CheckpointError('model.safetensors', 'experts of one layer differ in dtype or size, so they cannot be written as one fused tensor.', HINT_MISMATCH);
+    throw new CheckpointError(
+      'model.safetensors',
+      'experts of one layer differ in dtype or size, so they cannot be written as one fused tensor.',
+      HINT_MISMATCH,
+    );
   }
   const bytes = new Uint8Array(each * parts.length);
   parts.forEach((t, i) => bytes.set(t.bytes, i * each));
@@ -165,7 +180,11 @@ function gateUp(ffn: FfnWeights): PlainTensor {
   const up = plainTensor(ffn.up, 'writing a fused expert tensor');
   const { dtype } = gate;
   if (up.dtype !== dtype) {
-    throw new CheckpointError('model.safetensors', 'an expert stores gate and up weights in different dtypes, so they cannot be fused.', HINT_MISMATCH);
+    throw new CheckpointError(
+      'model.safetensors',
+      'an expert stores gate and up weights in different dtypes, so they cannot be fused.',
+      HINT_MISMATCH,
+    );
   }
   const bytes = new Uint8Array(gate.bytes.byteLength + up.bytes.byteLength);
   bytes.set(gate.bytes, 0);
@@ -216,7 +235,8 @@ export function tensorsFromWeights(spec: ModelSpec, weights: WeightSet): Map<str
       layer.moe.experts.forEach((expert, e) =>
         putFfn(`${block}.experts.${e}`, expert, mixtral ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj']),
       );
-      if (layer.moe.sharedExpert) putFfn(`${block}.shared_expert`, layer.moe.sharedExpert, ['gate_proj', 'up_proj', 'down_proj']);
+      if (layer.moe.sharedExpert)
+        putFfn(`${block}.shared_expert`, layer.moe.sharedExpert, ['gate_proj', 'up_proj', 'down_proj']);
       put(`${block}.shared_expert_gate.weight`, layer.moe.sharedExpertGate);
     }
   });

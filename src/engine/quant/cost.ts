@@ -59,7 +59,14 @@ export async function quantizationCost(
   windows: readonly number[][],
   plan: RoutingPlan,
 ): Promise<QuantCost> {
-  let positions = 0, decisions = 0, unchanged = 0, agree = 0, kl = 0, refLoss = 0, qLoss = 0, targets = 0;
+  let positions = 0,
+    decisions = 0,
+    unchanged = 0,
+    agree = 0,
+    kl = 0,
+    refLoss = 0,
+    qLoss = 0,
+    targets = 0;
   for (const tokens of windows) {
     const a = await scoreTokens(reference, tokens, plan);
     const b = await scoreTokens(quantized, tokens, plan);

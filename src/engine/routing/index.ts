@@ -16,7 +16,8 @@ export class RoutingModeError extends MoeError {
 }
 
 const MODE_HINT = 'Use one of: native, dense, topk:K (K a whole number ≥ 1), threshold:T (T a number ≥ 0).';
-const INTERVENTION_HINT = 'Write interventions as comma-separated L<layer>E<expert>- (ablate) or L<layer>E<expert>+ (force), e.g. "L1E3-,L0E2+".';
+const INTERVENTION_HINT =
+  'Write interventions as comma-separated L<layer>E<expert>- (ablate) or L<layer>E<expert>+ (force), e.g. "L1E3-,L0E2+".';
 
 export const NATIVE_PLAN: RoutingPlan = { mode: { kind: 'native' }, interventions: [] };
 
@@ -35,7 +36,8 @@ export function parseRoutingMode(text: string): RoutingMode {
       throw new RoutingModeError(`Routing mode "${text}" needs a whole number of experts after "topk:".`, MODE_HINT);
     }
     const k = Number(arg);
-    if (k < 1) throw new RoutingModeError(`Routing mode "${text}" asks for ${k} experts, but at least 1 is needed.`, MODE_HINT);
+    if (k < 1)
+      throw new RoutingModeError(`Routing mode "${text}" asks for ${k} experts, but at least 1 is needed.`, MODE_HINT);
     return { kind: 'topk', k };
   }
   if (head === 'threshold') {
@@ -74,7 +76,11 @@ export function parseInterventions(text: string): Intervention[] {
     const part = raw.trim();
     if (part === '') continue;
     const m = /^L(\d+)E(\d+)([+-])$/i.exec(part);
-    if (!m) throw new RoutingModeError(`Intervention "${part}" is not of the form L<layer>E<expert>+ or L<layer>E<expert>-.`, INTERVENTION_HINT);
+    if (!m)
+      throw new RoutingModeError(
+        `Intervention "${part}" is not of the form L<layer>E<expert>+ or L<layer>E<expert>-.`,
+        INTERVENTION_HINT,
+      );
     out.push({ layer: Number(m[1]), expert: Number(m[2]), action: m[3] === '-' ? 'ablate' : 'force' });
   }
   return out;
@@ -150,24 +156,39 @@ interface Refusal {
 function checkIntervention(iv: Intervention, shape: RouterShape, accepted: Accepted): Refusal | 'repeat' | null {
   const E = shape.numExperts;
   if (shape.numLayers !== undefined && (!Number.isInteger(iv.layer) || iv.layer < 0 || iv.layer >= shape.numLayers)) {
-    return { reason: `layer ${iv.layer} does not exist (the model has layers 0..${shape.numLayers - 1})`, hint: INTERVENTION_HINT };
+    return {
+      reason: `layer ${iv.layer} does not exist (the model has layers 0..${shape.numLayers - 1})`,
+      hint: INTERVENTION_HINT,
+    };
   }
   if (!shape.moeLayers.includes(iv.layer)) {
-    return { reason: `layer ${iv.layer} has no router in this model (MoE layers: ${shape.moeLayers.join(', ') || 'none'})`, hint: INTERVENTION_HINT };
+    return {
+      reason: `layer ${iv.layer} has no router in this model (MoE layers: ${shape.moeLayers.join(', ') || 'none'})`,
+      hint: INTERVENTION_HINT,
+    };
   }
   if (!Number.isInteger(iv.expert) || iv.expert < 0 || iv.expert >= E) {
-    return { reason: `expert ${iv.expert} does not exist (this model has experts 0..${E - 1})`, hint: INTERVENTION_HINT };
+    return {
+      reason: `expert ${iv.expert} does not exist (this model has experts 0..${E - 1})`,
+      hint: INTERVENTION_HINT,
+    };
   }
   const key = `${iv.layer}:${iv.expert}`;
   const before = accepted.actions.get(key);
   if (before === iv.action) return 'repeat';
   if (before) {
-    return { reason: `expert ${iv.expert} of layer ${iv.layer} would be both ablated and forced`, hint: 'Keep only one of L…E…- and L…E…+ for the same expert.' };
+    return {
+      reason: `expert ${iv.expert} of layer ${iv.layer} would be both ablated and forced`,
+      hint: 'Keep only one of L…E…- and L…E…+ for the same expert.',
+    };
   }
   if (iv.action === 'ablate') {
     const n = (accepted.ablatedPerLayer.get(iv.layer) ?? 0) + 1;
     if (n >= E) {
-      return { reason: `every expert of layer ${iv.layer} would be ablated, leaving the router nothing to choose`, hint: 'Leave at least one expert of each layer un-ablated.' };
+      return {
+        reason: `every expert of layer ${iv.layer} would be ablated, leaving the router nothing to choose`,
+        hint: 'Leave at least one expert of each layer un-ablated.',
+      };
     }
     accepted.ablatedPerLayer.set(iv.layer, n);
   }
@@ -205,7 +226,10 @@ export function validateRoutingPlan(plan: RoutingPlan, model: ModelSpec | Router
   for (const iv of plan.interventions) {
     const problem = checkIntervention(iv, shape, accepted);
     if (problem !== null && problem !== 'repeat') {
-      throw new RoutingModeError(`Intervention ${formatInterventions([iv])} cannot be applied: ${problem.reason}.`, problem.hint);
+      throw new RoutingModeError(
+        `Intervention ${formatInterventions([iv])} cannot be applied: ${problem.reason}.`,
+        problem.hint,
+      );
     }
   }
 }
@@ -214,7 +238,10 @@ export function validateRoutingPlan(plan: RoutingPlan, model: ModelSpec | Router
  * Keeps the interventions this model can apply, in order, by validateRoutingPlan's rules; a later
  * one for an expert that already has one is dropped. One sentence per dropped intervention.
  */
-export function fitInterventions(interventions: readonly Intervention[], shape: RouterShape): { kept: Intervention[]; notices: string[] } {
+export function fitInterventions(
+  interventions: readonly Intervention[],
+  shape: RouterShape,
+): { kept: Intervention[]; notices: string[] } {
   const kept: Intervention[] = [];
   const notices: string[] = [];
   const accepted: Accepted = { actions: new Map(), ablatedPerLayer: new Map() };
@@ -228,7 +255,8 @@ export function fitInterventions(interventions: readonly Intervention[], shape: 
     const before = accepted.actions.get(key);
     const problem = before ? 'repeat' : checkIntervention(iv, shape, accepted);
     if (problem === null) kept.push(iv);
-    else if (problem === 'repeat') notices.push(`Intervention ${name} was dropped: L${iv.layer}E${iv.expert} already has an intervention.`);
+    else if (problem === 'repeat')
+      notices.push(`Intervention ${name} was dropped: L${iv.layer}E${iv.expert} already has an intervention.`);
     else notices.push(`Intervention ${name} was dropped: ${problem.reason}.`);
   }
   return { kept, notices };
@@ -260,7 +288,10 @@ export function routerProbabilities(routerLogits: Float32Array, ablated: Readonl
   for (let i = 0; i < E; i++) if (!ablated.has(i) && routerLogits[i] > max) max = routerLogits[i];
   const probs = new Float32Array(E);
   if (max === -Infinity) {
-    throw new RoutingModeError('Every expert of a layer is ablated, so the router has nothing left to choose.', 'Leave at least one expert of each layer un-ablated.');
+    throw new RoutingModeError(
+      'Every expert of a layer is ablated, so the router has nothing left to choose.',
+      'Leave at least one expert of each layer un-ablated.',
+    );
   }
   let sum = 0;
   const exps = new Float64Array(E);
@@ -284,7 +315,13 @@ function byDescendingProb(probs: Float32Array, ids: Iterable<number>): number[] 
  * live ones, and dense runs only the live ones. With plan.ablation 'zero-weight' (the PyTorch
  * reference, literally) it fills top-k slots no live expert can take and stays in dense, weight 0.
  */
-export function routeToken(routerLogits: Float32Array, layer: number, moe: MoeSpec, plan: RoutingPlan, layerIv?: LayerInterventions): TokenRouting {
+export function routeToken(
+  routerLogits: Float32Array,
+  layer: number,
+  moe: MoeSpec,
+  plan: RoutingPlan,
+  layerIv?: LayerInterventions,
+): TokenRouting {
   const E = moe.numExperts;
   if (routerLogits.length !== E) throw new Error(`routeToken: ${routerLogits.length} router logits for ${E} experts`);
   const { ablated, forced } = layerIv ?? interventionsForLayer(plan, layer);

@@ -13,7 +13,12 @@ export class RunError extends MoeError {
  * The checks every backend's forward() makes before touching weights, so the CPU and the WebGPU
  * backends refuse the same requests with the same words.
  */
-export function checkForwardInput(tokens: readonly number[], cacheLength: number, cacheCapacity: number, vocabSize: number): void {
+export function checkForwardInput(
+  tokens: readonly number[],
+  cacheLength: number,
+  cacheCapacity: number,
+  vocabSize: number,
+): void {
   const T = tokens.length;
   if (T === 0) throw new RunError('No tokens to run: the input is empty.', 'Give at least one token.');
   if (cacheLength + T > cacheCapacity) {
@@ -24,7 +29,10 @@ export function checkForwardInput(tokens: readonly number[], cacheLength: number
   }
   for (const id of tokens) {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new RunError(`Token id ${id} is outside this model's vocabulary of ${vocabSize} tokens.`, 'Use the tokenizer that came with the model.');
+      throw new RunError(
+        `Token id ${id} is outside this model's vocabulary of ${vocabSize} tokens.`,
+        'Use the tokenizer that came with the model.',
+      );
     }
   }
 }

@@ -72,7 +72,10 @@ export function createRng(seed: number): Rng {
     r = Math.imul(r ^ (r >>> 13), 0xc2b2ae35);
     return (r ^ (r >>> 16)) >>> 0;
   };
-  let s0 = splitmix32(), s1 = splitmix32(), s2 = splitmix32(), s3 = splitmix32();
+  let s0 = splitmix32(),
+    s1 = splitmix32(),
+    s2 = splitmix32(),
+    s3 = splitmix32();
   return () => {
     const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
     const t = s1 << 9;
@@ -105,7 +108,11 @@ export function argmax(values: ArrayLike<number>): number {
 }
 
 /** The tokens top-p sampling may draw, most likely first, with their renormalised probabilities. */
-export function nucleus(logits: ArrayLike<number>, temperature: number, topP: number): { ids: number[]; probs: number[] } {
+export function nucleus(
+  logits: ArrayLike<number>,
+  temperature: number,
+  topP: number,
+): { ids: number[]; probs: number[] } {
   const probs = softmax(logits, temperature);
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
   const ids: number[] = [];
@@ -120,11 +127,17 @@ export function nucleus(logits: ArrayLike<number>, temperature: number, topP: nu
 
 export function sampleToken(logits: ArrayLike<number>, options: SamplingOptions, rng: Rng): number {
   const { temperature, topP } = options;
-  if (!(temperature >= 0)) throw new RunError(`Temperature ${temperature} is not allowed.`, 'Use 0 for greedy decoding or a positive number such as 0.8.');
-  if (!(topP > 0 && topP <= 1)) throw new RunError(`top-p ${topP} is not allowed.`, 'Use a number in (0, 1], e.g. 0.9; 1 disables the cut.');
+  if (!(temperature >= 0))
+    throw new RunError(
+      `Temperature ${temperature} is not allowed.`,
+      'Use 0 for greedy decoding or a positive number such as 0.8.',
+    );
+  if (!(topP > 0 && topP <= 1))
+    throw new RunError(`top-p ${topP} is not allowed.`, 'Use a number in (0, 1], e.g. 0.9; 1 disables the cut.');
   if (temperature === 0) return argmax(logits);
   // With no cut, skip sorting the vocabulary: draw over ids in index order.
-  const { ids, probs } = topP >= 1 ? { ids: null, probs: softmax(logits, temperature) } : nucleus(logits, temperature, topP);
+  const { ids, probs } =
+    topP >= 1 ? { ids: null, probs: softmax(logits, temperature) } : nucleus(logits, temperature, topP);
   let u = rng();
   for (let i = 0; i < probs.length; i++) {
     u -= probs[i];
@@ -150,8 +163,14 @@ export interface ScoreResult {
  * Run `tokens` through the model in one prefill. With `cache`, the tokens are appended to
  * what it already holds (and stay there); without, a cache is made and dropped.
  */
-export async function scoreTokens(model: LoadedModel, tokens: number[], plan: RoutingPlan, options: { cache?: KvCache } = {}): Promise<ScoreResult> {
-  if (tokens.length === 0) throw new RunError('There is nothing to score: the text has no tokens.', 'Type some text first.');
+export async function scoreTokens(
+  model: LoadedModel,
+  tokens: number[],
+  plan: RoutingPlan,
+  options: { cache?: KvCache } = {},
+): Promise<ScoreResult> {
+  if (tokens.length === 0)
+    throw new RunError('There is nothing to score: the text has no tokens.', 'Type some text first.');
   const cache = options.cache ?? model.newCache(tokens.length);
   try {
     const { logits, routing } = await model.forward(tokens, cache, { routing: plan, logits: 'all' });
@@ -216,7 +235,10 @@ export async function generate(
   const maxPositions = model.spec.maxPositions;
   if (promptTokens.length === 0) throw new RunError('The prompt has no tokens.', 'Type a prompt first.');
   if (promptTokens.length >= maxPositions) {
-    throw new RunError(`The prompt has ${promptTokens.length} tokens, but this model handles at most ${maxPositions}.`, 'Shorten the prompt.');
+    throw new RunError(
+      `The prompt has ${promptTokens.length} tokens, but this model handles at most ${maxPositions}.`,
+      'Shorten the prompt.',
+    );
   }
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 0) {
     throw new RunError(`Cannot generate ${options.maxTokens} tokens.`, 'Ask for a whole number of tokens, 0 or more.');

@@ -75,7 +75,11 @@ function speedMeter(now: () => number) {
  * Fetch every file of `preview` (from the store when it holds them, else from `source`).
  * Returns the files' bytes by name. Throws SourceError; `options.state` then holds what to resume.
  */
-export async function downloadFiles(source: RemoteSource, preview: CheckpointPreview, options: DownloadOptions): Promise<Map<string, Uint8Array>> {
+export async function downloadFiles(
+  source: RemoteSource,
+  preview: CheckpointPreview,
+  options: DownloadOptions,
+): Promise<Map<string, Uint8Array>> {
   const state = options.state ?? newDownloadState();
   const now = options.now ?? (() => Date.now());
   const retries = options.retries ?? 2;
@@ -87,9 +91,16 @@ export async function downloadFiles(source: RemoteSource, preview: CheckpointPre
     const received = doneBytes() + (state.finished.has(file.name) ? 0 : fileReceived);
     const bytesPerSecond = from === 'network' ? meter(received) : 0;
     options.onProgress?.({
-      file: file.name, fileReceived, fileSize: file.size, received, total, bytesPerSecond,
+      file: file.name,
+      fileReceived,
+      fileSize: file.size,
+      received,
+      total,
+      bytesPerSecond,
       secondsLeft: bytesPerSecond > 0 ? (total - received) / bytesPerSecond : Infinity,
-      filesDone: state.finished.size, filesTotal: preview.files.length, from,
+      filesDone: state.finished.size,
+      filesTotal: preview.files.length,
+      from,
     });
   }
 
@@ -113,16 +124,31 @@ export async function downloadFiles(source: RemoteSource, preview: CheckpointPre
           onBytes: (received) => report(file, received, 'network'),
         });
         if (!bytes) {
-          throw new SourceError('not-found', file.name, `${file.name} disappeared from ${source.label} during the download.`, 'The repository changed; open it again.');
+          throw new SourceError(
+            'not-found',
+            file.name,
+            `${file.name} disappeared from ${source.label} during the download.`,
+            'The repository changed; open it again.',
+          );
         }
         state.partial.delete(file.name);
         if (bytes.byteLength !== file.size) {
-          throw new SourceError('truncated', file.name, `${file.name} has ${bytes.byteLength} bytes, not the ${file.size} announced.`, 'The file changed on the server; open the model again.');
+          throw new SourceError(
+            'truncated',
+            file.name,
+            `${file.name} has ${bytes.byteLength} bytes, not the ${file.size} announced.`,
+            'The file changed on the server; open the model again.',
+          );
         }
         if (file.etag && SHA256_ETAG.test(file.etag)) {
           const digest = await sha256Hex(bytes);
           if (digest !== null && digest !== file.etag) {
-            throw new SourceError('truncated', file.name, `${file.name} arrived corrupted: its checksum does not match the server's.`, 'Download it again (Retry).');
+            throw new SourceError(
+              'truncated',
+              file.name,
+              `${file.name} arrived corrupted: its checksum does not match the server's.`,
+              'Download it again (Retry).',
+            );
           }
         }
         state.finished.set(file.name, bytes);
@@ -134,7 +160,9 @@ export async function downloadFiles(source: RemoteSource, preview: CheckpointPre
           if (err.received > 0) state.partial.set(file.name, { into: err.into, received: err.received });
           if (err.reason === 'cancelled') throw cancelled(file.name);
         }
-        const retryable = err instanceof SourceError && (err.reason === 'network' || err.reason === 'truncated' || err.reason === 'server');
+        const retryable =
+          err instanceof SourceError &&
+          (err.reason === 'network' || err.reason === 'truncated' || err.reason === 'server');
         if (!retryable || attempt >= retries || options.signal?.aborted) throw err;
         attempt++;
       }
@@ -177,7 +205,11 @@ export async function loadStored(store: ModelStore, sourceId: string): Promise<C
 }
 
 /** Download (or take from the store) and parse: the checkpoint, ready for a backend. */
-export async function openRemote(source: RemoteSource, preview: CheckpointPreview, options: DownloadOptions): Promise<Checkpoint> {
+export async function openRemote(
+  source: RemoteSource,
+  preview: CheckpointPreview,
+  options: DownloadOptions,
+): Promise<Checkpoint> {
   const files = await downloadFiles(source, preview, options);
   return loadCheckpoint(memorySource(files, preview.label));
 }

@@ -29,5 +29,10 @@ export function isAbort(err: unknown): boolean {
 }
 
 export function cancelled(file: string): SourceError {
-  return new SourceError('cancelled', file, 'The download was cancelled.', 'Start it again when you are ready; finished files are kept.');
+  return new SourceError(
+    'cancelled',
+    file,
+    'The download was cancelled.',
+    'Start it again when you are ready; finished files are kept.',
+  );
 }

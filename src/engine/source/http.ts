@@ -92,23 +92,44 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
       if (isAbort(err) || init.signal?.aborted) throw cancelled(name);
       const offline = options.isOnline && !options.isOnline();
       if (offline) {
-        throw new SourceError('network', name, `This device is offline, so ${name} could not be downloaded from ${hostOf(url)}.`,
-          'Connect to the internet, or open a model already stored on this device.');
+        throw new SourceError(
+          'network',
+          name,
+          `This device is offline, so ${name} could not be downloaded from ${hostOf(url)}.`,
+          'Connect to the internet, or open a model already stored on this device.',
+        );
       }
-      throw new SourceError('network', name, `${hostOf(url)} could not be reached for ${name} (${(err as Error).message}).`,
-        'Check the address and your connection. A server on another site must also allow this page to read its files (CORS); the Hugging Face hub does.');
+      throw new SourceError(
+        'network',
+        name,
+        `${hostOf(url)} could not be reached for ${name} (${(err as Error).message}).`,
+        'Check the address and your connection. A server on another site must also allow this page to read its files (CORS); the Hugging Face hub does.',
+      );
     }
     if (response.status === 404 || response.status === 410) return null;
     if (response.status === 401 || response.status === 403) {
-      throw new SourceError('unauthorized', name, `${hostOf(url)} refused ${name} (HTTP ${response.status}): the model is gated or private.`,
-        'Accept its licence on the model page and download it, then open the folder from your disk; links never carry passwords or tokens.');
+      throw new SourceError(
+        'unauthorized',
+        name,
+        `${hostOf(url)} refused ${name} (HTTP ${response.status}): the model is gated or private.`,
+        'Accept its licence on the model page and download it, then open the folder from your disk; links never carry passwords or tokens.',
+      );
     }
     if (response.status === 416) {
-      throw new SourceError('truncated', name, `${hostOf(url)} has fewer bytes of ${name} than expected.`, 'The file changed on the server; delete the stored copy and download it again.');
+      throw new SourceError(
+        'truncated',
+        name,
+        `${hostOf(url)} has fewer bytes of ${name} than expected.`,
+        'The file changed on the server; delete the stored copy and download it again.',
+      );
     }
     if (!response.ok) {
-      throw new SourceError('server', name, `${hostOf(url)} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''} for ${name}.`,
-        'The server may be busy; try again in a minute.');
+      throw new SourceError(
+        'server',
+        name,
+        `${hostOf(url)} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''} for ${name}.`,
+        'The server may be busy; try again in a minute.',
+      );
     }
     if (looksLikeHtml(response, name)) {
       // A web page where a model file should be: the server's "not found" page with status 200.
@@ -148,7 +169,12 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
       }
     } catch (err) {
       if (isAbort(err)) throw cancelled(name);
-      throw new SourceError('network', name, `the connection broke while reading ${name} (${(err as Error).message}).`, HINT_RETRY);
+      throw new SourceError(
+        'network',
+        name,
+        `the connection broke while reading ${name} (${(err as Error).message}).`,
+        HINT_RETRY,
+      );
     } finally {
       if (n >= limit) await reader.cancel().catch(() => {});
     }
@@ -162,14 +188,24 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
     if (response.status === 206) {
       const bytes = await readPrefix(response, end - start, name);
       if (bytes.byteLength !== end - start) {
-        throw new SourceError('truncated', name, `${name} ended after ${start + bytes.byteLength} bytes; ${end} were expected.`, HINT_RETRY);
+        throw new SourceError(
+          'truncated',
+          name,
+          `${name} ended after ${start + bytes.byteLength} bytes; ${end} were expected.`,
+          HINT_RETRY,
+        );
       }
       return bytes;
     }
     // The server ignored Range and sends the whole file: read up to `end`, keep [start, end).
     const bytes = await readPrefix(response, end, name);
     if (bytes.byteLength < end) {
-      throw new SourceError('truncated', name, `${name} has only ${bytes.byteLength} bytes; ${end} were expected.`, HINT_RETRY);
+      throw new SourceError(
+        'truncated',
+        name,
+        `${name} has only ${bytes.byteLength} bytes; ${end} were expected.`,
+        HINT_RETRY,
+      );
     }
     return bytes.subarray(start, end);
   }
@@ -183,7 +219,12 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
     const commit = response.headers.get('x-repo-commit') ?? undefined;
     await response.body?.cancel().catch(() => {});
     if (size === undefined) {
-      throw new SourceError('server', name, `${label} did not say how large ${name} is.`, 'The server must answer range requests (or send Content-Length); most static hosts and the Hugging Face hub do.');
+      throw new SourceError(
+        'server',
+        name,
+        `${label} did not say how large ${name} is.`,
+        'The server must answer range requests (or send Content-Length); most static hosts and the Hugging Face hub do.',
+      );
     }
     return { size, etag, commit };
   }
@@ -202,9 +243,16 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
       const size = opts.size ?? sizeOf(response);
       if (size === undefined) {
         // Unknown length (chunked, no Content-Length): small files only; collect and join once.
-        const bytes = new Uint8Array(await response.arrayBuffer().catch((err) => {
-          throw new SourceError('network', name, `the download of ${name} broke off (${(err as Error).message}).`, HINT_RETRY);
-        }));
+        const bytes = new Uint8Array(
+          await response.arrayBuffer().catch((err) => {
+            throw new SourceError(
+              'network',
+              name,
+              `the download of ${name} broke off (${(err as Error).message}).`,
+              HINT_RETRY,
+            );
+          }),
+        );
         opts.onBytes?.(bytes.byteLength, bytes.byteLength);
         return bytes;
       }
@@ -218,7 +266,12 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
         const { done, value } = await reader.read();
         if (done) break;
         if (received + value.byteLength > size) {
-          throw new SourceError('truncated', name, `${name} is larger than the ${size} bytes announced.`, 'The file changed on the server; try again.');
+          throw new SourceError(
+            'truncated',
+            name,
+            `${name} is larger than the ${size} bytes announced.`,
+            'The file changed on the server; try again.',
+          );
         }
         into.set(value, received);
         received += value.byteLength;
@@ -226,14 +279,28 @@ export function httpSource(base: string, options: HttpSourceOptions = {}): Remot
       }
     } catch (err) {
       if (isAbort(err) || opts.signal?.aborted) throw new PartialDownload(cancelled(name), into, received);
-      const base = err instanceof SourceError ? err
-        : new SourceError('network', name, `the download of ${name} broke off after ${received} of ${size} bytes (${(err as Error).message}).`, HINT_RETRY);
+      const base =
+        err instanceof SourceError
+          ? err
+          : new SourceError(
+              'network',
+              name,
+              `the download of ${name} broke off after ${received} of ${size} bytes (${(err as Error).message}).`,
+              HINT_RETRY,
+            );
       throw new PartialDownload(base, into, received);
     }
     if (received < size) {
       throw new PartialDownload(
-        new SourceError('truncated', name, `the download of ${name} stopped after ${received} of ${size} bytes.`, HINT_RETRY),
-        into, received);
+        new SourceError(
+          'truncated',
+          name,
+          `the download of ${name} stopped after ${received} of ${size} bytes.`,
+          HINT_RETRY,
+        ),
+        into,
+        received,
+      );
     }
     return into;
   }

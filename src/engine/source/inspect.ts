@@ -43,7 +43,13 @@ function parseJson(bytes: Uint8Array, file: string): unknown {
 
 async function statRequired(source: RemoteSource, name: string, signal?: AbortSignal): Promise<RemoteFile> {
   const s = await source.stat(name, signal);
-  if (!s) throw new SourceError('not-found', name, `${source.label} has no ${name}.`, 'Check the repository name and revision; the model must be in safetensors format.');
+  if (!s)
+    throw new SourceError(
+      'not-found',
+      name,
+      `${source.label} has no ${name}.`,
+      'Check the repository name and revision; the model must be in safetensors format.',
+    );
   return { name, ...s };
 }
 
@@ -53,8 +59,12 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
   const configStat = await source.stat('config.json', signal);
   const configBytes = configStat && (await source.download('config.json', { signal }));
   if (!configBytes) {
-    throw new SourceError('not-found', 'config.json', `${source.label} has no config.json: there is no model at this address, or the name or revision is misspelt.`,
-      'Check the repository name (ORG/NAME) and the revision; for a web address, give the folder that holds config.json.');
+    throw new SourceError(
+      'not-found',
+      'config.json',
+      `${source.label} has no config.json: there is no model at this address, or the name or revision is misspelt.`,
+      'Check the repository name (ORG/NAME) and the revision; for a web address, give the folder that holds config.json.',
+    );
   }
   // Unsupported architectures and config fields are refused here, naming the field.
   const spec = specFromConfig(parseJson(configBytes, 'config.json'), 'config.json');
@@ -75,8 +85,12 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
   } else {
     const indexBytes = await source.download(INDEX_FILE, { signal });
     if (!indexBytes) {
-      throw new SourceError('not-found', WEIGHTS_FILE, `${source.label} has neither ${WEIGHTS_FILE} nor ${INDEX_FILE}.`,
-        'The playground reads safetensors weights; pytorch_model.bin and GGUF files are not supported.');
+      throw new SourceError(
+        'not-found',
+        WEIGHTS_FILE,
+        `${source.label} has neither ${WEIGHTS_FILE} nor ${INDEX_FILE}.`,
+        'The playground reads safetensors weights; pytorch_model.bin and GGUF files are not supported.',
+      );
     }
     files.push({ name: INDEX_FILE, size: indexBytes.byteLength });
     const weightMap = (parseJson(indexBytes, INDEX_FILE) as { weight_map?: unknown } | null)?.weight_map;
@@ -86,7 +100,11 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
     weightFiles = [...new Set(Object.values(weightMap as Record<string, unknown>).map(String))];
     for (const f of weightFiles) {
       if (f === '' || f.startsWith('/') || f.includes('\\') || f.split('/').includes('..')) {
-        throw new CheckpointError(INDEX_FILE, `weight_map names the shard ${JSON.stringify(f)}, which is not a file name in this folder.`, HINT_REDOWNLOAD);
+        throw new CheckpointError(
+          INDEX_FILE,
+          `weight_map names the shard ${JSON.stringify(f)}, which is not a file name in this folder.`,
+          HINT_REDOWNLOAD,
+        );
       }
     }
   }
@@ -104,7 +122,8 @@ export async function inspectRemote(source: RemoteSource, signal?: AbortSignal):
     if (!prefix) throw new SourceError('not-found', name, `${name} disappeared from ${source.label}.`, 'Try again.');
     const headerLength = readHeaderLength(prefix, stat.size, name);
     const headerBytes = await source.readRange(name, 8, 8 + headerLength, signal);
-    if (!headerBytes) throw new SourceError('not-found', name, `${name} disappeared from ${source.label}.`, 'Try again.');
+    if (!headerBytes)
+      throw new SourceError('not-found', name, `${name} disappeared from ${source.label}.`, 'Try again.');
     const header = parseSafetensorsHeader(headerBytes, stat.size, name);
     for (const e of header.entries) {
       tensors.set(e.name, { dtype: e.dtype, shape: e.shape, bytes: new Uint8Array(0) });

@@ -48,10 +48,19 @@ function gb(n: number): string {
 }
 
 /** Throw SourceError('too-large') when `need` exceeds `budget` bytes; `limitName` says whose limit it is. */
-export function checkFits(need: MemoryNeed, budget: number, backend: BackendKind, limitName: string, label: string): void {
+export function checkFits(
+  need: MemoryNeed,
+  budget: number,
+  backend: BackendKind,
+  limitName: string,
+  label: string,
+): void {
   if (need.total <= budget) return;
   const other = backend === 'cpu' ? 'the WebGPU backend' : 'the CPU backend';
-  throw new SourceError('too-large', label,
+  throw new SourceError(
+    'too-large',
+    label,
     `${label} needs about ${gb(need.total)} on the ${backend === 'cpu' ? 'CPU' : 'WebGPU'} backend, more than ${limitName} (${gb(budget)}).`,
-    `Try ${other}, a quantized copy of the model, or a smaller model.`);
+    `Try ${other}, a quantized copy of the model, or a smaller model.`,
+  );
 }

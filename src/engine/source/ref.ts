@@ -31,7 +31,12 @@ export function isLoopbackHost(hostname: string): boolean {
 function checkRepo(repo: string, text: string): string {
   const parts = repo.split('/');
   if (parts.length !== 2 || !parts.every((p) => REPO_PART.test(p) && !p.includes('--') && !p.includes('..'))) {
-    throw new SourceError('invalid', text, `"${text}" is not a Hugging Face repository id of the form ORG/NAME.`, SOURCE_HINT);
+    throw new SourceError(
+      'invalid',
+      text,
+      `"${text}" is not a Hugging Face repository id of the form ORG/NAME.`,
+      SOURCE_HINT,
+    );
   }
   return repo;
 }
@@ -45,10 +50,20 @@ export function checkBaseUrl(text: string): string {
     throw new SourceError('invalid', text, `"${text}" is not a web address.`, SOURCE_HINT);
   }
   if (url.username || url.password) {
-    throw new SourceError('invalid', text, 'The address contains a user name or password; credentials never go in a model address or a link.', 'Remove the "user:password@" part.');
+    throw new SourceError(
+      'invalid',
+      text,
+      'The address contains a user name or password; credentials never go in a model address or a link.',
+      'Remove the "user:password@" part.',
+    );
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-    throw new SourceError('invalid', text, `Models load only over https:// (plain http:// is allowed on this machine only), not ${url.protocol}//${url.host}.`, SOURCE_HINT);
+    throw new SourceError(
+      'invalid',
+      text,
+      `Models load only over https:// (plain http:// is allowed on this machine only), not ${url.protocol}//${url.host}.`,
+      SOURCE_HINT,
+    );
   }
   url.hash = '';
   url.search = '';

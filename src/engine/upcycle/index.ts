@@ -78,7 +78,11 @@ function bytesPerElement(dtype: DType): number {
 function sliceRows(weight: Tensor, start: number, count: number): Tensor {
   const t = plainTensor(weight, 'upcycling');
   const rowBytes = t.shape[1] * bytesPerElement(t.dtype);
-  return { dtype: t.dtype, shape: [count, t.shape[1]], bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes) };
+  return {
+    dtype: t.dtype,
+    shape: [count, t.shape[1]],
+    bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes),
+  };
 }
 
 /** Columns [start, start+count) of a 2-D tensor: a copy (columns are strided). */
@@ -161,23 +165,43 @@ function validate(spec: ModelSpec, weights: WeightSet, o: Required<Omit<UpcycleO
     );
   }
   if (weights.layers.some((l) => !l.mlp)) {
-    throw new UpcycleError('The parent has a layer without a dense FFN (mlp), so there is nothing to copy into experts.', 'Use an unmodified dense checkpoint.');
+    throw new UpcycleError(
+      'The parent has a layer without a dense FFN (mlp), so there is nothing to copy into experts.',
+      'Use an unmodified dense checkpoint.',
+    );
   }
   const { experts: n, granularity: g, topK: k, noise } = o;
   if (!Number.isInteger(g) || g < 1) throw new UpcycleError(`Granularity must be a whole number ≥ 1, got ${g}.`, fix);
-  if (!Number.isInteger(n) || n < 1) throw new UpcycleError(`The number of experts must be a whole number ≥ 1, got ${n}.`, fix);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UpcycleError(`The number of experts must be a whole number ≥ 1, got ${n}.`, fix);
   if (n % g !== 0) {
-    throw new UpcycleError(`${n} experts cannot be made from shards of granularity ${g}: ${n} is not a multiple of ${g}.`, fix);
+    throw new UpcycleError(
+      `${n} experts cannot be made from shards of granularity ${g}: ${n} is not a multiple of ${g}.`,
+      fix,
+    );
   }
   if (spec.intermediateSize % g !== 0) {
-    throw new UpcycleError(`The FFN width ${spec.intermediateSize} cannot be cut into ${g} equal shards.`, `Choose a granularity that divides ${spec.intermediateSize}.`);
+    throw new UpcycleError(
+      `The FFN width ${spec.intermediateSize} cannot be cut into ${g} equal shards.`,
+      `Choose a granularity that divides ${spec.intermediateSize}.`,
+    );
   }
   if (!Number.isInteger(k) || k < 1 || k > n) {
-    throw new UpcycleError(`top-k must be a whole number between 1 and the number of experts (${n}), got ${k}.`, `With granularity ${g}, a multiple of ${g} keeps the child exactly equal to its parent.`);
+    throw new UpcycleError(
+      `top-k must be a whole number between 1 and the number of experts (${n}), got ${k}.`,
+      `With granularity ${g}, a multiple of ${g} keeps the child exactly equal to its parent.`,
+    );
   }
-  if (!Number.isFinite(noise) || noise < 0) throw new UpcycleError(`Noise must be a number ≥ 0, got ${noise}.`, 'Use 0 for exact copies or a small value such as 0.01.');
+  if (!Number.isFinite(noise) || noise < 0)
+    throw new UpcycleError(
+      `Noise must be a number ≥ 0, got ${noise}.`,
+      'Use 0 for exact copies or a small value such as 0.01.',
+    );
   if (!Number.isFinite(o.drop) || o.drop < 0 || o.drop > 1) {
-    throw new UpcycleError(`The drop ratio must be a number between 0 and 1, got ${o.drop}.`, 'Use 0 for plain copies; Drop-Upcycling works well with 0.5.');
+    throw new UpcycleError(
+      `The drop ratio must be a number between 0 and 1, got ${o.drop}.`,
+      'Use 0 for plain copies; Drop-Upcycling works well with 0.5.',
+    );
   }
 }
 
@@ -185,7 +209,11 @@ function validate(spec: ModelSpec, weights: WeightSet, o: Required<Omit<UpcycleO
  * Dense llama/mistral → Mixtral layout. Attention, norms and embeddings are the parent's Tensor
  * objects (shared, not copied); experts share byte views of the parent where no arithmetic is needed.
  */
-export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOptions): { spec: ModelSpec; weights: WeightSet } {
+export function upcycle(
+  spec: ModelSpec,
+  weights: WeightSet,
+  options: UpcycleOptions,
+): { spec: ModelSpec; weights: WeightSet } {
   const granularity = options.granularity ?? 1;
   const copies = Math.floor(options.experts / granularity);
   const o = {
@@ -202,7 +230,10 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
   const routerSeed = router.kind === 'random' ? (router.seed ?? o.seed) : o.seed;
   const routerScale = router.kind === 'random' ? (router.scale ?? DEFAULT_ROUTER_SCALE) : 0;
   if (!Number.isFinite(routerScale) || routerScale < 0) {
-    throw new UpcycleError(`The router scale must be a number ≥ 0, got ${routerScale}.`, `The default is ${DEFAULT_ROUTER_SCALE}.`);
+    throw new UpcycleError(
+      `The router scale must be a number ≥ 0, got ${routerScale}.`,
+      `The default is ${DEFAULT_ROUTER_SCALE}.`,
+    );
   }
 
   const g = granularity;
@@ -250,7 +281,9 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
               up: transform(sh.up, gateUpFactor, o.noise, noiseRandom),
               down: transform(sh.down, downFactor, o.noise, noiseRandom),
             };
-      experts.push(dropCount === 0 ? copy : dropUnits(copy, sampleIndices(shardSize, dropCount, dropIndexRandom), dropValueRandom));
+      experts.push(
+        dropCount === 0 ? copy : dropUnits(copy, sampleIndices(shardSize, dropCount, dropIndexRandom), dropValueRandom),
+      );
     }
     // Router "virtual groups": one random row per copy, repeated for its G shards, so the shards of a
     // copy always tie and top-k (ties → lower index) takes whole copies when k is a multiple of G.
@@ -263,7 +296,10 @@ export function upcycle(spec: ModelSpec, weights: WeightSet, options: UpcycleOpt
       }
     }
     const { mlp: _dense, ...shared } = layer;
-    return { ...shared, moe: { router: fromFloat32(routerValues, [o.experts, d], plainTensor(mlp.gate, 'upcycling').dtype), experts } };
+    return {
+      ...shared,
+      moe: { router: fromFloat32(routerValues, [o.experts, d], plainTensor(mlp.gate, 'upcycling').dtype), experts },
+    };
   });
 
   const metadata: UpcyclingMetadata = {

@@ -28,7 +28,15 @@ export function compareActions(ctx: ControllerContext): CompareActions {
   /** Pane B's state before anything ran: what each opening starts from (its actions are bound to this store). */
   const fresh = pane.getState();
   const main = () => store.getState();
-  let session: { client: EngineClient; ready: boolean; requestedKey: string | null; loadedKey: string | null; loads: number; scoredKey: string; stop: (() => void)[] } | null = null;
+  let session: {
+    client: EngineClient;
+    ready: boolean;
+    requestedKey: string | null;
+    loadedKey: string | null;
+    loads: number;
+    scoredKey: string;
+    stop: (() => void)[];
+  } | null = null;
 
   /** Pane B's model: the link's second model, or (when empty) the same model as pane A, upcycled the same way. */
   const wanted = () => {
@@ -46,13 +54,19 @@ export function compareActions(ctx: ControllerContext): CompareActions {
     session.requestedKey = key;
     const resolved = resolveModel(env, main().builtInModels, id);
     if (!resolved) {
-      pane.getState().setError({ message: `The second pane's model ${JSON.stringify(id)} is not installed on this site.`, hint: 'Pick another model for pane B.' });
+      pane.getState().setError({
+        message: `The second pane's model ${JSON.stringify(id)} is not installed on this site.`,
+        hint: 'Pick another model for pane B.',
+      });
       return;
     }
     const parsed = parseRecipe(recipe);
     const current = session;
     const call = parsed
-      ? current.client.upcycle(resolved.id, resolved.url, parsed, { prompt: main().share.prompt, sampling: { temperature: 0, topP: 1, seed: 0, maxTokens: 1 } })
+      ? current.client.upcycle(resolved.id, resolved.url, parsed, {
+          prompt: main().share.prompt,
+          sampling: { temperature: 0, topP: 1, seed: 0, maxTokens: 1 },
+        })
       : current.client.load(resolved.id, resolved.url);
     pane.getState().begin(call.requestId, 'loading');
     call.then(
@@ -92,14 +106,26 @@ export function compareActions(ctx: ControllerContext): CompareActions {
     const settled =
       session !== null &&
       (b.error !== null ||
-        (b.activity === 'idle' && !b.loading && session.loadedKey === wanted().key && textKey !== '' && (bText === textKey || (!sameTokenizer(main().model, b.model) && bText !== ''))));
+        (b.activity === 'idle' &&
+          !b.loading &&
+          session.loadedKey === wanted().key &&
+          textKey !== '' &&
+          (bText === textKey || (!sameTokenizer(main().model, b.model) && bText !== ''))));
     main().setCompareSettled(settled);
   };
 
   const open = (createClient: () => EngineClient) => {
     pane.setState(fresh, true);
     const client = createClient();
-    const current = { client, ready: false, requestedKey: null, loadedKey: null, loads: 0, scoredKey: '', stop: [] as (() => void)[] };
+    const current = {
+      client,
+      ready: false,
+      requestedKey: null,
+      loadedKey: null,
+      loads: 0,
+      scoredKey: '',
+      stop: [] as (() => void)[],
+    };
     session = current;
     current.stop.push(client.watch((message) => pane.getState().receive(message)));
     client.init(env.preferBackend).then(
@@ -134,7 +160,11 @@ export function compareActions(ctx: ControllerContext): CompareActions {
       };
       sync();
       watch(ctx, (s) => shown(s), sync);
-      watch(ctx, (s) => `${s.share.bModel}|${s.share.model}|${s.share.upcycle}|${s.builtInModels === null ? '' : 'listed'}`, sync);
+      watch(
+        ctx,
+        (s) => `${s.share.bModel}|${s.share.model}|${s.share.upcycle}|${s.builtInModels === null ? '' : 'listed'}`,
+        sync,
+      );
       watch(ctx, textKeyOf, sync);
       watch(ctx, (s) => s.activity, sync);
       watch(ctx, (s) => s.share.bRouting, sync);

@@ -18,7 +18,11 @@ export interface ControllerContext {
  * Calls `onChange(next, previous)` whenever `select(state)` changes (compared with Object.is, or
  * `key` when given), and once at once when `immediately`. Registered for disposal.
  */
-export function watch<T>(ctx: ControllerContext, select: (state: PlaygroundState) => T, onChange: (next: T, previous: T) => void): void {
+export function watch<T>(
+  ctx: ControllerContext,
+  select: (state: PlaygroundState) => T,
+  onChange: (next: T, previous: T) => void,
+): void {
   let previous = select(ctx.store.getState());
   const unsubscribe = ctx.store.subscribe((state) => {
     const next = select(state);

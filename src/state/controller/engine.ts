@@ -87,7 +87,11 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
       );
       ctx.cleanups.push(() => client.terminate());
       // A routing or intervention change applies to the text on screen at once.
-      watch(ctx, (s) => planTextOf(s.share), () => actions.rescoreIfNeeded());
+      watch(
+        ctx,
+        (s) => planTextOf(s.share),
+        () => actions.rescoreIfNeeded(),
+      );
       client.init(env.preferBackend).then(
         () => {
           state().setStage('looking for a model');
@@ -130,34 +134,47 @@ export function engineActions(ctx: ControllerContext, setClient: (client: Engine
         ? client.upcycle(picked.id, modelUrl(env, picked), recipe, { prompt, sampling: sampling() }, progress)
         : client.load(picked.id, modelUrl(env, picked), progress, quant);
       state().begin(call.requestId, 'loading');
-      state().setStage(`${recipe ? 'upcycling' : 'loading'} ${picked.name}${!recipe && quant !== 'none' ? ` at ${quant}` : ''}`);
-      call.then((model) => {
-        if (!isCurrent(ctx, call.requestId)) return;
-        const run = state().run;
-        if (keepText && run?.source === 'engine' && run.tokenIds.length > 0 && model.id === run.modelLabel) {
-          // The same text, scored by the new weights: nothing generated is lost.
-          const plan = planOf(state().share);
-          const score = client.score(run.tokenIds, plan);
-          state().begin(score.requestId, 'scoring', formatPlanText(plan));
-          state().setStage('scoring the text with the new weights');
-          score.then((reply) => {
-            if (isCurrent(ctx, score.requestId)) state().setStage(reply.type === 'cancelled' ? 'ready (stopped)' : 'ready');
-          }, stageOnError(score.requestId));
-          return;
-        }
-        const fitted = fitToModel(state().share, { numExperts: model.numExperts, numMoeLayers: model.moeLayers.length, moeLayers: model.moeLayers });
-        state().setShare(fitted.state);
-        state().addNotices(fitted.notices);
-        state().setStage('generating');
-        // Replay the experiment: generate under the link's generation routing, then re-score under its view routing.
-        runGeneration(client, state().share.gen);
-      }, (error: unknown) => {
-        // A refused or failed load keeps the model loaded before: the setting goes back to what runs.
-        const running = state().model;
-        if (running && state().share.quant !== running.quantize) state().setShare({ quant: running.quantize });
-        if (running && error instanceof Error) state().setQuantRefusal(`${error.message} ${running.id} stays loaded at ${running.quantize === 'none' ? 'its stored precision' : running.quantize}.`);
-        stageOnError(call.requestId)();
-      });
+      state().setStage(
+        `${recipe ? 'upcycling' : 'loading'} ${picked.name}${!recipe && quant !== 'none' ? ` at ${quant}` : ''}`,
+      );
+      call.then(
+        (model) => {
+          if (!isCurrent(ctx, call.requestId)) return;
+          const run = state().run;
+          if (keepText && run?.source === 'engine' && run.tokenIds.length > 0 && model.id === run.modelLabel) {
+            // The same text, scored by the new weights: nothing generated is lost.
+            const plan = planOf(state().share);
+            const score = client.score(run.tokenIds, plan);
+            state().begin(score.requestId, 'scoring', formatPlanText(plan));
+            state().setStage('scoring the text with the new weights');
+            score.then((reply) => {
+              if (isCurrent(ctx, score.requestId))
+                state().setStage(reply.type === 'cancelled' ? 'ready (stopped)' : 'ready');
+            }, stageOnError(score.requestId));
+            return;
+          }
+          const fitted = fitToModel(state().share, {
+            numExperts: model.numExperts,
+            numMoeLayers: model.moeLayers.length,
+            moeLayers: model.moeLayers,
+          });
+          state().setShare(fitted.state);
+          state().addNotices(fitted.notices);
+          state().setStage('generating');
+          // Replay the experiment: generate under the link's generation routing, then re-score under its view routing.
+          runGeneration(client, state().share.gen);
+        },
+        (error: unknown) => {
+          // A refused or failed load keeps the model loaded before: the setting goes back to what runs.
+          const running = state().model;
+          if (running && state().share.quant !== running.quantize) state().setShare({ quant: running.quantize });
+          if (running && error instanceof Error)
+            state().setQuantRefusal(
+              `${error.message} ${running.id} stays loaded at ${running.quantize === 'none' ? 'its stored precision' : running.quantize}.`,
+            );
+          stageOnError(call.requestId)();
+        },
+      );
     },
 
     generate() {

@@ -40,7 +40,11 @@ export interface Controller {
   dispose(): void;
 }
 
-export function createController(store: StoreApi<PlaygroundState>, env: PageEnv, options: { lensLink?: ParsedLensLink } = {}): Controller {
+export function createController(
+  store: StoreApi<PlaygroundState>,
+  env: PageEnv,
+  options: { lensLink?: ParsedLensLink } = {},
+): Controller {
   let client: EngineClient | null = null;
   const ctx: ControllerContext = { store, env, client: () => client, cleanups: [] };
   const engine = engineActions(ctx, (c) => (client = c));

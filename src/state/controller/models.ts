@@ -9,7 +9,10 @@ import { isRemoteSource } from '../sources.ts';
 export async function fetchBuiltInModels(env: PageEnv): Promise<BuiltInModel[]> {
   const list = (await env.fetchJson('models/index.json')) as { models?: unknown } | null;
   if (!list || !Array.isArray(list.models)) return [];
-  return list.models.filter((m): m is BuiltInModel => typeof m === 'object' && m !== null && typeof m.id === 'string' && typeof m.path === 'string');
+  return list.models.filter(
+    (m): m is BuiltInModel =>
+      typeof m === 'object' && m !== null && typeof m.id === 'string' && typeof m.path === 'string',
+  );
 }
 
 /**
@@ -37,7 +40,11 @@ export function findModel(models: BuiltInModel[], id: string): BuiltInModel | nu
 }
 
 /** The model to open: the link's, else `?model=` (tests), else the first built-in one. */
-export function chooseModel(models: BuiltInModel[], requested: string, queryModel: string): { model: BuiltInModel | null; notice?: string; remote?: string } {
+export function chooseModel(
+  models: BuiltInModel[],
+  requested: string,
+  queryModel: string,
+): { model: BuiltInModel | null; notice?: string; remote?: string } {
   const fallback = findModel(models, queryModel) ?? models[0] ?? null;
   // A remote model in a link is never downloaded by itself: the page opens another and asks.
   if (requested && isRemoteSource(requested)) return { model: fallback, remote: requested };
@@ -54,7 +61,11 @@ export function chooseModel(models: BuiltInModel[], requested: string, queryMode
 
 /** The dense parent among the built-in models: 'dense-parent', else one whose every parameter is active. */
 export function denseParentOf(models: BuiltInModel[] | null): BuiltInModel | null {
-  return models?.find((m) => m.id === 'dense-parent') ?? models?.find((m) => m.parametersTotal !== undefined && m.parametersTotal === m.parametersActive) ?? null;
+  return (
+    models?.find((m) => m.id === 'dense-parent') ??
+    models?.find((m) => m.parametersTotal !== undefined && m.parametersTotal === m.parametersActive) ??
+    null
+  );
 }
 
 /** What saving for offline use stores: the built-in models' weights (f16, 2 bytes each), in MB. */
@@ -63,11 +74,16 @@ export function offlineMegabytes(models: BuiltInModel[] | null): number {
 }
 
 /** A model id → its id and folder URL (built-in id or fixture path, kept as written); null when unknown. */
-export function resolveModel(env: PageEnv, models: BuiltInModel[] | null, id: string): { id: string; url: string } | null {
+export function resolveModel(
+  env: PageEnv,
+  models: BuiltInModel[] | null,
+  id: string,
+): { id: string; url: string } | null {
   const builtIn = (models ?? []).find((m) => m.id === id);
   if (builtIn) return { id: builtIn.id, url: modelUrl(env, builtIn) };
   if (isFixturePath(id)) return { id, url: id.endsWith('/') ? id : `${id}/` };
   // A hub or web model is read from this device's store (or the worker's memory), never fetched here.
-  if (isRemoteSource(id)) return { id, url: devicePath(storeKeyOf(parseSourceRef(id), env.hub?.endpoint ?? DEFAULT_HUB_ENDPOINT)) };
+  if (isRemoteSource(id))
+    return { id, url: devicePath(storeKeyOf(parseSourceRef(id), env.hub?.endpoint ?? DEFAULT_HUB_ENDPOINT)) };
   return null;
 }

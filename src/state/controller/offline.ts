@@ -15,9 +15,13 @@ export function offlineActions(ctx: ControllerContext): OfflineActions {
   let started = false;
   const actions: OfflineActions = {
     start() {
-      watch(ctx, (s) => s.model, (model) => {
-        if (model && env.offlineActive()) actions.keep();
-      });
+      watch(
+        ctx,
+        (s) => s.model,
+        (model) => {
+          if (model && env.offlineActive()) actions.keep();
+        },
+      );
     },
     keep() {
       if (started) return;

@@ -44,7 +44,14 @@ export function costDecision(s: {
 }
 
 /** The sentence refusing `scheme` for the running model, or null when it may be chosen. */
-export function refusalOf(model: { id: string; quantize: QuantScheme; quantChoices: { scheme: QuantScheme; available: boolean; why?: string }[] } | null, scheme: QuantScheme): string | null {
+export function refusalOf(
+  model: {
+    id: string;
+    quantize: QuantScheme;
+    quantChoices: { scheme: QuantScheme; available: boolean; why?: string }[];
+  } | null,
+  scheme: QuantScheme,
+): string | null {
   const choice = model?.quantChoices.find((c) => c.scheme === scheme);
   if (!model || !choice || choice.available) return null;
   return `${choice.why ?? `${scheme} cannot run here.`} ${model.id} stays loaded at ${model.quantize === 'none' ? 'its stored precision' : model.quantize}.`;
@@ -55,26 +62,41 @@ export function quantActions(ctx: ControllerContext, engine: EngineActions): Qua
   const state = () => store.getState();
   let texts: Promise<string[]> | null = null;
   const evalTexts = () =>
-    (texts ??= Promise.all(EVAL_TEXTS.map((f) => env.fetchText(`eval/${f}`))).then((all) => all.filter((t): t is string => t !== null && t.length > 0)));
+    (texts ??= Promise.all(EVAL_TEXTS.map((f) => env.fetchText(`eval/${f}`))).then((all) =>
+      all.filter((t): t is string => t !== null && t.length > 0),
+    ));
   let scheduled = false;
 
   const actions: QuantActions = {
     start() {
       // A cost belongs to one model and scheme: another model drops it.
-      watch(ctx, (s) => (s.model ? key(s.model.id, s.model.quantize) : ''), () => {
-        const s = state();
-        if (s.quantCost && s.model && key(s.quantCost.modelId, s.quantCost.cost.scheme) !== key(s.model.id, s.model.quantize)) s.setQuantCost(null);
-        if (s.model) s.setQuantRefusal(null);
-      });
+      watch(
+        ctx,
+        (s) => (s.model ? key(s.model.id, s.model.quantize) : ''),
+        () => {
+          const s = state();
+          if (
+            s.quantCost &&
+            s.model &&
+            key(s.quantCost.modelId, s.quantCost.cost.scheme) !== key(s.model.id, s.model.quantize)
+          )
+            s.setQuantCost(null);
+          if (s.model) s.setQuantRefusal(null);
+        },
+      );
       // Measure once the engine is idle (a loaded model's first run comes first).
-      watch(ctx, (s) => `${costDecision(s)}`, (decision) => {
-        if (decision !== 'measure' || scheduled) return;
-        scheduled = true;
-        setTimeout(() => {
-          scheduled = false;
-          if (costDecision(state()) === 'measure') actions.measure();
-        }, 0);
-      });
+      watch(
+        ctx,
+        (s) => `${costDecision(s)}`,
+        (decision) => {
+          if (decision !== 'measure' || scheduled) return;
+          scheduled = true;
+          setTimeout(() => {
+            scheduled = false;
+            if (costDecision(state()) === 'measure') actions.measure();
+          }, 0);
+        },
+      );
     },
 
     choose(scheme) {
@@ -112,13 +134,23 @@ export function quantActions(ctx: ControllerContext, engine: EngineActions): Qua
           return;
         }
         const call = client.quantCost(all, QUANT_COST_TOKENS, (message) => {
-          if (message.type === 'progress' && state().quantMeasuring) state().setQuantMeasuring({ modelId, scheme, fraction: message.fraction });
+          if (message.type === 'progress' && state().quantMeasuring)
+            state().setQuantMeasuring({ modelId, scheme, fraction: message.fraction });
         });
         call.then(
           (reply) => {
             state().setQuantMeasuring(null);
-            if (reply.type === 'quantcost' && state().model?.id === reply.modelId && state().model?.quantize === reply.cost.scheme) {
-              state().setQuantCost({ modelId: reply.modelId, cost: reply.cost, tokens: reply.tokens, texts: reply.texts });
+            if (
+              reply.type === 'quantcost' &&
+              state().model?.id === reply.modelId &&
+              state().model?.quantize === reply.cost.scheme
+            ) {
+              state().setQuantCost({
+                modelId: reply.modelId,
+                cost: reply.cost,
+                tokens: reply.tokens,
+                texts: reply.texts,
+              });
             }
           },
           () => {

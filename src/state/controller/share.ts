@@ -18,7 +18,10 @@ export function shareActions(ctx: ControllerContext, fragmentSuffix: () => strin
       let timer: ReturnType<typeof setTimeout> | undefined;
       const write = () => {
         clearTimeout(timer);
-        timer = setTimeout(() => env.replaceFragment(`${formatShareFragment(store.getState().share)}${fragmentSuffix()}`), 150);
+        timer = setTimeout(
+          () => env.replaceFragment(`${formatShareFragment(store.getState().share)}${fragmentSuffix()}`),
+          150,
+        );
       };
       write();
       watch(ctx, (s) => s.share, write);
@@ -27,7 +30,11 @@ export function shareActions(ctx: ControllerContext, fragmentSuffix: () => strin
     copyLink() {
       const fragment = `${formatShareFragment(store.getState().share)}${fragmentSuffix()}`;
       env.replaceFragment(fragment);
-      void env.copyText(env.linkTo(fragment)).then((copied) => store.getState().setShareMessage(copied ? 'Link copied.' : 'Copy the address bar: it holds the link.'));
+      void env
+        .copyText(env.linkTo(fragment))
+        .then((copied) =>
+          store.getState().setShareMessage(copied ? 'Link copied.' : 'Copy the address bar: it holds the link.'),
+        );
     },
   };
 }

@@ -9,7 +9,12 @@ import type { TourActions } from './tour.ts';
 
 export type ShortcutTable = Record<string, () => void>;
 
-export function shortcutTable(ctx: ControllerContext, engine: EngineActions, share: ShareActions, tour: TourActions): ShortcutTable {
+export function shortcutTable(
+  ctx: ControllerContext,
+  engine: EngineActions,
+  share: ShareActions,
+  tour: TourActions,
+): ShortcutTable {
   const st = () => ctx.store.getState();
   const setShare: ReturnType<typeof st>['setShare'] = (patch) => st().setShare(patch);
   /** The first-choice expert of the selected token at the selected layer. */
@@ -29,13 +34,13 @@ export function shortcutTable(ctx: ControllerContext, engine: EngineActions, sha
   const can = (name: ControlName) => !st().share.lock.includes(name) && !st().share.hide.includes(name);
   const table: ShortcutTable = {
     '?': () => st().setHelpOpen(!st().helpOpen),
-    Escape: () => (st().helpOpen ? st().setHelpOpen(false) : engine.stop()),
+    'Escape': () => (st().helpOpen ? st().setHelpOpen(false) : engine.stop()),
     g: () => can('generate') && engine.generate(),
     n: () => can('routing') && setShare({ mode: 'native' }),
     d: () => can('routing') && setShare({ mode: 'dense' }),
     h: () => can('routing') && setShare({ mode: 'threshold' }),
-    ArrowLeft: () => st().selectToken(st().share.token - 1),
-    ArrowRight: () => st().selectToken(st().share.token + 1),
+    'ArrowLeft': () => st().selectToken(st().share.token - 1),
+    'ArrowRight': () => st().selectToken(st().share.token + 1),
     '[': () => st().selectLayer(st().share.layer - 1),
     ']': () => st().selectLayer(st().share.layer + 1),
     v: () => can('views') && setShare({ view: VIEWS[(VIEWS.indexOf(st().share.view) + 1) % VIEWS.length] }),
@@ -45,8 +50,8 @@ export function shortcutTable(ctx: ControllerContext, engine: EngineActions, sha
     c: () => can('compare') && setShare({ compare: !st().share.compare }),
     p: () => setShare({ presenter: !st().share.presenter }),
     l: () => can('share') && share.copyLink(),
-    PageDown: () => can('tour') && tour.apply(st().share.step + 1),
-    PageUp: () => can('tour') && tour.apply(st().share.step - 1),
+    'PageDown': () => can('tour') && tour.apply(st().share.step + 1),
+    'PageUp': () => can('tour') && tour.apply(st().share.step - 1),
   };
   for (let k = 1; k <= 9; k++) table[String(k)] = () => can('routing') && setShare({ mode: 'topk', k });
   return table;

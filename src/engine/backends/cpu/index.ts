@@ -45,7 +45,11 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       if (need + SCRATCH_RESERVE > WASM_MAX_BYTES) {
         throw new ModelTooLargeError(
           `The weights need ${formatGiB(need)}${quantize === 'none' ? '' : ` at ${quantize}`}, more than the 4 GiB the CPU backend's WebAssembly memory can hold.`,
-          fitHint(weights, WASM_MAX_BYTES - SCRATCH_RESERVE, 'This model is too large for the CPU backend; use the WebGPU backend.'),
+          fitHint(
+            weights,
+            WASM_MAX_BYTES - SCRATCH_RESERVE,
+            'This model is too large for the CPU backend; use the WebGPU backend.',
+          ),
         );
       }
       const heap = new WasmHeap(module);

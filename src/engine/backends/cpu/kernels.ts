@@ -21,7 +21,11 @@ export function rmsNorm(x: Float32Array, width: number, weight: Float32Array, ep
  * inv_freq[i] = theta^(-2i/headDim), rounded to f32 like the Hugging Face rotary embedding; with Llama 3.1
  * scaling, each frequency is then slowed, kept or blended by its wavelength (docs/formats.md).
  */
-export function ropeInverseFrequencies(headDim: number, theta: number, scaling: Llama3RopeScaling | null = null): Float32Array {
+export function ropeInverseFrequencies(
+  headDim: number,
+  theta: number,
+  scaling: Llama3RopeScaling | null = null,
+): Float32Array {
   const half = headDim / 2;
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(theta ** Math.fround((2 * i) / headDim));
@@ -45,7 +49,14 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling: 
  * row r sits at sequence position startPos + r.
  * out[j] = x[j]·cos − x[j+h]·sin and out[j+h] = x[j+h]·cos + x[j]·sin for j < h = headDim/2.
  */
-export function applyRope(x: Float32Array, rows: number, numHeads: number, headDim: number, startPos: number, invFreq: Float32Array): void {
+export function applyRope(
+  x: Float32Array,
+  rows: number,
+  numHeads: number,
+  headDim: number,
+  startPos: number,
+  invFreq: Float32Array,
+): void {
   const half = headDim / 2;
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);

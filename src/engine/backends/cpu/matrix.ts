@@ -37,7 +37,11 @@ export function tables(): { f16: Float32Array; bf16: Float32Array } {
 }
 
 /** The bytes as an aligned typed array: a view when the offset allows, else one copy of the stored bytes. */
-function aligned<T>(bytes: Uint8Array, width: number, make: (buffer: ArrayBufferLike, offset: number, length: number) => T): T {
+function aligned<T>(
+  bytes: Uint8Array,
+  width: number,
+  make: (buffer: ArrayBufferLike, offset: number, length: number) => T,
+): T {
   const length = bytes.byteLength / width;
   if (bytes.byteOffset % width === 0) return make(bytes.buffer, bytes.byteOffset, length);
   return make(bytes.slice().buffer, 0, length);
@@ -46,7 +50,14 @@ function aligned<T>(bytes: Uint8Array, width: number, make: (buffer: ArrayBuffer
 /** Σ a[i]·b[j+i] over n values, eight independent accumulators (the JIT overlaps them). */
 function dot(a: Float32Array, b: Float32Array, bOff: number, n: number): number {
   const tail = n & ~7;
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0,
+    s4 = 0,
+    s5 = 0,
+    s6 = 0,
+    s7 = 0;
   let i = 0;
   for (; i < tail; i += 8) {
     s0 += a[i] * b[bOff + i];

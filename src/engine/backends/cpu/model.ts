@@ -131,7 +131,8 @@ export class CpuModel implements LoadedModel {
       checkShape(t, shape, name);
       let a = vectors.get(t);
       if (!a) {
-        vectors.set(t, (a = toFloat32(t)));
+        a = toFloat32(t);
+        vectors.set(t, a);
         account(name, a.byteLength);
       }
       return a;
@@ -140,7 +141,8 @@ export class CpuModel implements LoadedModel {
       checkShape(t, shape, name);
       let m = matrices.get(t);
       if (!m) {
-        matrices.set(t, (m = makeMatrix(t)));
+        m = makeMatrix(t);
+        matrices.set(t, m);
         account(name, m.bytes);
       }
       return m;
@@ -173,12 +175,14 @@ export class CpuModel implements LoadedModel {
         kNorm: spec.qkNorm !== 'none' && w.kNorm ? f32(w.kNorm, [kNormWidth], `${p}.kNorm`) : undefined,
         ffnNorm: f32(w.ffnNorm, [d], `${p}.ffnNorm`),
       };
-      if (spec.qkNorm !== 'none' && (!layer.qNorm || !layer.kNorm)) throw new Error(`${p} lacks the q/k norm weights its architecture needs`);
+      if (spec.qkNorm !== 'none' && (!layer.qNorm || !layer.kNorm))
+        throw new Error(`${p} lacks the q/k norm weights its architecture needs`);
       if (w.moe) {
         const moe = spec.moe;
-        if (!moe || !moe.moeLayers[l]) throw new Error(`${p} has router weights but the model spec says it is a dense layer`);
+        if (!moe?.moeLayers[l]) throw new Error(`${p} has router weights but the model spec says it is a dense layer`);
         const E = moe.numExperts;
-        if (w.moe.experts.length !== E) throw new Error(`${p} has ${w.moe.experts.length} experts but the model spec says ${E}`);
+        if (w.moe.experts.length !== E)
+          throw new Error(`${p} has ${w.moe.experts.length} experts but the model spec says ${E}`);
         const fs = moe.sharedExpertIntermediateSize;
         layer.moe = {
           router: mat(w.moe.router, [E, d], `${p}.router`),
@@ -199,7 +203,8 @@ export class CpuModel implements LoadedModel {
   }
 
   newCache(capacity: number): KvCache {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`KV cache capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`KV cache capacity must be a positive integer, got ${capacity}`);
     return new CpuKvCache(this, capacity, this.spec.numLayers, this.spec.numKvHeads * this.spec.headDim);
   }
 
@@ -230,7 +235,8 @@ export class CpuModel implements LoadedModel {
   forwardSync(tokens: number[], cacheArg: KvCache, options: ForwardOptions): ForwardResult {
     const spec = this.spec;
     const { hiddenSize: d, vocabSize: V, numHeads, numKvHeads, headDim, rmsNormEps: eps } = spec;
-    if (!(cacheArg instanceof CpuKvCache) || cacheArg.owner !== this) throw new Error('forward: the KV cache was not made by this model (use model.newCache)');
+    if (!(cacheArg instanceof CpuKvCache) || cacheArg.owner !== this)
+      throw new Error('forward: the KV cache was not made by this model (use model.newCache)');
     const cache = cacheArg;
     const T = tokens.length;
     const start = cache.length;
@@ -350,7 +356,13 @@ export class CpuModel implements LoadedModel {
    * Router → routeToken → only the chosen experts. Tokens are grouped by expert so each chosen
    * expert's weights are read once per forward; unchosen experts are never touched.
    */
-  private moeBlock(h: Float32Array, T: number, layerIndex: number, moe: NonNullable<Layer['moe']>, options: ForwardOptions) {
+  private moeBlock(
+    h: Float32Array,
+    T: number,
+    layerIndex: number,
+    moe: NonNullable<Layer['moe']>,
+    options: ForwardOptions,
+  ) {
     const d = this.spec.hiddenSize;
     const moeSpec = this.spec.moe!;
     const E = moeSpec.numExperts;
@@ -400,4 +412,3 @@ export class CpuModel implements LoadedModel {
     // Nothing to free beyond letting the arrays go; the GC does that when the model is dropped.
   }
 }
-

@@ -18,8 +18,17 @@ import type { DType, TensorDType } from '../../types.ts';
 import { WebGpuDeviceLostError, WebGpuInternalError } from './errors.ts';
 
 export type KernelName =
-  | 'embed' | 'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'attention'
-  | 'router' | 'fixedRoute' | 'expertGateUp' | 'expertDown' | 'expertArgs';
+  | 'embed'
+  | 'matvec'
+  | 'matmul'
+  | 'rmsnorm'
+  | 'rope'
+  | 'attention'
+  | 'router'
+  | 'fixedRoute'
+  | 'expertGateUp'
+  | 'expertDown'
+  | 'expertArgs';
 
 /** Each kernel's source and the weight arrays it reads (each gets a weight_NAME accessor, see weights.wgsl). */
 const KERNELS: Record<KernelName, { source: string; weights: string[] }> = {
@@ -64,7 +73,14 @@ function accessor(name: string): string {
  * GPUBufferUsage / GPUMapMode values from the WebGPU spec, as plain numbers so importing this module
  * needs no WebGPU globals (it is imported before we know whether the platform has WebGPU).
  */
-export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, INDIRECT: 0x100 } as const;
+export const USAGE = {
+  MAP_READ: 0x1,
+  COPY_SRC: 0x4,
+  COPY_DST: 0x8,
+  UNIFORM: 0x40,
+  STORAGE: 0x80,
+  INDIRECT: 0x100,
+} as const;
 const MAP_MODE_READ = 0x1;
 
 /** Workgroups per dispatch dimension we rely on (the WebGPU default minimum is 65535). */
@@ -83,7 +99,11 @@ export class GpuContext {
   lostMessage: string | null = null;
 
   /** `bufferCap`: a smaller largest weight buffer than the device's (tests of tensor splitting). */
-  constructor(readonly device: GPUDevice, readonly adapterDescription: string, private readonly bufferCap = Infinity) {
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterDescription: string,
+    private readonly bufferCap = Infinity,
+  ) {
     device.lost.then((info) => {
       // 'destroyed' is our own dispose(); anything else is the platform taking the device away.
       if (info.reason !== 'destroyed') {
@@ -244,15 +264,36 @@ export class Recorder {
     return this.ops.reduce((n, op) => n + (op.kind === 'dispatch' ? 1 : 0), 0);
   }
 
-  dispatch(name: KernelName, dtype: DType | WeightFormat, p: ArrayBuffer, buffers: GPUBuffer[], groups: [number, number?, number?]): void {
+  dispatch(
+    name: KernelName,
+    dtype: DType | WeightFormat,
+    p: ArrayBuffer,
+    buffers: GPUBuffer[],
+    groups: [number, number?, number?],
+  ): void {
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g[0] === 0 || g[1] === 0 || g[2] === 0) return;
     this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: g });
   }
 
   /** A dispatch whose workgroup counts an earlier dispatch of this recording writes into `args` (at byte `offset`). */
-  dispatchIndirect(name: KernelName, dtype: DType | WeightFormat, p: ArrayBuffer, buffers: GPUBuffer[], args: GPUBuffer, offset: number): void {
-    this.ops.push({ kind: 'dispatch', name, dtype, params: p, buffers, groups: [0, 0, 0], indirect: { buffer: args, offset } });
+  dispatchIndirect(
+    name: KernelName,
+    dtype: DType | WeightFormat,
+    p: ArrayBuffer,
+    buffers: GPUBuffer[],
+    args: GPUBuffer,
+    offset: number,
+  ): void {
+    this.ops.push({
+      kind: 'dispatch',
+      name,
+      dtype,
+      params: p,
+      buffers,
+      groups: [0, 0, 0],
+      indirect: { buffer: args, offset },
+    });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {

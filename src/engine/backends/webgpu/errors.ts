@@ -3,7 +3,10 @@ import { MoeError } from '../../errors.ts';
 
 /** No WebGPU here (no navigator.gpu, no adapter, device refused). The caller falls back to the CPU backend. */
 export class WebGpuUnavailableError extends MoeError {
-  constructor(message: string, hint = 'The playground will run on the CPU instead; a browser with WebGPU enabled (recent Chrome or Edge) is much faster.') {
+  constructor(
+    message: string,
+    hint = 'The playground will run on the CPU instead; a browser with WebGPU enabled (recent Chrome or Edge) is much faster.',
+  ) {
     super(message, hint);
     this.name = 'WebGpuUnavailableError';
   }
@@ -19,7 +22,10 @@ export class WebGpuDeviceLostError extends MoeError {
 
 /** A model or cache that cannot fit the device's buffer limits; refused before anything is allocated. */
 export class WebGpuTooLargeError extends MoeError {
-  constructor(message: string, hint = 'Use a smaller model or a smaller context, or run this model on the CPU backend.') {
+  constructor(
+    message: string,
+    hint = 'Use a smaller model or a smaller context, or run this model on the CPU backend.',
+  ) {
     super(message, hint);
     this.name = 'WebGpuTooLargeError';
   }

@@ -8,7 +8,13 @@ import { GpuContext, type BufferStats } from './context.ts';
 import { WebGpuUnavailableError } from './errors.ts';
 import { WebGpuModel } from './model.ts';
 
-export { WebGpuUnavailableError, WebGpuDeviceLostError, WebGpuTooLargeError, WebGpuUnsupportedError, WebGpuInternalError } from './errors.ts';
+export {
+  WebGpuUnavailableError,
+  WebGpuDeviceLostError,
+  WebGpuTooLargeError,
+  WebGpuUnsupportedError,
+  WebGpuInternalError,
+} from './errors.ts';
 export { WebGpuModel, type WebGpuForwardStats } from './model.ts';
 export type { BufferStats } from './context.ts';
 
@@ -34,7 +40,9 @@ export class WebGpuBackend implements Backend {
 
   async load(spec: ModelSpec, weights: WeightSet): Promise<WebGpuModel> {
     this.ctx.assertUsable();
-    const model = new WebGpuModel(this.ctx, spec, quantizeWeights(weights, this.quantize), (m) => this.models.delete(m));
+    const model = new WebGpuModel(this.ctx, spec, quantizeWeights(weights, this.quantize), (m) =>
+      this.models.delete(m),
+    );
     this.models.add(model);
     // Surface upload errors (out of memory, validation) now rather than at the first forward.
     await this.ctx.device.queue.onSubmittedWorkDone();
@@ -69,8 +77,14 @@ export interface WebGpuBackendOptions {
 
 /** Limits the backend asks for at the adapter's own maximum (the defaults are far below what GPUs offer). */
 const MAX_LIMITS = [
-  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension', 'maxBindingsPerBindGroup',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxBindingsPerBindGroup',
 ] as const;
 
 /** Opens a WebGPU device (from `gpu`, or navigator.gpu) and returns a backend on it. */

@@ -42,9 +42,18 @@ export interface ProjectionArgs {
 export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kernel?: 'matvec' | 'matmul'): void {
   const which = kernel ?? (a.tokens === 1 ? 'matvec' : 'matmul');
   const p = params([
-    a.rows, a.K, a.tokens, a.wOffset ?? 0,
-    a.xOffset ?? 0, a.xStride ?? a.K, a.yOffset ?? 0, a.yStride ?? a.rows,
-    a.bias ? 1 : 0, a.accumulate ? 1 : 0, 0, 0,
+    a.rows,
+    a.K,
+    a.tokens,
+    a.wOffset ?? 0,
+    a.xOffset ?? 0,
+    a.xStride ?? a.K,
+    a.yOffset ?? 0,
+    a.yStride ?? a.rows,
+    a.bias ? 1 : 0,
+    a.accumulate ? 1 : 0,
+    0,
+    0,
   ]);
   const buffers = [a.weight.buffer, a.x, a.bias ?? dummy, a.y, a.weight.aux ?? a.weight.buffer];
   if (which === 'matvec') {
@@ -59,9 +68,26 @@ export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kern
  * out = table[ids] · scale (scale: granitemoe's embedding_multiplier). A table split by rows passes each part
  * with its first row and row count; the part writes only the tokens whose row it holds.
  */
-export function embed(rec: Recorder, table: GpuWeight, ids: GPUBuffer, idOffset: number, tokens: number, dim: number, out: GPUBuffer, scale = 1, row0 = 0, rowCount = 0xffffffff): void {
+export function embed(
+  rec: Recorder,
+  table: GpuWeight,
+  ids: GPUBuffer,
+  idOffset: number,
+  tokens: number,
+  dim: number,
+  out: GPUBuffer,
+  scale = 1,
+  row0 = 0,
+  rowCount = 0xffffffff,
+): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * dim) / 64));
-  rec.dispatch('embed', formatOf(table), params([tokens, dim, idOffset, { f32: scale }, row0, rowCount, 0, 0]), [table.buffer, ids, out, table.aux ?? table.buffer], [gx, gy]);
+  rec.dispatch(
+    'embed',
+    formatOf(table),
+    params([tokens, dim, idOffset, { f32: scale }, row0, rowCount, 0, 0]),
+    [table.buffer, ids, out, table.aux ?? table.buffer],
+    [gx, gy],
+  );
 }
 
 export interface RmsNormArgs {
@@ -84,7 +110,11 @@ export function rmsNorm(rec: Recorder, a: RmsNormArgs): void {
  * cos and sin of the rotary angles for positions pos0 .. pos0+tokens-1, [tokens, headDim/2] each.
  * The angle is rounded to f32 as the reference computes it (inv_freq · position in f32).
  */
-export function ropeTables(invFreq: Float32Array, pos0: number, tokens: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(
+  invFreq: Float32Array,
+  pos0: number,
+  tokens: number,
+): { cos: Float32Array; sin: Float32Array } {
   const half = invFreq.length;
   const cos = new Float32Array(tokens * half);
   const sin = new Float32Array(tokens * half);
@@ -99,7 +129,16 @@ export function ropeTables(invFreq: Float32Array, pos0: number, tokens: number):
 }
 
 /** Rotates x [tokens, heads, headDim] in place; cos/sin rows start at `tableRow` (see ropeTables). */
-export function rope(rec: Recorder, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, tokens: number, heads: number, headDim: number, tableRow = 0): void {
+export function rope(
+  rec: Recorder,
+  x: GPUBuffer,
+  cos: GPUBuffer,
+  sin: GPUBuffer,
+  tokens: number,
+  heads: number,
+  headDim: number,
+  tableRow = 0,
+): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * heads * (headDim / 2)) / 64));
   rec.dispatch('rope', 'F32', params([tokens, heads, headDim, tableRow]), [cos, sin, x], [gx, gy]);
 }
@@ -126,9 +165,18 @@ export interface AttentionArgs {
 
 export function attention(rec: Recorder, a: AttentionArgs): void {
   const p = params([
-    a.tokens, a.heads, a.kvHeads, a.headDim,
-    a.pos0, a.scoreStride, { f32: a.scale ?? 1 / Math.sqrt(a.headDim) }, a.window ?? 0,
-    { f32: a.outScale ?? 1 }, 0, 0, 0,
+    a.tokens,
+    a.heads,
+    a.kvHeads,
+    a.headDim,
+    a.pos0,
+    a.scoreStride,
+    { f32: a.scale ?? 1 / Math.sqrt(a.headDim) },
+    a.window ?? 0,
+    { f32: a.outScale ?? 1 },
+    0,
+    0,
+    0,
   ]);
   rec.dispatch('attention', 'F32', p, [a.q, a.kCache, a.vCache, a.scores, a.out], [a.heads, a.tokens]);
 }
@@ -159,15 +207,31 @@ export interface RouterArgs {
 
 export function route(rec: Recorder, a: RouterArgs): void {
   const p = params([
-    a.tokens, a.experts, ROUTE_MODE[a.mode], a.k,
-    { f32: a.threshold }, a.renorm ? 1 : 0, a.layer, a.logitsOffset ?? 0,
-    a.recBase, a.ablation === 'zero-weight' ? 1 : 0, 0, 0,
+    a.tokens,
+    a.experts,
+    ROUTE_MODE[a.mode],
+    a.k,
+    { f32: a.threshold },
+    a.renorm ? 1 : 0,
+    a.layer,
+    a.logitsOffset ?? 0,
+    a.recBase,
+    a.ablation === 'zero-weight' ? 1 : 0,
+    0,
+    0,
   ]);
   rec.dispatch('router', 'F32', p, [a.logits, a.flags, a.route], [Math.ceil(a.tokens / 64)]);
 }
 
 /** Records [1, 0, w, w] per token for un-routed FFNs: w = 1, or sigmoid(gate logit) when `gateLogits` is given. */
-export function fixedRoute(rec: Recorder, route: GPUBuffer, tokens: number, gateLogits: GPUBuffer | null, dummy: GPUBuffer, gateOffset = 0): void {
+export function fixedRoute(
+  rec: Recorder,
+  route: GPUBuffer,
+  tokens: number,
+  gateLogits: GPUBuffer | null,
+  dummy: GPUBuffer,
+  gateOffset = 0,
+): void {
   const p = params([tokens, gateLogits ? 1 : 0, gateOffset, 0]);
   rec.dispatch('fixedRoute', 'F32', p, [gateLogits ?? dummy, route], [Math.ceil(tokens / 64)]);
 }
@@ -205,21 +269,55 @@ export interface ExpertArgs {
 export function experts(rec: Recorder, a: ExpertArgs): void {
   const gateFormat = formatOf(a.gate);
   const upFormat = formatOf(a.up);
-  if (gateFormat.code !== upFormat.code || gateFormat.group !== upFormat.group) throw new Error('gate and up weights of one block must share a storage format');
+  if (gateFormat.code !== upFormat.code || gateFormat.group !== upFormat.group)
+    throw new Error('gate and up weights of one block must share a storage format');
   const eBase = a.eBase ?? 0;
   const eCount = a.eCount ?? 0xffffffff;
   const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0, eBase, eCount, 0, 0]);
   const [fx, fz] = splitGroups(a.f);
-  const guBuffers = [a.gate.buffer, a.up.buffer, a.x, a.route, a.act, a.gate.aux ?? a.gate.buffer, a.up.aux ?? a.up.buffer];
+  const guBuffers = [
+    a.gate.buffer,
+    a.up.buffer,
+    a.x,
+    a.route,
+    a.act,
+    a.gate.aux ?? a.gate.buffer,
+    a.up.aux ?? a.up.buffer,
+  ];
   if (a.indirectArgs) {
-    rec.dispatch('expertArgs', 'F32', params([a.tokens, a.recBase, a.recExperts, a.slots, fx, fz, 0, 0]), [a.route, a.indirectArgs], [1]);
+    rec.dispatch(
+      'expertArgs',
+      'F32',
+      params([a.tokens, a.recBase, a.recExperts, a.slots, fx, fz, 0, 0]),
+      [a.route, a.indirectArgs],
+      [1],
+    );
     rec.dispatchIndirect('expertGateUp', gateFormat, gu, guBuffers, a.indirectArgs, 0);
   } else {
     rec.dispatch('expertGateUp', gateFormat, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.hOffset ?? 0, { f32: a.outScale ?? 1 }, eBase, eCount, 0, 0]);
+  const dn = params([
+    a.f,
+    a.d,
+    a.tokens,
+    a.slots,
+    a.recBase,
+    a.recExperts,
+    a.hOffset ?? 0,
+    { f32: a.outScale ?? 1 },
+    eBase,
+    eCount,
+    0,
+    0,
+  ]);
   const [dx, dz] = splitGroups(a.d);
-  rec.dispatch('expertDown', formatOf(a.down), dn, [a.down.buffer, a.act, a.route, a.h, a.down.aux ?? a.down.buffer], [dx, a.tokens, dz]);
+  rec.dispatch(
+    'expertDown',
+    formatOf(a.down),
+    dn,
+    [a.down.buffer, a.act, a.route, a.h, a.down.aux ?? a.down.buffer],
+    [dx, a.tokens, dz],
+  );
 }
 
 export { ROW_SPLIT };

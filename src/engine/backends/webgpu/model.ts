@@ -198,7 +198,9 @@ export class WebGpuModel implements LoadedModel {
       }
     };
     if (spec.moe && spec.moe.numExperts > MAX_EXPERTS) {
-      throw new WebGpuUnsupportedError(`The model has ${spec.moe.numExperts} experts per layer; the WebGPU backend handles at most ${MAX_EXPERTS}.`);
+      throw new WebGpuUnsupportedError(
+        `The model has ${spec.moe.numExperts} experts per layer; the WebGPU backend handles at most ${MAX_EXPERTS}.`,
+      );
     }
     this.checkShapes(w);
     // Embedding tables, LM heads and expert stacks larger than one buffer are split (by rows, by experts):
@@ -206,12 +208,22 @@ export class WebGpuModel implements LoadedModel {
     check('token embeddings (one row)', bytesOf(w.embed) / w.embed.shape[0]);
     check('LM head (one row)', bytesOf(w.lmHead) / w.lmHead.shape[0]);
     w.layers.forEach((layer, l) => {
-      for (const [name, t] of [['query', layer.q], ['key', layer.k], ['value', layer.v], ['output', layer.o]] as const) {
+      for (const [name, t] of [
+        ['query', layer.q],
+        ['key', layer.k],
+        ['value', layer.v],
+        ['output', layer.o],
+      ] as const) {
         check(`layer ${l} ${name} projection weights`, bytesOf(t));
       }
-      for (const [what, ffn] of [['MLP', layer.mlp], ['shared expert', layer.moe?.sharedExpert], ['experts (one expert)', layer.moe?.experts[0]]] as const) {
+      for (const [what, ffn] of [
+        ['MLP', layer.mlp],
+        ['shared expert', layer.moe?.sharedExpert],
+        ['experts (one expert)', layer.moe?.experts[0]],
+      ] as const) {
         if (!ffn) continue;
-        for (const part of ['gate', 'up', 'down'] as const) check(`layer ${l} ${what} ${part} weights`, bytesOf(ffn[part]));
+        for (const part of ['gate', 'up', 'down'] as const)
+          check(`layer ${l} ${what} ${part} weights`, bytesOf(ffn[part]));
       }
     });
   }
@@ -246,8 +258,10 @@ export class WebGpuModel implements LoadedModel {
         throw new Error(`${name} has shape [${t.shape}] but the model spec needs [${shape}]`);
       }
     };
-    if (w.layers.length !== s.numLayers) throw new Error(`weights have ${w.layers.length} layers but the model spec says ${s.numLayers}`);
-    if (s.numHeads % s.numKvHeads !== 0 || s.headDim % 2 !== 0) throw new Error(`unsupported head layout: ${s.numHeads} heads, ${s.numKvHeads} kv heads, head_dim ${s.headDim}`);
+    if (w.layers.length !== s.numLayers)
+      throw new Error(`weights have ${w.layers.length} layers but the model spec says ${s.numLayers}`);
+    if (s.numHeads % s.numKvHeads !== 0 || s.headDim % 2 !== 0)
+      throw new Error(`unsupported head layout: ${s.numHeads} heads, ${s.numKvHeads} kv heads, head_dim ${s.headDim}`);
     expect('embed', w.embed, [s.vocabSize, d]);
     expect('lm_head', w.lmHead, [s.vocabSize, d]);
     expect('final norm', w.finalNorm, [d]);
@@ -278,7 +292,8 @@ export class WebGpuModel implements LoadedModel {
       if (layer.mlp) ffn(`${p} mlp`, layer.mlp);
       if (layer.moe) {
         const E = s.moe?.numExperts ?? 0;
-        if (layer.moe.experts.length !== E) throw new Error(`${p} has ${layer.moe.experts.length} experts but the model spec says ${E}`);
+        if (layer.moe.experts.length !== E)
+          throw new Error(`${p} has ${layer.moe.experts.length} experts but the model spec says ${E}`);
         expect(`${p} router`, layer.moe.router, [E, d]);
         layer.moe.experts.forEach((x, e) => ffn(`${p} expert ${e}`, x));
         const f0 = layer.moe.experts[0].gate.shape[0];
@@ -325,9 +340,16 @@ export class WebGpuModel implements LoadedModel {
       const first = experts[0][name];
       const dtype = first.dtype;
       const sameFormat = (t: Tensor) =>
-        t.dtype === dtype && (!isQuantized(t) || (isQuantized(first) && t.groupSize === first.groupSize && (t.mins === undefined) === (first.mins === undefined)));
+        t.dtype === dtype &&
+        (!isQuantized(t) ||
+          (isQuantized(first) &&
+            t.groupSize === first.groupSize &&
+            (t.mins === undefined) === (first.mins === undefined)));
       if (!experts.every((e) => sameFormat(e[name]))) {
-        throw new WebGpuUnsupportedError(`${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`, 'Convert the checkpoint to one dtype, or use the CPU backend.');
+        throw new WebGpuUnsupportedError(
+          `${label}: experts store their ${name} weights in different formats, which the WebGPU backend cannot stack.`,
+          'Convert the checkpoint to one dtype, or use the CPU backend.',
+        );
       }
       const each = experts[0][name].bytes.byteLength;
       const total = each * experts.length;
@@ -341,7 +363,9 @@ export class WebGpuModel implements LoadedModel {
         this.ctx.write(buffer, 0, joined);
       }
       if (!isQuantized(first)) return { buffer, dtype };
-      const aux = this.track(this.ctx.uploadBuffer(auxWords(experts.map((e) => e[name] as QuantTensor)), `${label}.${name}.scales`));
+      const aux = this.track(
+        this.ctx.uploadBuffer(auxWords(experts.map((e) => e[name] as QuantTensor)), `${label}.${name}.scales`),
+      );
       return { buffer, dtype, aux, group: first.groupSize, mins: first.mins !== undefined };
     };
     return { gate: part('gate'), up: part('up'), down: part('down') };
@@ -355,7 +379,7 @@ export class WebGpuModel implements LoadedModel {
     this.lmHead = w.lmHead === w.embed ? this.embed : this.rowParts(w.lmHead, 'lm_head');
     this.finalNorm = this.vector(w.finalNorm, 'final_norm');
     this.invFreq = ropeInverseFrequencies(spec.headDim, spec.ropeTheta, spec.ropeScaling);
-    let nonExpert = bytesOf(w.lmHead) + heldBytes(w.finalNorm) + (bytesOf(w.embed) / spec.vocabSize);
+    let nonExpert = bytesOf(w.lmHead) + heldBytes(w.finalNorm) + bytesOf(w.embed) / spec.vocabSize;
     w.layers.forEach((layer, l) => {
       const p = `layer${l}`;
       const g: GpuLayer = {
@@ -366,7 +390,10 @@ export class WebGpuModel implements LoadedModel {
         v: this.matrix(layer.v, `${p}.v`),
         o: this.matrix(layer.o, `${p}.o`),
       };
-      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce((s, t) => s + heldBytes(t), 0);
+      nonExpert += [layer.attnNorm, layer.ffnNorm, layer.q, layer.k, layer.v, layer.o].reduce(
+        (s, t) => s + heldBytes(t),
+        0,
+      );
       for (const name of ['qBias', 'kBias', 'vBias', 'qNorm', 'kNorm'] as const) {
         const t = layer[name];
         if (t) {
@@ -403,7 +430,8 @@ export class WebGpuModel implements LoadedModel {
 
   newCache(capacity: number): KvCache {
     this.assertLive();
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`KV cache capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`KV cache capacity must be a positive integer, got ${capacity}`);
     const bytes = capacity * this.spec.numKvHeads * this.spec.headDim * 4;
     if (bytes > this.ctx.maxBufferBytes) {
       throw new WebGpuTooLargeError(
@@ -424,7 +452,10 @@ export class WebGpuModel implements LoadedModel {
     if (!b || b.size < bytes) {
       if (b) this.ctx.destroyBuffer(b);
       if (bytes > this.ctx.maxBufferBytes) {
-        throw new WebGpuTooLargeError(`This step needs a ${name} buffer of ${formatBytes(bytes)}, more than this GPU's largest buffer.`, 'Run fewer tokens at once, or ask for the last position\'s logits only.');
+        throw new WebGpuTooLargeError(
+          `This step needs a ${name} buffer of ${formatBytes(bytes)}, more than this GPU's largest buffer.`,
+          "Run fewer tokens at once, or ask for the last position's logits only.",
+        );
       }
       b = this.ctx.createBuffer(bytes, usage, name);
       this.scratch.set(name, b);
@@ -492,7 +523,8 @@ export class WebGpuModel implements LoadedModel {
     for (let t0 = 0; t0 < T; t0 += C) {
       const tc = Math.min(C, T - t0);
       const pos = pos0 + t0;
-      for (const part of this.embed) K.embed(rec, part.weight, ids, t0, tc, d, h, spec.embeddingMultiplier, part.row0, part.rows);
+      for (const part of this.embed)
+        K.embed(rec, part.weight, ids, t0, tc, d, h, spec.embeddingMultiplier, part.row0, part.rows);
       let m = 0;
       this.layers.forEach((L, l) => {
         // Attention
@@ -512,19 +544,50 @@ export class WebGpuModel implements LoadedModel {
         rec.copy(kb, 0, cache.keys[l], pos * kvW * 4, tc * kvW * 4);
         rec.copy(vb, 0, cache.values[l], pos * kvW * 4, tc * kvW * 4);
         K.attention(rec, {
-          q, kCache: cache.keys[l], vCache: cache.values[l], scores, out: attnOut,
-          tokens: tc, heads: nH, kvHeads: nKv, headDim: hd, pos0: pos, scoreStride: kvLen,
-          scale: spec.attentionScale, window: spec.slidingWindow, outScale: spec.residualMultiplier,
+          q,
+          kCache: cache.keys[l],
+          vCache: cache.values[l],
+          scores,
+          out: attnOut,
+          tokens: tc,
+          heads: nH,
+          kvHeads: nKv,
+          headDim: hd,
+          pos0: pos,
+          scoreStride: kvLen,
+          scale: spec.attentionScale,
+          window: spec.slidingWindow,
+          outScale: spec.residualMultiplier,
         });
         K.project(rec, { weight: L.o, rows: d, K: qW, tokens: tc, x: attnOut, y: h, accumulate: true }, this.dummy);
 
         // Feed-forward
         K.rmsNorm(rec, { x: h, weight: L.ffnNorm, out: xn, rows: tc, len: d, eps });
-        const ffn = (w: GpuFfn, route: GPUBuffer, recBase: number, recExperts: number, slots: number, indirectArgs?: GPUBuffer) => {
+        const ffn = (
+          w: GpuFfn,
+          route: GPUBuffer,
+          recBase: number,
+          recExperts: number,
+          slots: number,
+          indirectArgs?: GPUBuffer,
+        ) => {
           for (const p of w.parts) {
             K.experts(rec, {
-              gate: p.gate, up: p.up, down: p.down, f: w.f, d, tokens: tc, slots,
-              route, recBase, recExperts, x: xn, act, h, indirectArgs, outScale: spec.residualMultiplier,
+              gate: p.gate,
+              up: p.up,
+              down: p.down,
+              f: w.f,
+              d,
+              tokens: tc,
+              slots,
+              route,
+              recBase,
+              recExperts,
+              x: xn,
+              act,
+              h,
+              indirectArgs,
+              outScale: spec.residualMultiplier,
               ...(w.parts.length > 1 ? { eBase: p.e0, eCount: p.count } : {}),
             });
           }
@@ -536,8 +599,18 @@ export class WebGpuModel implements LoadedModel {
           const recBase = (m * T + t0) * R;
           K.project(rec, { weight: L.router!, rows: E, K: d, tokens: tc, x: xn, y: routerLogits }, this.dummy);
           K.route(rec, {
-            logits: routerLogits, flags, route: routeBuf, recBase, tokens: tc, experts: E, layer: l,
-            mode: plan.mode, k: plan.k, threshold: plan.threshold, renorm: moe!.normTopkProb, ablation: plan.ablation,
+            logits: routerLogits,
+            flags,
+            route: routeBuf,
+            recBase,
+            tokens: tc,
+            experts: E,
+            layer: l,
+            mode: plan.mode,
+            k: plan.k,
+            threshold: plan.threshold,
+            renorm: moe!.normTopkProb,
+            ablation: plan.ablation,
           });
           // Threshold sets vary in size: size the gate/up dispatch on the GPU from the routing just decided.
           ffn(L.experts!, routeBuf, recBase, E, plan.slots[l], plan.mode === 'threshold' ? dispatchArgs : undefined);
@@ -554,12 +627,29 @@ export class WebGpuModel implements LoadedModel {
       if (options.logits === 'all') {
         K.rmsNorm(rec, { x: h, weight: this.finalNorm, out: xn, rows: tc, len: d, eps });
         for (const p of this.lmHead) {
-          K.project(rec, { weight: p.weight, rows: p.rows, K: d, tokens: tc, x: xn, y: logits, yOffset: t0 * V + p.row0, yStride: V }, this.dummy);
+          K.project(
+            rec,
+            {
+              weight: p.weight,
+              rows: p.rows,
+              K: d,
+              tokens: tc,
+              x: xn,
+              y: logits,
+              yOffset: t0 * V + p.row0,
+              yStride: V,
+            },
+            this.dummy,
+          );
         }
       } else if (t0 + tc === T) {
         K.rmsNorm(rec, { x: h, weight: this.finalNorm, out: xn, rows: 1, len: d, eps, inOffset: (tc - 1) * d });
         for (const p of this.lmHead) {
-          K.project(rec, { weight: p.weight, rows: p.rows, K: d, tokens: 1, x: xn, y: logits, yOffset: p.row0, yStride: V }, this.dummy);
+          K.project(
+            rec,
+            { weight: p.weight, rows: p.rows, K: d, tokens: 1, x: xn, y: logits, yOffset: p.row0, yStride: V },
+            this.dummy,
+          );
         }
       }
     }
@@ -634,7 +724,8 @@ export class WebGpuModel implements LoadedModel {
       }
     }
     const m = plan.mode;
-    const mode: keyof typeof K.ROUTE_MODE = m.kind === 'dense' ? 'dense' : m.kind === 'threshold' ? 'threshold' : 'topk';
+    const mode: keyof typeof K.ROUTE_MODE =
+      m.kind === 'dense' ? 'dense' : m.kind === 'threshold' ? 'threshold' : 'topk';
     const k = m.kind === 'topk' ? m.k : m.kind === 'native' ? (moe?.topK ?? 1) : E;
     // Slots dispatched per token: the most experts any token can get in this layer.
     const slots = forced.map((f) => (mode === 'topk' ? Math.min(E, Math.max(k, f)) : E));

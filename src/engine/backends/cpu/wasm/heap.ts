@@ -13,7 +13,19 @@ const PAGE = 65536;
 /** A 32-bit WebAssembly memory holds at most 65536 pages: 4 GiB. */
 export const WASM_MAX_BYTES = 65536 * PAGE;
 
-type Matvec = (fmt: number, w: number, s: number, m: number, x: number, y: number, rows: number, cols: number, tokens: number, g: number, rowbuf: number) => void;
+type Matvec = (
+  fmt: number,
+  w: number,
+  s: number,
+  m: number,
+  x: number,
+  y: number,
+  rows: number,
+  cols: number,
+  tokens: number,
+  g: number,
+  rowbuf: number,
+) => void;
 
 let compiled: Promise<WebAssembly.Module | null> | null = null;
 let binary: Uint8Array<ArrayBuffer> | null | undefined;
@@ -46,11 +58,16 @@ export function loadKernels(): Promise<WebAssembly.Module | null> {
 
 function formatCode(t: Tensor): number {
   switch (t.dtype) {
-    case 'F32': return 0;
-    case 'F16': return 1;
-    case 'BF16': return 2;
-    case 'Q8': return 3;
-    case 'Q4': return t.mins ? 5 : 4;
+    case 'F32':
+      return 0;
+    case 'F16':
+      return 1;
+    case 'BF16':
+      return 2;
+    case 'Q8':
+      return 3;
+    case 'Q4':
+      return t.mins ? 5 : 4;
   }
 }
 
@@ -94,7 +111,8 @@ export class WasmHeap {
   alloc(bytes: number): number {
     const ptr = this.top;
     const end = ptr + Math.ceil(bytes / 16) * 16;
-    if (end > WASM_MAX_BYTES) throw new RangeError(`the CPU backend's WebAssembly memory would exceed 4 GiB (${end} bytes)`);
+    if (end > WASM_MAX_BYTES)
+      throw new RangeError(`the CPU backend's WebAssembly memory would exceed 4 GiB (${end} bytes)`);
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
     this.top = end;
@@ -143,8 +161,14 @@ export class WasmHeap {
     });
     const decodeRow = (r: number, out: Float32Array): void => {
       heap.views();
-      if (q) return dequantizeRows(quantView(), r, 1, out);
-      if (fmt === 0) return out.set(heap.f32.subarray(w / 4 + r * cols, w / 4 + (r + 1) * cols));
+      if (q) {
+        dequantizeRows(quantView(), r, 1, out);
+        return;
+      }
+      if (fmt === 0) {
+        out.set(heap.f32.subarray(w / 4 + r * cols, w / 4 + (r + 1) * cols));
+        return;
+      }
       const table = fmt === 1 ? tables().f16 : tables().bf16;
       const u16 = new Uint16Array(heap.buffer, w + r * cols * 2, cols);
       for (let i = 0; i < cols; i++) out[i] = table[u16[i]];
