@@ -87,22 +87,6 @@ function LensForm() {
   const models = modelOptions(builtInModels, [pageModel, settings.model, settings.compareModel]);
   const modelId = settings.model || pageModel;
 
-  const addFiles = async (files: FileList | File[]) => {
-    const added: PastedText[] = [];
-    for (const file of Array.from(files)) added.push({ name: textNameOf(file.name), text: await file.text() });
-    const current = lensStore.getState().settings.pasted.filter((t) => t.text.trim() !== '' || t.name.trim() !== '');
-    const names = new Set(current.map((t) => t.name));
-    for (const t of added) {
-      let name = t.name;
-      for (let i = 2; names.has(name); i++) name = `${t.name}-${i}`;
-      names.add(name);
-      current.push({ ...t, name });
-    }
-    set({ source: 'pasted', pasted: current });
-  };
-  const updateText = (i: number, patch: Partial<PastedText>) =>
-    set({ pasted: lensStore.getState().settings.pasted.map((t, j) => (j === i ? { ...t, ...patch } : t)) });
-
   return (
     <form
       className="lens-form"
@@ -182,138 +166,7 @@ function LensForm() {
           </>
         )}
       </fieldset>
-      <fieldset>
-        <legend>Texts (each one domain)</legend>
-        <label className="check">
-          <input
-            type="radio"
-            name="lens-source"
-            data-testid="lens-source-builtin"
-            checked={settings.source === 'builtin'}
-            onChange={() => set({ source: 'builtin' })}
-          />{' '}
-          built-in
-        </label>{' '}
-        <label className="check">
-          <input
-            type="radio"
-            name="lens-source"
-            data-testid="lens-source-pasted"
-            checked={settings.source === 'pasted'}
-            onChange={() =>
-              set({
-                source: 'pasted',
-                pasted: settings.pasted.length > 0 ? settings.pasted : [{ name: 'text-1', text: '' }],
-              })
-            }
-          />{' '}
-          your own
-        </label>
-        {settings.source === 'builtin' ? (
-          <span className="lens-builtins">
-            {BUILT_IN_TEXTS.map((name) => (
-              <label key={name} className="check">
-                <input
-                  type="checkbox"
-                  data-testid={`lens-text-${name}`}
-                  checked={settings.builtin.includes(name)}
-                  onChange={(e) =>
-                    set({
-                      builtin: BUILT_IN_TEXTS.filter((n) =>
-                        n === name ? e.target.checked : settings.builtin.includes(n),
-                      ),
-                    })
-                  }
-                />{' '}
-                {name}
-              </label>
-            ))}
-          </span>
-        ) : (
-          <fieldset
-            className="lens-pasted"
-            aria-label="Your texts; drop text files here"
-            data-testid="lens-drop"
-            onDragOver={(e) => e.preventDefault()}
-            onDrop={(e) => {
-              e.preventDefault();
-              if (e.dataTransfer.files.length > 0) void addFiles(e.dataTransfer.files);
-            }}
-          >
-            {settings.pasted.map((t, i) => (
-              <div key={i} className="lens-pasted-text">
-                <input
-                  data-testid={`lens-pasted-name-${i}`}
-                  aria-label={`Name of text ${i + 1}`}
-                  value={t.name}
-                  size={16}
-                  onChange={(e) => updateText(i, { name: e.target.value })}
-                />
-                <button
-                  type="button"
-                  className="small-button"
-                  onClick={() => set({ pasted: settings.pasted.filter((_, j) => j !== i) })}
-                  aria-label={`Remove text ${t.name}`}
-                >
-                  remove
-                </button>
-                <textarea
-                  data-testid={`lens-pasted-${i}`}
-                  aria-label={`Text ${t.name}`}
-                  rows={3}
-                  value={t.text}
-                  onChange={(e) => updateText(i, { text: e.target.value })}
-                />
-              </div>
-            ))}
-            <button
-              type="button"
-              className="small-button"
-              data-testid="lens-add-text"
-              onClick={() =>
-                set({ pasted: [...settings.pasted, { name: `text-${settings.pasted.length + 1}`, text: '' }] })
-              }
-            >
-              add a text
-            </button>{' '}
-            <label className="small">
-              or drop text files here, or pick them:{' '}
-              <input
-                type="file"
-                multiple
-                accept=".txt,.md,.py,.js,.ts,.json,.csv,text/*"
-                data-testid="lens-files"
-                onChange={(e) => e.target.files && void addFiles(e.target.files)}
-              />
-            </label>
-          </fieldset>
-        )}
-        <br />
-        <label>
-          tokens per text{' '}
-          <input
-            type="number"
-            data-testid="lens-max-tokens"
-            min={LENS_LIMITS.maxTokens[0]}
-            max={LENS_LIMITS.maxTokens[1]}
-            value={settings.maxTokens}
-            onChange={(e) => {
-              const v = Math.round(Number(e.target.value));
-              if (Number.isFinite(v))
-                set({ maxTokens: Math.min(LENS_LIMITS.maxTokens[1], Math.max(LENS_LIMITS.maxTokens[0], v)) });
-            }}
-          />
-        </label>{' '}
-        <label className="check">
-          <input
-            type="checkbox"
-            data-testid="lens-sweep"
-            checked={settings.tradeoff}
-            onChange={(e) => set({ tradeoff: e.target.checked })}
-          />{' '}
-          sparsity trade-off (re-runs the texts under top-k 1…E−1, six thresholds and dense)
-        </label>
-      </fieldset>
+      <LensTexts />
       <div className="lens-run">
         <button type="submit" data-testid="lens-run" disabled={job !== null}>
           Run the lenses
@@ -338,6 +191,162 @@ function LensForm() {
         </p>
       )}
     </form>
+  );
+}
+
+/** The texts a lens run reads: the built-in domains, or texts pasted or dropped (each one domain). */
+function LensTexts() {
+  const settings = useLenses((s) => s.settings);
+  const set = lensStore.getState().setSettings;
+  const addFiles = async (files: FileList | File[]) => {
+    const added: PastedText[] = [];
+    for (const file of Array.from(files)) added.push({ name: textNameOf(file.name), text: await file.text() });
+    const current = lensStore.getState().settings.pasted.filter((t) => t.text.trim() !== '' || t.name.trim() !== '');
+    const names = new Set(current.map((t) => t.name));
+    for (const t of added) {
+      let name = t.name;
+      for (let i = 2; names.has(name); i++) name = `${t.name}-${i}`;
+      names.add(name);
+      current.push({ ...t, name });
+    }
+    set({ source: 'pasted', pasted: current });
+  };
+  const updateText = (i: number, patch: Partial<PastedText>) =>
+    set({ pasted: lensStore.getState().settings.pasted.map((t, j) => (j === i ? { ...t, ...patch } : t)) });
+
+  return (
+    <fieldset>
+      <legend>Texts (each one domain)</legend>
+      <label className="check">
+        <input
+          type="radio"
+          name="lens-source"
+          data-testid="lens-source-builtin"
+          checked={settings.source === 'builtin'}
+          onChange={() => set({ source: 'builtin' })}
+        />{' '}
+        built-in
+      </label>{' '}
+      <label className="check">
+        <input
+          type="radio"
+          name="lens-source"
+          data-testid="lens-source-pasted"
+          checked={settings.source === 'pasted'}
+          onChange={() =>
+            set({
+              source: 'pasted',
+              pasted: settings.pasted.length > 0 ? settings.pasted : [{ name: 'text-1', text: '' }],
+            })
+          }
+        />{' '}
+        your own
+      </label>
+      {settings.source === 'builtin' ? (
+        <span className="lens-builtins">
+          {BUILT_IN_TEXTS.map((name) => (
+            <label key={name} className="check">
+              <input
+                type="checkbox"
+                data-testid={`lens-text-${name}`}
+                checked={settings.builtin.includes(name)}
+                onChange={(e) =>
+                  set({
+                    builtin: BUILT_IN_TEXTS.filter((n) =>
+                      n === name ? e.target.checked : settings.builtin.includes(n),
+                    ),
+                  })
+                }
+              />{' '}
+              {name}
+            </label>
+          ))}
+        </span>
+      ) : (
+        <fieldset
+          className="lens-pasted"
+          aria-label="Your texts; drop text files here"
+          data-testid="lens-drop"
+          onDragOver={(e) => e.preventDefault()}
+          onDrop={(e) => {
+            e.preventDefault();
+            if (e.dataTransfer.files.length > 0) void addFiles(e.dataTransfer.files);
+          }}
+        >
+          {settings.pasted.map((t, i) => (
+            <div key={i} className="lens-pasted-text">
+              <input
+                data-testid={`lens-pasted-name-${i}`}
+                aria-label={`Name of text ${i + 1}`}
+                value={t.name}
+                size={16}
+                onChange={(e) => updateText(i, { name: e.target.value })}
+              />
+              <button
+                type="button"
+                className="small-button"
+                onClick={() => set({ pasted: settings.pasted.filter((_, j) => j !== i) })}
+                aria-label={`Remove text ${t.name}`}
+              >
+                remove
+              </button>
+              <textarea
+                data-testid={`lens-pasted-${i}`}
+                aria-label={`Text ${t.name}`}
+                rows={3}
+                value={t.text}
+                onChange={(e) => updateText(i, { text: e.target.value })}
+              />
+            </div>
+          ))}
+          <button
+            type="button"
+            className="small-button"
+            data-testid="lens-add-text"
+            onClick={() =>
+              set({ pasted: [...settings.pasted, { name: `text-${settings.pasted.length + 1}`, text: '' }] })
+            }
+          >
+            add a text
+          </button>{' '}
+          <label className="small">
+            or drop text files here, or pick them:{' '}
+            <input
+              type="file"
+              multiple
+              accept=".txt,.md,.py,.js,.ts,.json,.csv,text/*"
+              data-testid="lens-files"
+              onChange={(e) => e.target.files && void addFiles(e.target.files)}
+            />
+          </label>
+        </fieldset>
+      )}
+      <br />
+      <label>
+        tokens per text{' '}
+        <input
+          type="number"
+          data-testid="lens-max-tokens"
+          min={LENS_LIMITS.maxTokens[0]}
+          max={LENS_LIMITS.maxTokens[1]}
+          value={settings.maxTokens}
+          onChange={(e) => {
+            const v = Math.round(Number(e.target.value));
+            if (Number.isFinite(v))
+              set({ maxTokens: Math.min(LENS_LIMITS.maxTokens[1], Math.max(LENS_LIMITS.maxTokens[0], v)) });
+          }}
+        />
+      </label>{' '}
+      <label className="check">
+        <input
+          type="checkbox"
+          data-testid="lens-sweep"
+          checked={settings.tradeoff}
+          onChange={(e) => set({ tradeoff: e.target.checked })}
+        />{' '}
+        sparsity trade-off (re-runs the texts under top-k 1…E−1, six thresholds and dense)
+      </label>
+    </fieldset>
   );
 }
 
