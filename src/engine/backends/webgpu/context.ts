@@ -239,13 +239,51 @@ interface CopyOp {
 const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256 on every device
 
 /** Kernel parameters: a small struct of u32/f32 fields, written in declaration order. */
-export function params(fields: Array<number | { f32: number }>): ArrayBuffer {
+/** One field of a kernel's `struct Params`, as its WGSL source declares it. */
+export interface ParamField {
+  name: string;
+  type: 'u32' | 'i32' | 'f32';
+}
+
+/** The fields of `struct Params { ... }` in a kernel's source, in order (the uniform's layout). */
+export function paramFields(source: string): ParamField[] {
+  const body = /struct\s+Params\s*\{([^}]*)\}/.exec(source)?.[1];
+  if (!body) return [];
+  const fields: ParamField[] = [];
+  for (const m of body.replace(/\/\/[^\n]*/g, '').matchAll(/(\w+)\s*:\s*(u32|i32|f32)/g)) {
+    fields.push({ name: m[1], type: m[2] as ParamField['type'] });
+  }
+  return fields;
+}
+
+const PARAM_FIELDS = Object.fromEntries(
+  Object.entries(KERNELS).map(([name, k]) => [name, paramFields(k.source)]),
+) as Record<KernelName, ParamField[]>;
+
+/**
+ * A kernel's uniform parameters by name, packed in the order of its WGSL `struct Params` (read from
+ * the shader itself, so the two cannot drift). Padding fields (`_p0`...) are 0; a field left out or a
+ * name the struct does not have is a bug and throws.
+ */
+export function uniforms(kernel: KernelName, values: Record<string, number>): ArrayBuffer {
+  const fields = PARAM_FIELDS[kernel];
+  const known = new Set(fields.map((f) => f.name));
+  for (const key of Object.keys(values)) {
+    if (!known.has(key)) throw new Error(`uniforms(${kernel}): struct Params has no field "${key}"`);
+  }
   const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
   const u = new Uint32Array(buf);
+  const i32 = new Int32Array(buf);
   const f = new Float32Array(buf);
-  fields.forEach((v, i) => {
-    if (typeof v === 'number') u[i] = v >>> 0;
-    else f[i] = v.f32;
+  fields.forEach((field, i) => {
+    const v = values[field.name];
+    if (v === undefined) {
+      if (field.name.startsWith('_')) return;
+      throw new Error(`uniforms(${kernel}): field "${field.name}" is missing`);
+    }
+    if (field.type === 'f32') f[i] = v;
+    else if (field.type === 'i32') i32[i] = v;
+    else u[i] = v >>> 0;
   });
   return buf;
 }

@@ -2,7 +2,7 @@
 // parameters and bindings. The model's forward pass and the kernel tests both go through these.
 
 import type { TensorDType } from '../../types.ts';
-import { params, splitGroups, weightFormat, ROW_SPLIT, type Recorder, type WeightFormat } from './context.ts';
+import { splitGroups, uniforms, weightFormat, ROW_SPLIT, type Recorder, type WeightFormat } from './context.ts';
 
 /** A weight matrix on the GPU: `buffer` holds u32 words, elements stored per `dtype` (see weights.wgsl). */
 export interface GpuWeight {
@@ -41,20 +41,18 @@ export interface ProjectionArgs {
 /** Y = W·X (+bias) for `tokens` rows of X. `kernel` picks matvec (decode) or the tiled matmul (prefill). */
 export function project(rec: Recorder, a: ProjectionArgs, dummy: GPUBuffer, kernel?: 'matvec' | 'matmul'): void {
   const which = kernel ?? (a.tokens === 1 ? 'matvec' : 'matmul');
-  const p = params([
-    a.rows,
-    a.K,
-    a.tokens,
-    a.wOffset ?? 0,
-    a.xOffset ?? 0,
-    a.xStride ?? a.K,
-    a.yOffset ?? 0,
-    a.yStride ?? a.rows,
-    a.bias ? 1 : 0,
-    a.accumulate ? 1 : 0,
-    0,
-    0,
-  ]);
+  const p = uniforms(which, {
+    rows: a.rows,
+    K: a.K,
+    tokens: a.tokens,
+    wOffset: a.wOffset ?? 0,
+    xOffset: a.xOffset ?? 0,
+    xStride: a.xStride ?? a.K,
+    yOffset: a.yOffset ?? 0,
+    yStride: a.yStride ?? a.rows,
+    hasBias: a.bias ? 1 : 0,
+    accumulate: a.accumulate ? 1 : 0,
+  });
   const buffers = [a.weight.buffer, a.x, a.bias ?? dummy, a.y, a.weight.aux ?? a.weight.buffer];
   if (which === 'matvec') {
     const [gx, gy] = splitGroups(a.rows);
@@ -84,7 +82,7 @@ export function embed(
   rec.dispatch(
     'embed',
     formatOf(table),
-    params([tokens, dim, idOffset, { f32: scale }, row0, rowCount, 0, 0]),
+    uniforms('embed', { tokens, dim, idOffset, scale, row0, rowCount }),
     [table.buffer, ids, out, table.aux ?? table.buffer],
     [gx, gy],
   );
@@ -102,7 +100,13 @@ export interface RmsNormArgs {
 }
 
 export function rmsNorm(rec: Recorder, a: RmsNormArgs): void {
-  const p = params([a.rows, a.len, a.inOffset ?? 0, a.outOffset ?? 0, { f32: a.eps }, 0, 0, 0]);
+  const p = uniforms('rmsnorm', {
+    rows: a.rows,
+    len: a.len,
+    inOffset: a.inOffset ?? 0,
+    outOffset: a.outOffset ?? 0,
+    eps: a.eps,
+  });
   rec.dispatch('rmsnorm', 'F32', p, [a.x, a.weight, a.out], [a.rows]);
 }
 
@@ -140,7 +144,7 @@ export function rope(
   tableRow = 0,
 ): void {
   const [gx, gy] = splitGroups(Math.ceil((tokens * heads * (headDim / 2)) / 64));
-  rec.dispatch('rope', 'F32', params([tokens, heads, headDim, tableRow]), [cos, sin, x], [gx, gy]);
+  rec.dispatch('rope', 'F32', uniforms('rope', { tokens, heads, headDim, tableRow }), [cos, sin, x], [gx, gy]);
 }
 
 export interface AttentionArgs {
@@ -164,20 +168,17 @@ export interface AttentionArgs {
 }
 
 export function attention(rec: Recorder, a: AttentionArgs): void {
-  const p = params([
-    a.tokens,
-    a.heads,
-    a.kvHeads,
-    a.headDim,
-    a.pos0,
-    a.scoreStride,
-    { f32: a.scale ?? 1 / Math.sqrt(a.headDim) },
-    a.window ?? 0,
-    { f32: a.outScale ?? 1 },
-    0,
-    0,
-    0,
-  ]);
+  const p = uniforms('attention', {
+    tokens: a.tokens,
+    heads: a.heads,
+    kvHeads: a.kvHeads,
+    headDim: a.headDim,
+    pos0: a.pos0,
+    scoreStride: a.scoreStride,
+    scale: a.scale ?? 1 / Math.sqrt(a.headDim),
+    window: a.window ?? 0,
+    outScale: a.outScale ?? 1,
+  });
   rec.dispatch('attention', 'F32', p, [a.q, a.kCache, a.vCache, a.scores, a.out], [a.heads, a.tokens]);
 }
 
@@ -206,20 +207,18 @@ export interface RouterArgs {
 }
 
 export function route(rec: Recorder, a: RouterArgs): void {
-  const p = params([
-    a.tokens,
-    a.experts,
-    ROUTE_MODE[a.mode],
-    a.k,
-    { f32: a.threshold },
-    a.renorm ? 1 : 0,
-    a.layer,
-    a.logitsOffset ?? 0,
-    a.recBase,
-    a.ablation === 'zero-weight' ? 1 : 0,
-    0,
-    0,
-  ]);
+  const p = uniforms('router', {
+    tokens: a.tokens,
+    experts: a.experts,
+    mode: ROUTE_MODE[a.mode],
+    k: a.k,
+    threshold: a.threshold,
+    renorm: a.renorm ? 1 : 0,
+    layer: a.layer,
+    logitsOffset: a.logitsOffset ?? 0,
+    recBase: a.recBase,
+    literalAblation: a.ablation === 'zero-weight' ? 1 : 0,
+  });
   rec.dispatch('router', 'F32', p, [a.logits, a.flags, a.route], [Math.ceil(a.tokens / 64)]);
 }
 
@@ -232,7 +231,7 @@ export function fixedRoute(
   dummy: GPUBuffer,
   gateOffset = 0,
 ): void {
-  const p = params([tokens, gateLogits ? 1 : 0, gateOffset, 0]);
+  const p = uniforms('fixedRoute', { tokens, useGate: gateLogits ? 1 : 0, gateOffset });
   rec.dispatch('fixedRoute', 'F32', p, [gateLogits ?? dummy, route], [Math.ceil(tokens / 64)]);
 }
 
@@ -273,7 +272,17 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
     throw new Error('gate and up weights of one block must share a storage format');
   const eBase = a.eBase ?? 0;
   const eCount = a.eCount ?? 0xffffffff;
-  const gu = params([a.f, a.d, a.tokens, a.slots, a.recBase, a.recExperts, a.xOffset ?? 0, 0, eBase, eCount, 0, 0]);
+  const gu = uniforms('expertGateUp', {
+    f: a.f,
+    d: a.d,
+    tokens: a.tokens,
+    slots: a.slots,
+    recBase: a.recBase,
+    recExperts: a.recExperts,
+    xOffset: a.xOffset ?? 0,
+    eBase,
+    eCount,
+  });
   const [fx, fz] = splitGroups(a.f);
   const guBuffers = [
     a.gate.buffer,
@@ -288,7 +297,15 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
     rec.dispatch(
       'expertArgs',
       'F32',
-      params([a.tokens, a.recBase, a.recExperts, a.slots, fx, fz, 0, 0]),
+      uniforms('expertArgs', {
+        tokens: a.tokens,
+        recBase: a.recBase,
+        recExperts: a.recExperts,
+        slots: a.slots,
+        groupsX: fx,
+        groupsZ: fz,
+        argsOffset: 0,
+      }),
       [a.route, a.indirectArgs],
       [1],
     );
@@ -296,20 +313,18 @@ export function experts(rec: Recorder, a: ExpertArgs): void {
   } else {
     rec.dispatch('expertGateUp', gateFormat, gu, guBuffers, [fx, a.slots * a.tokens, fz]);
   }
-  const dn = params([
-    a.f,
-    a.d,
-    a.tokens,
-    a.slots,
-    a.recBase,
-    a.recExperts,
-    a.hOffset ?? 0,
-    { f32: a.outScale ?? 1 },
+  const dn = uniforms('expertDown', {
+    f: a.f,
+    d: a.d,
+    tokens: a.tokens,
+    slots: a.slots,
+    recBase: a.recBase,
+    recExperts: a.recExperts,
+    hOffset: a.hOffset ?? 0,
+    outScale: a.outScale ?? 1,
     eBase,
     eCount,
-    0,
-    0,
-  ]);
+  });
   const [dx, dz] = splitGroups(a.d);
   rec.dispatch(
     'expertDown',
