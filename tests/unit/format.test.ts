@@ -413,6 +413,28 @@ describe('loadCheckpoint maps every architecture', () => {
 describe('loadCheckpoint reports broken checkpoints', () => {
   const good = () => folder(configFor('mixtral'), makeTensors(hfTable('mixtral')));
 
+  it('a safetensors file whose binary header length reads as " <" is still a safetensors file', async () => {
+    // Seen with a real shard: header length 0x3c20 = 15392 bytes starts with the bytes 0x20 0x3c (" <"),
+    // which a text sniffer takes for an HTML page.
+    const files = good();
+    const original = files.get('model.safetensors')!;
+    const view = new DataView(original.buffer, original.byteOffset, original.byteLength);
+    const headerLength = view.getUint32(0, true);
+    const target = 0x3c20;
+    expect(headerLength).toBeLessThan(target);
+    const padded = new Uint8Array(original.byteLength + (target - headerLength));
+    new DataView(padded.buffer).setUint32(0, target, true);
+    padded.set(original.subarray(8, 8 + headerLength), 8);
+    padded.fill(0x20, 8 + headerLength, 8 + target);
+    padded.set(original.subarray(8 + headerLength), 8 + target);
+    expect([padded[0], padded[1]]).toEqual([0x20, 0x3c]);
+    files.set('model.safetensors', padded);
+    const ckpt = await loadCheckpoint(memorySource(files, 'test-folder'));
+    const plain = await loadCheckpoint(memorySource(good(), 'test-folder'));
+    expect(ckpt.spec).toEqual(plain.spec);
+    expect(ckpt.weights.embed.bytes).toEqual(plain.weights.embed.bytes);
+  });
+
   it('a checkpoint without tokenizer.json loads (token ids work); the tokenizer says why text cannot', async () => {
     const noTokenizer = good();
     noTokenizer.delete('tokenizer.json');

@@ -74,8 +74,13 @@ async function readChecked(
     onProgress && ((received, total) => onProgress({ file: name, received, total })),
   );
   if (!bytes) return { absent: 'missing' };
-  if (isWebPage(bytes)) return { absent: 'web page' };
-  if (kind === 'safetensors' && !looksLikeSafetensors(bytes)) return { absent: 'not safetensors' };
+  // A safetensors file starts with a binary header length whose bytes can read as ' <' (0x20 0x3c):
+  // only its own shape test applies to it; the web-page test is for the JSON files.
+  if (kind === 'safetensors') {
+    if (!looksLikeSafetensors(bytes)) return { absent: isWebPage(bytes) ? 'web page' : 'not safetensors' };
+  } else if (isWebPage(bytes)) {
+    return { absent: 'web page' };
+  }
   return { bytes };
 }
 
