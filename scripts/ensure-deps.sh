@@ -10,7 +10,7 @@ need_apt=()
 [ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need_apt+=(chromium)
 /usr/bin/python3 -c 'import torch, numpy, regex' >/dev/null 2>&1 || need_apt+=(python3-torch python3-numpy python3-regex)
 # The foundry's corpus (training/corpus.py installs them too; listed here so the test run never stalls on them).
-for pkg in fortunes fortunes-de libpython3.11-stdlib; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg"); done
+for pkg in fortunes fortunes-de libpython3.11-stdlib bible-kjv python3.11-doc; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg"); done
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-pthread)
 # Vulkan loader: Dawn (the `webgpu` package) opens libvulkan.so.1 and reaches SwiftShader through it.
 dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
