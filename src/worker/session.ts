@@ -445,24 +445,30 @@ export class EngineSession {
     const modelId = kept.modelId;
     const reference = await this.backendFor(this.kind, 'none').load(kept.checkpoint.spec, kept.checkpoint.weights);
     try {
-      const parts: QuantCost[] = [];
-      for (const [i, w] of windows.entries()) {
-        if (signal.aborted) return;
-        this.post({
-          type: 'progress',
-          requestId: request.requestId,
-          stage: `measuring what ${scheme} costs on the eval texts`,
-          fraction: i / windows.length,
+      let cost: QuantCost;
+      try {
+        cost = await quantizationCost(reference, model, scheme, windows, NATIVE_PLAN, {
+          signal,
+          onWindow: (done, total) => {
+            this.post({
+              type: 'progress',
+              requestId: request.requestId,
+              stage: `measuring what ${scheme} costs on the eval texts`,
+              fraction: done / total,
+            });
+            return yieldToEvents();
+          },
         });
-        parts.push(await quantizationCost(reference, model, scheme, [w], NATIVE_PLAN));
-        await yieldToEvents();
+      } catch (error) {
+        if (signal.aborted) return;
+        throw error;
       }
       if (signal.aborted) return;
       this.post({
         type: 'quantcost',
         requestId: request.requestId,
         modelId,
-        cost: combineCosts(scheme, parts),
+        cost,
         tokens,
         texts: request.texts.length,
         window,
@@ -758,38 +764,4 @@ export class EngineSession {
       tokensPerSecond: seconds > 0 ? ids.length / seconds : 0,
     });
   }
-}
-
-/** One cost over many windows from the per-window costs (weighted by positions, decisions and targets), as one call over them all gives. */
-export function combineCosts(scheme: QuantScheme, parts: readonly QuantCost[]): QuantCost {
-  let positions = 0,
-    decisions = 0,
-    unchanged = 0,
-    agree = 0,
-    kl = 0,
-    targets = 0,
-    ref = 0,
-    quant = 0;
-  for (const p of parts) {
-    positions += p.positions;
-    decisions += p.routingDecisions;
-    unchanged += (p.routingUnchanged ?? 0) * p.routingDecisions;
-    agree += p.top1Agreement * p.positions;
-    kl += p.meanKl * p.positions;
-    const t = p.positions - 1;
-    targets += t;
-    ref += p.referenceLoss * t;
-    quant += p.quantizedLoss * t;
-  }
-  return {
-    scheme,
-    positions,
-    routingDecisions: decisions,
-    routingUnchanged: decisions > 0 ? unchanged / decisions : null,
-    top1Agreement: agree / positions,
-    meanKl: kl / positions,
-    referenceLoss: ref / targets,
-    quantizedLoss: quant / targets,
-    deltaLoss: (quant - ref) / targets,
-  };
 }

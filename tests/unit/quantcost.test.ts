@@ -43,6 +43,22 @@ describe('quantizationCost', async () => {
     expect(c.routingDecisions).toBe(tokens.length * 4); // 4 MoE layers
   });
 
+  it('reports each window before scoring it, and an aborted signal stops it with an AbortError', async () => {
+    const seen: Array<[number, number]> = [];
+    await quantizationCost(reference, reference, 'none', windows, NATIVE, {
+      onWindow: (done, total) => void seen.push([done, total]),
+    });
+    expect(seen).toEqual(windows.map((_, i) => [i, windows.length]));
+    const controller = new AbortController();
+    const run = quantizationCost(reference, reference, 'none', windows, NATIVE, {
+      signal: controller.signal,
+      onWindow: (done) => {
+        if (done === 1) controller.abort();
+      },
+    });
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
   it('q4: KL, top-1 agreement, losses and the routing share match PyTorch / a direct count on the same logits', async () => {
     const q4 = await createCpuBackend({ quantize: 'q4' }).load(ckpt.spec, ckpt.weights);
     const c = await quantizationCost(reference, q4, 'q4', windows, NATIVE);

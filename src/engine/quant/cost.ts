@@ -2,7 +2,7 @@
 // as stored) and a quantized one, compared position by position. Works with any two LoadedModels
 // (CPU or WebGPU); plain data in, plain data out, so the page, the model cards and `moe quantcost` share it.
 
-import { scoreTokens } from '../run/index.ts';
+import { argmax, logSoftmax, scoreTokens } from '../run/index.ts';
 import type { LoadedModel, QuantScheme, RoutingPlan } from '../types.ts';
 
 export interface QuantCost {
@@ -34,21 +34,11 @@ export function tokenWindows(tokens: readonly number[], size: number): number[][
   return out;
 }
 
-function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  const out = new Float64Array(row.length);
-  for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
-  return out;
-}
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
+export interface QuantCostOptions {
+  /** Checked before each window; an aborted signal throws its reason (an AbortError). */
+  signal?: AbortSignal;
+  /** Called before each window with the windows done so far (progress; a worker yields here). */
+  onWindow?: (done: number, total: number) => void | Promise<void>;
 }
 
 /** Runs every window through both models under `plan` and compares them. */
@@ -58,6 +48,7 @@ export async function quantizationCost(
   scheme: QuantScheme,
   windows: readonly number[][],
   plan: RoutingPlan,
+  options: QuantCostOptions = {},
 ): Promise<QuantCost> {
   let positions = 0,
     decisions = 0,
@@ -67,7 +58,10 @@ export async function quantizationCost(
     refLoss = 0,
     qLoss = 0,
     targets = 0;
-  for (const tokens of windows) {
+  for (const [done, tokens] of windows.entries()) {
+    options.signal?.throwIfAborted();
+    await options.onWindow?.(done, windows.length);
+    options.signal?.throwIfAborted();
     const a = await scoreTokens(reference, tokens, plan);
     const b = await scoreTokens(quantized, tokens, plan);
     for (let t = 0; t < tokens.length; t++) {
