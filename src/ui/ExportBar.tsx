@@ -30,19 +30,34 @@ export function viewSvg(target: HTMLElement | null, kind: Props['kind'], title: 
   return svg ? standaloneSvg(svg, title) : null;
 }
 
-export function ExportBar({ target, name, title, kind }: Props) {
-  const [problem, setProblem] = useState<string | null>(null);
-  const svgText = () => viewSvg(target.current, kind, title);
+/**
+ * The SVG and PNG (2×) buttons for one figure: `svgText` gives the standalone SVG (null when the figure
+ * is not on screen); a PNG that cannot be made is reported through `onProblem`. Shared by every view's
+ * export bar and the Lenses cards.
+ */
+export function SvgPngButtons({
+  testId,
+  title,
+  stem,
+  svgText,
+  onProblem,
+}: {
+  testId: string;
+  title: string;
+  stem: string;
+  svgText: () => string | null;
+  onProblem: (message: string) => void;
+}) {
   return (
-    <span className="export-bar" data-testid={`export-${name}`}>
+    <>
       <button
         type="button"
         className="small-button"
-        data-testid={`export-${name}-svg`}
+        data-testid={`${testId}-svg`}
         aria-label={`Export ${title} as SVG`}
         onClick={() => {
           const svg = svgText();
-          if (svg) download(`${fileStem(name)}.svg`, svg, 'image/svg+xml');
+          if (svg) download(`${stem}.svg`, svg, 'image/svg+xml');
         }}
       >
         SVG
@@ -50,15 +65,15 @@ export function ExportBar({ target, name, title, kind }: Props) {
       <button
         type="button"
         className="small-button"
-        data-testid={`export-${name}-png`}
+        data-testid={`${testId}-png`}
         aria-label={`Export ${title} as PNG at twice the size`}
         onClick={() => {
           const svg = svgText();
           if (!svg) return;
           svgToPng(svg, 2).then(
-            (png) => download(`${fileStem(name)}@2x.png`, png, 'image/png'),
+            (png) => download(`${stem}@2x.png`, png, 'image/png'),
             (error: unknown) =>
-              setProblem(
+              onProblem(
                 `The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`,
               ),
           );
@@ -66,6 +81,21 @@ export function ExportBar({ target, name, title, kind }: Props) {
       >
         PNG
       </button>
+    </>
+  );
+}
+
+export function ExportBar({ target, name, title, kind }: Props) {
+  const [problem, setProblem] = useState<string | null>(null);
+  return (
+    <span className="export-bar" data-testid={`export-${name}`}>
+      <SvgPngButtons
+        testId={`export-${name}`}
+        title={title}
+        stem={fileStem(name)}
+        svgText={() => viewSvg(target.current, kind, title)}
+        onProblem={setProblem}
+      />
       {problem && <span className="problem small">{problem}</span>}
     </span>
   );

@@ -28,7 +28,8 @@ import {
   TradeoffPlot,
   VocabLists,
 } from '../viz/lenses/index.ts';
-import { download, standaloneSvg, svgToPng } from '../viz/svgExport.ts';
+import { download, standaloneSvg } from '../viz/svgExport.ts';
+import { SvgPngButtons } from './ExportBar.tsx';
 import './lenses.css';
 
 const lensStore = controller.lenses.store;
@@ -396,37 +397,13 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
       <div className="lens-card-head">
         <h3>{title}</h3>
         <span className="export-bar">
-          <button
-            type="button"
-            className="small-button"
-            data-testid={`lens-${name}-svg`}
-            aria-label={`Export ${title} as SVG`}
-            onClick={() => {
-              const text = svg();
-              if (text) download(`${stem(result, name)}.svg`, text, 'image/svg+xml');
-            }}
-          >
-            SVG
-          </button>
-          <button
-            type="button"
-            className="small-button"
-            data-testid={`lens-${name}-png`}
-            aria-label={`Export ${title} as PNG at twice the size`}
-            onClick={() => {
-              const text = svg();
-              if (!text) return;
-              svgToPng(text, 2).then(
-                (png) => download(`${stem(result, name)}@2x.png`, png, 'image/png'),
-                (error: unknown) =>
-                  setProblem(
-                    `The PNG could not be made: ${error instanceof Error ? error.message : String(error)}. Export the SVG instead.`,
-                  ),
-              );
-            }}
-          >
-            PNG
-          </button>
+          <SvgPngButtons
+            testId={`lens-${name}`}
+            title={title}
+            stem={stem(result, name)}
+            svgText={svg}
+            onProblem={setProblem}
+          />
           <button
             type="button"
             className="small-button"
