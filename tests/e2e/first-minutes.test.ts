@@ -6,7 +6,7 @@ import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer } from './harness.ts';
+import { launchBrowser, startServer, numberAt, tokenTexts } from './harness.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
@@ -68,10 +68,6 @@ async function waitIdle(page: Page, routing: string, model?: string): Promise<vo
   );
   expect(await page.$('[data-testid="error"]')).toBeNull();
 }
-
-const tokenTexts = (page: Page) =>
-  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
-const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let browser: Browser;

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { existsSync, statSync, createReadStream } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 const root = resolve(import.meta.dirname, '../..');
 export const distDir = join(root, 'dist');
@@ -126,3 +126,10 @@ export async function launchBrowser(options: { webgpu: boolean }): Promise<Brows
   args.push(options.webgpu ? '--enable-unsafe-webgpu' : '--disable-features=WebGPU');
   return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args });
 }
+
+/** The routed text's tokens as the page shows them. */
+export const tokenTexts = (page: Page) =>
+  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
+
+/** The number a metric element carries in its data-value attribute. */
+export const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));

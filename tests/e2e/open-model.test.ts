@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer } from './harness.ts';
+import { launchBrowser, startServer, tokenTexts } from './harness.ts';
 import { memorySource } from '../../src/engine/format/sources.ts';
 import { createPlaygroundStore } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
@@ -114,9 +114,6 @@ async function waitIdle(page: Page, model: string): Promise<void> {
   );
   expect(await page.$('[data-testid="error"]')).toBeNull();
 }
-
-const tokenTexts = (page: Page) =>
-  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let browser: Browser;

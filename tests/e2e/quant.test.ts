@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer } from './harness.ts';
+import { launchBrowser, startServer, tokenTexts } from './harness.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { loadCheckpoint, type Checkpoint } from '../../src/engine/format/index.ts';
@@ -60,8 +60,6 @@ async function waitIdle(page: Page): Promise<void> {
     { timeout: 240_000 },
   );
 }
-const tokenTexts = (page: Page) =>
-  page.$$eval('[data-testid="token-text"] .token-body', (els) => els.map((e) => e.textContent ?? ''));
 
 async function costOf(page: Page, scheme: 'q8' | 'q4') {
   await page.waitForSelector('[data-testid="quant-cost-line"]', { timeout: 240_000 });
