@@ -95,10 +95,9 @@ def full_plan(threads: int) -> Plan:
         max_chars=3_000_000, vocab_size=4096, model=model,
         dense=TrainConfig(steps=3500, lr=2e-3, warmup=200, **common),
         # The parent the children start from: the dense run above, trained further on the corpus plus
-        # 3 MB of extra English and Python (re-warmed, cosine to 5% of the peak). Planned as 6000 steps; cut to
-        # 2000 at step ~400 (the schedule follows the new length from there) when the shared machine ran at
-        # ~1.2 s/step instead of the 0.35 measured at the start.
-        parent=TrainConfig(steps=2000, lr=1e-3, warmup=100, min_lr_ratio=0.05, **common),
+        # 3 MB of extra English and Python (re-warmed, cosine to 5% of the peak), 6000 steps (12.3 M tokens,
+        # 1.7x the first run). A 2000-step run was cut short in the session before (shared machine, 1.2 s/step).
+        parent=TrainConfig(steps=6000, lr=1e-3, warmup=100, min_lr_ratio=0.05, **common),
         extra_chars=3_000_000,
         # This session's machine ran ~3x slower than measured (load 8-12 on 2 cores), so the children were
         # upcycled from the first dense model while the continued parent waits (resumable).
