@@ -44,6 +44,7 @@ export const CONTROL_NAMES = [
   'export',
   'share',
   'tour',
+  'lenses',
 ] as const;
 export type ControlName = (typeof CONTROL_NAMES)[number];
 

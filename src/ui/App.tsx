@@ -161,9 +161,9 @@ export function App() {
           )}
         </div>
       </div>
-      {!share.embed && (
+      {!share.embed && !hidden('lenses') && (
         <ErrorBoundary area="the Lenses view">
-          <LensesPanel />
+          <LensesPanel locked={locked('lenses')} />
         </ErrorBoundary>
       )}
       {!share.embed && !classLink && <TeacherTools />}

@@ -38,7 +38,8 @@ function useLenses<T>(selector: (s: LensesState) => T): T {
   return useStore(lensStore, selector);
 }
 
-export function LensesPanel() {
+/** locked (a class link's `lock=lenses`): the run's settings are fixed by the lesson; Run, Cancel and the results stay. */
+export function LensesPanel({ locked = false }: { locked?: boolean }) {
   const open = useLenses((s) => s.open);
   return (
     <section className="panel lenses-panel" aria-label="Lenses" data-testid="lenses">
@@ -61,7 +62,7 @@ export function LensesPanel() {
         </p>
       ) : (
         <>
-          <LensForm />
+          <LensForm locked={locked} />
           <LensResults />
         </>
       )}
@@ -78,7 +79,7 @@ function modelOptions(
   return list;
 }
 
-function LensForm() {
+function LensForm({ locked }: { locked: boolean }) {
   const settings = useLenses((s) => s.settings);
   const job = useLenses((s) => s.job);
   const problem = useLenses((s) => s.problem);
@@ -96,7 +97,12 @@ function LensForm() {
         void controller.lenses.run();
       }}
     >
-      <fieldset>
+      {locked && (
+        <p className="small" data-testid="lens-locked">
+          The lesson fixed these settings: run them as they are.
+        </p>
+      )}
+      <fieldset disabled={locked} data-testid="lens-settings">
         <legend>Run</legend>
         <label>
           Model{' '}
@@ -167,7 +173,7 @@ function LensForm() {
           </>
         )}
       </fieldset>
-      <LensTexts />
+      <LensTexts locked={locked} />
       <div className="lens-run">
         <button type="submit" data-testid="lens-run" disabled={job !== null}>
           Run the lenses
@@ -196,7 +202,7 @@ function LensForm() {
 }
 
 /** The texts a lens run reads: the built-in domains, or texts pasted or dropped (each one domain). */
-function LensTexts() {
+function LensTexts({ locked }: { locked: boolean }) {
   const settings = useLenses((s) => s.settings);
   const set = lensStore.getState().setSettings;
   const addFiles = async (files: FileList | File[]) => {
@@ -216,7 +222,7 @@ function LensTexts() {
     set({ pasted: lensStore.getState().settings.pasted.map((t, j) => (j === i ? { ...t, ...patch } : t)) });
 
   return (
-    <fieldset>
+    <fieldset disabled={locked} data-testid="lens-texts">
       <legend>Texts (each one domain)</legend>
       <label className="check">
         <input

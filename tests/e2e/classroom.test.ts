@@ -314,7 +314,22 @@ describe('classroom features in Chromium', () => {
     expect(await lockedPage.textContent('[data-testid="metric-routing"]')).toBe('native');
     // A class link with locks is the students' view: no teacher tools to untick the lock with.
     expect(await lockedPage.$('[data-testid="teacher-tools"]')).toBeNull();
+    expect(await lockedPage.$('[data-testid="lenses"]')).not.toBeNull();
     await lockedPage.close();
+
+    // The Lenses view: hidden by hide=lenses; with lock=lenses its settings are fixed but Run still runs them.
+    const noLenses = await open(`${base}&hide=lenses`);
+    await waitIdle(noLenses, 'native');
+    expect(await noLenses.$('[data-testid="lenses"]')).toBeNull();
+    await noLenses.close();
+    const lockedLenses = await open(`${base}&lock=lenses`);
+    await waitIdle(lockedLenses, 'native');
+    await lockedLenses.click('[data-testid="lenses-toggle"]');
+    await lockedLenses.waitForSelector('[data-testid="lens-locked"]');
+    expect(await lockedLenses.isDisabled('[data-testid="lens-model"]')).toBe(true);
+    expect(await lockedLenses.isDisabled('[data-testid="lens-source-builtin"]')).toBe(true);
+    expect(await lockedLenses.isDisabled('[data-testid="lens-run"]')).toBe(false);
+    await lockedLenses.close();
     expect(pageErrors).toEqual([]);
   });
 
