@@ -200,6 +200,40 @@ describe('the Lenses view', () => {
     // Dense is on both curves, marked.
     expect(tradeoffRows.filter((r) => r[1] === 'dense').length).toBe(2);
 
+    // As Chromium draws them: every footnote line and trade-off label lies inside its figure's SVG
+    // (so the SVG/PNG export shows it whole), and no two trade-off labels overlap.
+    const fit = await page.evaluate(() => {
+      const problems: string[] = [];
+      const texts = document.querySelectorAll<SVGTextElement>(
+        '[data-testid="lens-footnote"], [data-testid="tradeoff-label"]',
+      );
+      for (const text of texts) {
+        const svg = text.ownerSVGElement!;
+        const b = text.getBBox();
+        const [w, h] = [svg.width.baseVal.value, svg.height.baseVal.value];
+        if (b.x < 0 || b.y < 0 || b.x + b.width > w + 0.5 || b.y + b.height > h + 0.5)
+          problems.push(`"${text.textContent}" (${b.x.toFixed(1)}…${(b.x + b.width).toFixed(1)}) outside ${w}×${h}`);
+      }
+      const labels = [...document.querySelectorAll<SVGTextElement>('[data-testid="tradeoff-label"]')].map((t) => ({
+        id: t.dataset.point,
+        b: t.getBBox(),
+      }));
+      for (const [i, p] of labels.entries())
+        for (const q of labels.slice(i + 1))
+          if (
+            p.b.x < q.b.x + q.b.width - 0.5 &&
+            q.b.x < p.b.x + p.b.width - 0.5 &&
+            p.b.y < q.b.y + q.b.height - 0.5 &&
+            q.b.y < p.b.y + p.b.height - 0.5
+          )
+            problems.push(`labels ${p.id} and ${q.id} overlap`);
+      return { problems, texts: texts.length, labels: labels.length };
+    });
+    expect(fit.problems).toEqual([]);
+    expect(fit.labels).toBeGreaterThanOrEqual(4);
+    // Footnotes: domain, co-activation, locality and load (one per layer) of both runs, and agreement.
+    expect(fit.texts - fit.labels).toBeGreaterThanOrEqual(2 * 4 + 1);
+
     // Exports: CSV and JSON rows are the engine's rows; the SVG and PNG parse.
     const csv = await downloadText(page, 'lens-domain-csv');
     expect(csv.name).toMatch(/\.csv$/);

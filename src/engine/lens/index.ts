@@ -31,6 +31,7 @@ export {
   createTradeoffPoint,
   DEFAULT_THRESHOLDS,
   defaultTradeoffModes,
+  TRADEOFF_CLOSE,
   tradeoffLens,
   type TradeoffLens,
   type TradeoffPoint,

@@ -102,7 +102,7 @@ export function tradeoffLens(points: readonly TradeoffPoint[]): TradeoffLens {
 }
 
 /** Within this many nats of dense counts as "no loss" in the sentence. */
-const CLOSE = 0.01;
+export const TRADEOFF_CLOSE = 0.01;
 
 function tradeoffSentence(points: TradeoffPoint[], dense: TradeoffPoint | null): string {
   if (points.length === 0) return 'No routing modes were swept, so there is no trade-off to read.';
@@ -113,16 +113,18 @@ function tradeoffSentence(points: TradeoffPoint[], dense: TradeoffPoint | null):
     return `Lowest loss: ${best.mode}, ${best.loss.toFixed(3)} nats with ${percent(best.activeShare)} of the parameters active (dense was not measured).`;
   }
   const sparse = finite.filter((p) => p !== dense);
-  const close = sparse.filter((p) => p.loss - dense.loss <= CLOSE).sort((a, b) => a.activeShare - b.activeShare)[0];
+  const close = sparse
+    .filter((p) => p.loss - dense.loss <= TRADEOFF_CLOSE)
+    .sort((a, b) => a.activeShare - b.activeShare)[0];
   const cheapest = [...sparse].sort((a, b) => a.activeShare - b.activeShare)[0];
   const sign = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
   const head = `Dense loss is ${dense.loss.toFixed(3)} nats`;
   if (!cheapest) return `${head}.`;
   const low = `the sparsest mode, ${cheapest.mode}, reads ${percent(cheapest.activeShare)} of the parameters for ${sign(cheapest.loss - dense.loss)} nats`;
   if (close === cheapest) {
-    return `${head}; even the sparsest mode, ${close.mode}, stays within ${CLOSE} nats of it (${sign(close.loss - dense.loss)}) with ${percent(close.activeShare)} of the parameters active.`;
+    return `${head}; even the sparsest mode, ${close.mode}, stays within ${TRADEOFF_CLOSE} nats of it (${sign(close.loss - dense.loss)}) with ${percent(close.activeShare)} of the parameters active.`;
   }
   return close
-    ? `${head}; ${close.mode} stays within ${CLOSE} nats of it (${sign(close.loss - dense.loss)}) with ${percent(close.activeShare)} of the parameters active; ${low}.`
-    : `${head}; no sparse mode stays within ${CLOSE} nats of it; ${low}.`;
+    ? `${head}; ${close.mode} stays within ${TRADEOFF_CLOSE} nats of it (${sign(close.loss - dense.loss)}) with ${percent(close.activeShare)} of the parameters active; ${low}.`
+    : `${head}; no sparse mode stays within ${TRADEOFF_CLOSE} nats of it; ${low}.`;
 }

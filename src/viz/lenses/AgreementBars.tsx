@@ -2,15 +2,16 @@
 // chosen set and with the same first choice; the caption reads the next-token agreement and KL.
 import { scaleBand, scaleLinear } from 'd3';
 import { agreementTable, type AgreementLens } from '../../engine/lens/index.ts';
-import { LensFigure } from './LensFigure.tsx';
+import { Footnote, footnoteHeight, LensFigure, wrapText } from './LensFigure.tsx';
 
 export interface AgreementBarsProps {
   lens: AgreementLens;
   showTable?: boolean;
 }
 
-const H = 140;
-const PAD = { left: 34, right: 8, top: 10, bottom: 30 };
+/** Height of the bars and their labels; the footnote goes under them. */
+const H = 127;
+const PAD = { left: 34, right: 8, top: 10, bottom: 17 };
 
 export function AgreementBars({ lens, showTable }: AgreementBarsProps) {
   const width = PAD.left + PAD.right + (lens.layers.length + 1) * 64;
@@ -22,6 +23,7 @@ export function AgreementBars({ lens, showTable }: AgreementBarsProps) {
     .domain(groups.map((_, i) => i))
     .range([PAD.left, width - PAD.right])
     .paddingInner(0.25);
+  const note = wrapText('dark: same chosen set · light: same first choice', width - PAD.left - 4);
   const inner = scaleBand<string>().domain(['set', 'first']).range([0, x.bandwidth()]).paddingInner(0.1);
   const y = scaleLinear()
     .domain([0, 1])
@@ -36,7 +38,7 @@ export function AgreementBars({ lens, showTable }: AgreementBarsProps) {
     >
       <svg
         width={width}
-        height={H}
+        height={H + footnoteHeight(note)}
         role="img"
         aria-label={`Share of tokens with the same chosen experts and the same first choice in both runs; same next token ${(100 * lens.top1).toFixed(0)}%`}
       >
@@ -70,9 +72,7 @@ export function AgreementBars({ lens, showTable }: AgreementBarsProps) {
             </text>
           </g>
         ))}
-        <text x={PAD.left} y={H - 4} className="cell-small">
-          dark: same chosen set · light: same first choice
-        </text>
+        <Footnote x={PAD.left} top={H} lines={note} />
       </svg>
     </LensFigure>
   );

@@ -3,7 +3,7 @@
 import { interpolateGreys, scaleBand, scaleSequential } from 'd3';
 import { coactivationTable, type CoactivationLens } from '../../engine/lens/index.ts';
 import { expertColor, inkOn } from '../palette.ts';
-import { ExpertTick, LensFigure, rowsWhere } from './LensFigure.tsx';
+import { ExpertTick, Footnote, footnoteHeight, LensFigure, rowsWhere, wrapText } from './LensFigure.tsx';
 
 export interface CoactivationHeatmapProps {
   lens: CoactivationLens;
@@ -19,6 +19,11 @@ export function CoactivationHeatmap({ lens, layerIndex, showTable }: Coactivatio
   const layer = lens.moeLayers[layerIndex];
   const cell = E <= 16 ? 30 : Math.max(8, Math.floor(480 / E));
   const size = E * cell;
+  const width = LEFT + size + 8;
+  const note = wrapText(
+    `% of the row expert's tokens that also chose the column expert; chance ${(100 * lens.chance[layerIndex]).toFixed(0)}%`,
+    width - LEFT - 4,
+  );
   const x = scaleBand<number>()
     .domain(Array.from({ length: E }, (_, e) => e))
     .range([LEFT, LEFT + size]);
@@ -36,8 +41,8 @@ export function CoactivationHeatmap({ lens, layerIndex, showTable }: Coactivatio
       showTable={showTable}
     >
       <svg
-        width={LEFT + size + 8}
-        height={TOP + size + 22}
+        width={width}
+        height={TOP + size + 6 + footnoteHeight(note)}
         role="img"
         aria-label={`P(column expert chosen | row expert chosen) at layer ${layer}; random sets of the same size give ${(100 * lens.chance[layerIndex]).toFixed(0)}%`}
       >
@@ -82,10 +87,7 @@ export function CoactivationHeatmap({ lens, layerIndex, showTable }: Coactivatio
             );
           }),
         )}
-        <text x={LEFT} y={TOP + size + 15} className="cell-small">
-          % of the row expert's tokens that also chose the column expert; chance{' '}
-          {(100 * lens.chance[layerIndex]).toFixed(0)}%
-        </text>
+        <Footnote x={LEFT} top={TOP + size + 6} lines={note} />
       </svg>
     </LensFigure>
   );

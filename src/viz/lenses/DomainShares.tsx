@@ -5,7 +5,7 @@
 import { max, scaleBand, scaleSequential, interpolateGreys } from 'd3';
 import { domainTable, type DomainLens } from '../../engine/lens/index.ts';
 import { expertColor, inkOn } from '../palette.ts';
-import { ExpertTick, LensFigure, rowsWhere } from './LensFigure.tsx';
+import { ExpertTick, Footnote, footnoteHeight, LensFigure, rowsWhere, wrapText } from './LensFigure.tsx';
 
 export interface DomainSharesProps {
   lens: DomainLens;
@@ -22,7 +22,12 @@ export function DomainShares({ lens, layerIndex, showTable }: DomainSharesProps)
   const E = lens.numExperts;
   const layer = lens.moeLayers[layerIndex];
   const width = LEFT + Math.max(E * 38, 200);
-  const height = TOP + lens.domains.length * CELL_H + 20;
+  const noteTop = TOP + lens.domains.length * CELL_H + 6;
+  const note = wrapText(
+    `% of assignments; bold = above the fair share ${(100 / E).toFixed(1)}%; divergence between domains ${(100 * lens.divergence[layerIndex]).toFixed(0)}%`,
+    width - LEFT - 4,
+  );
+  const height = noteTop + footnoteHeight(note);
   const x = scaleBand<number>()
     .domain(Array.from({ length: E }, (_, e) => e))
     .range([LEFT, width - 4])
@@ -93,10 +98,7 @@ export function DomainShares({ lens, layerIndex, showTable }: DomainSharesProps)
             })}
           </g>
         ))}
-        <text x={LEFT} y={height - 5} className="cell-small">
-          % of assignments; bold = above the fair share {(100 / E).toFixed(1)}%; divergence between domains{' '}
-          {(100 * lens.divergence[layerIndex]).toFixed(0)}%
-        </text>
+        <Footnote x={LEFT} top={noteTop} lines={note} />
       </svg>
     </LensFigure>
   );

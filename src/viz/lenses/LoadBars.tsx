@@ -4,16 +4,17 @@
 import { max, scaleBand, scaleLinear } from 'd3';
 import { loadTable, type LoadLens } from '../../engine/lens/index.ts';
 import { expertColor } from '../palette.ts';
-import { LensFigure } from './LensFigure.tsx';
+import { Footnote, footnoteHeight, LensFigure, wrapText } from './LensFigure.tsx';
 
 export interface LoadBarsProps {
   lens: LoadLens;
   showTable?: boolean;
 }
 
-const W = 200;
-const H = 130;
-const PAD = { left: 30, right: 6, top: 14, bottom: 34 };
+const W = 210;
+/** Height of the bars and the expert numbers; each layer's footnote goes under them. */
+const H = 115;
+const PAD = { left: 30, right: 6, top: 14, bottom: 19 };
 
 export function LoadBars({ lens, showTable }: LoadBarsProps) {
   const E = lens.numExperts;
@@ -26,6 +27,14 @@ export function LoadBars({ lens, showTable }: LoadBarsProps) {
     .domain([0, Math.max(2 * uniform, max(lens.layers.flatMap((l) => l.load)) ?? 0)])
     .range([H - PAD.bottom, PAD.top])
     .nice();
+  const notes = lens.layers.map((l) =>
+    wrapText(
+      `CV ${l.cv.toFixed(2)} · max/mean ${l.maxOverMean.toFixed(2)} · aux ${l.auxLoss.toFixed(3)}`,
+      W - PAD.left - 4,
+    ),
+  );
+  // Every layer as tall as the tallest footnote needs, so the small multiples line up.
+  const height = H + Math.max(0, ...notes.map(footnoteHeight));
   return (
     <LensFigure
       id="lens-load"
@@ -35,11 +44,11 @@ export function LoadBars({ lens, showTable }: LoadBarsProps) {
       showTable={showTable}
     >
       <div className="lens-multiples">
-        {lens.layers.map((l) => (
+        {lens.layers.map((l, m) => (
           <svg
             key={l.layer}
             width={W}
-            height={H}
+            height={height}
             role="img"
             aria-label={`Expert load at layer ${l.layer}: coefficient of variation ${l.cv.toFixed(2)}, Switch auxiliary loss ${l.auxLoss.toFixed(3)}`}
           >
@@ -69,9 +78,7 @@ export function LoadBars({ lens, showTable }: LoadBarsProps) {
               stroke="#111"
               strokeDasharray="4 3"
             />
-            <text x={PAD.left} y={H - 6} className="cell-small">
-              CV {l.cv.toFixed(2)} · max/mean {l.maxOverMean.toFixed(2)} · aux {l.auxLoss.toFixed(3)}
-            </text>
+            <Footnote x={PAD.left} top={H} lines={notes[m]} />
           </svg>
         ))}
       </div>

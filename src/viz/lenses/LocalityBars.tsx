@@ -3,15 +3,16 @@
 // random; dotted: random given the layer's own load).
 import { scaleBand, scaleLinear } from 'd3';
 import { localityTable, type LocalityLens } from '../../engine/lens/index.ts';
-import { LensFigure } from './LensFigure.tsx';
+import { Footnote, footnoteHeight, LensFigure, wrapText } from './LensFigure.tsx';
 
 export interface LocalityBarsProps {
   lens: LocalityLens;
   showTable?: boolean;
 }
 
-const H = 150;
-const PAD = { left: 34, right: 8, top: 10, bottom: 34 };
+/** Height of the bars and their layer labels; the footnote goes under them. */
+const H = 135;
+const PAD = { left: 34, right: 8, top: 10, bottom: 19 };
 
 export function LocalityBars({ lens, showTable }: LocalityBarsProps) {
   const width = PAD.left + PAD.right + lens.layers.length * 70;
@@ -19,6 +20,10 @@ export function LocalityBars({ lens, showTable }: LocalityBarsProps) {
     .domain(lens.layers.map((_, m) => m))
     .range([PAD.left, width - PAD.right])
     .paddingInner(0.25);
+  const note = wrapText(
+    'dark: same first choice · light: sets overlap · dashed: random · dotted: random given the load',
+    width - PAD.left - 4,
+  );
   const inner = scaleBand<string>().domain(['same first', 'overlap']).range([0, x.bandwidth()]).paddingInner(0.1);
   const y = scaleLinear()
     .domain([0, 1])
@@ -38,7 +43,7 @@ export function LocalityBars({ lens, showTable }: LocalityBarsProps) {
     >
       <svg
         width={width}
-        height={H}
+        height={H + footnoteHeight(note)}
         role="img"
         aria-label="Share of consecutive tokens with the same first-choice expert and with overlapping chosen sets, per layer, against chance"
       >
@@ -75,9 +80,7 @@ export function LocalityBars({ lens, showTable }: LocalityBarsProps) {
             </g>
           );
         })}
-        <text x={PAD.left} y={H - 6} className="cell-small">
-          dark: same first choice · light: sets overlap · dashed: random · dotted: random given the load
-        </text>
+        <Footnote x={PAD.left} top={H} lines={note} />
       </svg>
     </LensFigure>
   );
