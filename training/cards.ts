@@ -17,6 +17,8 @@ import { scoreTokens } from '../src/engine/run/index.ts';
 import { loadTokenizer } from '../src/engine/tokenizer.ts';
 import { upcycle } from '../src/engine/upcycle/index.ts';
 import { toFloat32 } from '../src/engine/format/index.ts';
+import { weightBytesBySchemes } from '../src/engine/format/quant.ts';
+import { quantizationCost, tokenWindows, type QuantCost } from '../src/engine/quant/cost.ts';
 import type { Intervention, LoadedModel, ModelSpec, RoutingTrace, WeightSet } from '../src/engine/types.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -440,8 +442,33 @@ async function main(): Promise<void> {
 
   const summaries: Record<
     string,
-    { rows: Row[]; ablation: Ablation[]; ckpt: Checkpoint; init: Row[] | null; distance: number[] }
+    {
+      rows: Row[];
+      ablation: Ablation[];
+      ckpt: Checkpoint;
+      init: Row[] | null;
+      distance: number[];
+      quant: QuantCost[];
+    }
   > = {};
+  // What q8/q4 on load cost each model (the same measurement as `moe quantcost` and the page's panel).
+  async function quantCosts(ckpt: Checkpoint): Promise<QuantCost[]> {
+    const windows = texts.flatMap((t) => tokenWindows(t.tokens, window));
+    const reference = await backend.load(ckpt.spec, ckpt.weights);
+    const out: QuantCost[] = [];
+    for (const scheme of ['q8', 'q4'] as const) {
+      const quantBackend = createCpuBackend({ quantize: scheme });
+      const model = await quantBackend.load(ckpt.spec, ckpt.weights);
+      out.push(
+        await quantizationCost(reference, model, scheme, windows, { mode: { kind: 'native' }, interventions: [] }),
+      );
+      model.dispose();
+      quantBackend.dispose();
+    }
+    reference.dispose();
+    console.error(`  quantization: ${out.map((c) => `${c.scheme} ${fmt(c.deltaLoss)}`).join(', ')}`);
+    return out;
+  }
   for (let entry of MODELS) {
     if (only && !only.has(entry.id)) continue;
     const folder = join(modelsDir, entry.id);
@@ -457,14 +484,21 @@ async function main(): Promise<void> {
         ? { rows: parentRows, ablation: [] }
         : await table(ckpt.spec, ckpt.weights, allModes(ckpt.spec.moe?.numExperts ?? 1), true);
     const init = entry.start ? await initRowsFor(entry.start) : null;
-    summaries[entry.id] = { rows, ablation, ckpt, init, distance: ckpt.spec.moe ? expertDistance(ckpt.weights) : [] };
+    summaries[entry.id] = {
+      rows,
+      ablation,
+      ckpt,
+      init,
+      distance: ckpt.spec.moe ? expertDistance(ckpt.weights) : [],
+      quant: await quantCosts(ckpt),
+    };
   }
 
   for (let entry of MODELS) {
     const summary = summaries[entry.id];
     if (!summary) continue;
     entry = asBuilt(entry, join(modelsDir, entry.id));
-    const { rows, ckpt, ablation, init, distance } = summary;
+    const { rows, ckpt, ablation, init, distance, quant } = summary;
     const spec = ckpt.spec;
     const folder = join(modelsDir, entry.id);
     const facts = trainingFacts(entry.stage, folder);
@@ -532,6 +566,24 @@ async function main(): Promise<void> {
     } else if (entry.start?.scratch) {
       lines.push('Its start is random (nothing from the parent), so there is no "at init" row to compare.', '');
     }
+
+    lines.push('## Quantized weights', '');
+    lines.push(
+      "What quantizing the matrices on load costs (the page's quantization panel, `moe quantcost`): native routing, the same eval tokens, each position's next-token distribution against the weights as stored; routers stay as stored.",
+      '',
+    );
+    const bytes = weightBytesBySchemes(ckpt.weights);
+    lines.push(
+      '| scheme | weights | routing decisions unchanged | top-1 next token the same | KL (nats) | mean loss | Δloss |',
+      '|---|---|---|---|---|---|---|',
+      `| as stored (${spec.dtype}) | ${(bytes.none / 1e6).toFixed(1)} MB | — | — | — | ${fmt(quant[0].referenceLoss)} | — |`,
+    );
+    for (const c of quant)
+      lines.push(
+        `| ${c.scheme} | ${(bytes[c.scheme] / 1e6).toFixed(1)} MB | ${c.routingUnchanged === null ? '— (no router)' : `${(100 * c.routingUnchanged).toFixed(1)}%`} | ${(100 * c.top1Agreement).toFixed(1)}% | ${c.meanKl.toFixed(5)} | ${fmt(c.quantizedLoss)} | ${c.deltaLoss >= 0 ? '+' : '−'}${Math.abs(c.deltaLoss).toFixed(4)} |`,
+      );
+    lines.push('');
+    extra.quantization = quant.map((c) => ({ ...c, weightBytes: bytes[c.scheme] }));
 
     if (spec.moe) {
       const byMode = Object.fromEntries(rows.map((r) => [r.mode, r]));
@@ -707,6 +759,28 @@ async function main(): Promise<void> {
   await writeIndex(modelsDir);
 }
 
+/**
+ * The page suggests a sparse routing when the card found one far better than native: within 0.05 nats
+ * of every expert at ≤ 50% of the parameters while native costs at least 0.1 nats more (ds-moe, whose
+ * native top-2 with raw probabilities is DS-MoE's worst case). Read from the card written above.
+ */
+function suggestedRouting(folder: string): { suggestedRouting?: Record<string, number | string> } {
+  const file = join(folder, 'card.json');
+  if (!existsSync(file)) return {};
+  const card = JSON.parse(readFileSync(file, 'utf8')) as {
+    losses: { mode: string; losses: Record<string, number> }[];
+    bestAtHalf?: { mode: string; active: number; gap: number };
+  };
+  const mean = (mode: string) => {
+    const row = card.losses.find((r) => r.mode === mode);
+    return row ? meanOf(row.losses) : Number.NaN;
+  };
+  const best = card.bestAtHalf;
+  const nativeGap = mean('native') - mean('dense');
+  if (!best || !(best.gap <= 0.05) || !(nativeGap - best.gap >= 0.1)) return {};
+  return { suggestedRouting: { mode: best.mode, active: best.active, gap: best.gap, nativeGap } };
+}
+
 /** The model picker's list. Order: the MoE children first (the default is the first), the parent last. */
 async function writeIndex(modelsDir: string): Promise<void> {
   const models = [];
@@ -724,6 +798,7 @@ async function writeIndex(modelsDir: string): Promise<void> {
       training: built.training,
       parametersTotal: params.total,
       parametersActive: params.activeFor({ kind: 'native' }),
+      ...suggestedRouting(folder),
     });
   }
   writeFileSync(join(modelsDir, 'index.json'), JSON.stringify({ models }, null, 2) + '\n');

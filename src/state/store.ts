@@ -23,6 +23,11 @@ export interface BuiltInModel {
   training?: string;
   parametersTotal?: number;
   parametersActive?: number;
+  /**
+   * A sparse routing its card found far better than the native one (DS-MoE's threshold rule): the
+   * mode, the share of parameters it reads, and its and native's loss above every expert (nats).
+   */
+  suggestedRouting?: { mode: string; active: number; gap: number; nativeGap: number };
 }
 
 /** One text with its routing and scores: the saved example, or the engine's latest output. */

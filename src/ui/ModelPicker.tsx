@@ -1,6 +1,6 @@
 // The model picker with the picked model's card, or the notice that no model is installed.
 import { controller, usePlayground } from '../state/useStore.ts';
-import { modelUrl } from '../state/controller/models.ts';
+import { modelUrl, shareRoutingOf } from '../state/controller/models.ts';
 import { formatCount } from './format.ts';
 import { useTeacherControls } from './teacher.ts';
 
@@ -11,7 +11,14 @@ export function ModelPicker() {
   const embed = usePlayground((s) => s.share.embed);
   const setShare = usePlayground((s) => s.setShare);
   const { hidden, locked } = useTeacherControls();
+  const share = usePlayground((s) => s.share);
   const picked = builtInModels?.find((m) => m.id === chosen);
+  const suggestion = picked?.suggestedRouting;
+  const suggested = suggestion ? shareRoutingOf(suggestion.mode) : null;
+  const usingSuggestion =
+    suggested !== null &&
+    share.mode === suggested.mode &&
+    (suggested.mode === 'topk' ? share.k === suggested.k : share.t === suggested.t);
   if (builtInModels !== null && builtInModels.length === 0 && !model) {
     return (
       <section className="notice-box" data-testid="no-models">
@@ -64,6 +71,26 @@ export function ModelPicker() {
           </a>
         </p>
       )}
+      {picked && suggestion && suggested && !hidden('routing') && (
+        <p className="small suggested-routing" data-testid="suggested-routing">
+          Its card: <strong>{suggestion.mode}</strong> reads {Math.round(suggestion.active * 100)}% of the parameters
+          for {signedNats(suggestion.gap)} against every expert, where native routing costs{' '}
+          {signedNats(suggestion.nativeGap)}.{' '}
+          {usingSuggestion ? (
+            <span data-testid="suggested-routing-on">That is the routing on screen.</span>
+          ) : (
+            <button
+              type="button"
+              className="small-button"
+              data-testid="use-suggested-routing"
+              disabled={locked('routing')}
+              onClick={() => setShare(suggested)}
+            >
+              Use {suggestion.mode}
+            </button>
+          )}
+        </p>
+      )}
       <p className="small about-models" data-testid="about-models" hidden={!picked && model !== null}>
         These are tiny models (2–11 M parameters) trained for minutes on a laptop-class CPU, so their text is not
         fluent. Their routing is real: the router’s choices, losses and the dense vs sparse trade-off are what a large
@@ -72,3 +99,5 @@ export function ModelPicker() {
     </section>
   );
 }
+
+const signedNats = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)} nats`;

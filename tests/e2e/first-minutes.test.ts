@@ -15,7 +15,12 @@ import { showToken } from '../../src/viz/palette.ts';
 const root = resolve(import.meta.dirname, '../..');
 const shots = resolve(root, process.env.SCREENSHOT_DIR ?? 'test-results/screenshots');
 const index = JSON.parse(readFileSync(join(root, 'public/models/index.json'), 'utf8')) as {
-  models: { id: string; parametersTotal: number; parametersActive: number }[];
+  models: {
+    id: string;
+    parametersTotal: number;
+    parametersActive: number;
+    suggestedRouting?: { mode: string; active: number };
+  }[];
 };
 const tour = JSON.parse(readFileSync(join(root, 'public/tour.json'), 'utf8')) as {
   steps: { link: string; models: string[] }[];
@@ -178,6 +183,27 @@ describe('the tour shows what its text says', () => {
     const b = await numberAt(page, '[data-testid="compare-b-loss"]');
     expect(b - a).toBeGreaterThan(0.3);
     await page.screenshot({ path: join(shots, 'tour-zoo.png') });
+    await page.close();
+  });
+});
+
+describe('a model whose card found a better sparse routing says so', () => {
+  it('ds-moe offers its threshold in one click; moe-top2 offers nothing', async () => {
+    const page = await open('/?backend=cpu#v=1&model=ds-moe&prompt=The+experts&seed=42&max=8');
+    await waitIdle(page, 'native', 'ds-moe');
+    const suggestion = index.models.find((m) => m.id === 'ds-moe')!.suggestedRouting!;
+    expect(await page.textContent('[data-testid="suggested-routing"]')).toContain(suggestion.mode);
+    await page.locator('.model-picker').screenshot({ path: join(shots, 'suggested-routing.png') });
+    await page.click('[data-testid="use-suggested-routing"]');
+    await waitIdle(page, suggestion.mode, 'ds-moe');
+    await page.waitForSelector('[data-testid="suggested-routing-on"]');
+    // More experts than native top-2 on this short text, far fewer than all eight.
+    const share = await numberAt(page, '[data-testid="active-share"]');
+    expect(share).toBeGreaterThan(nativeShare('ds-moe'));
+    expect(share).toBeLessThan(0.75);
+    await page.selectOption('[data-testid="model-picker"]', 'moe-top2');
+    await waitIdle(page, suggestion.mode, 'moe-top2');
+    expect(await page.$('[data-testid="suggested-routing"]')).toBeNull();
     await page.close();
   });
 });

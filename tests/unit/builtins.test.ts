@@ -68,6 +68,20 @@ describe('built-in models', () => {
     }
   });
 
+  it('every card says what q8 and q4 cost the model', () => {
+    for (const { id } of index.models) {
+      const q = (
+        card(id) as Card & { quantization?: Array<{ scheme: string; weightBytes: number; top1Agreement: number }> }
+      ).quantization;
+      expect(
+        q?.map((c) => c.scheme),
+        id,
+      ).toEqual(['q8', 'q4']);
+      expect(q![1].weightBytes, id).toBeLessThan(q![0].weightBytes);
+      for (const c of q!) expect(c.top1Agreement, id).toBeGreaterThan(0.5);
+    }
+  });
+
   it('the zoo: one shape, the same steps and tokens, three starts', () => {
     const present = ZOO.filter((id) => index.models.some((m) => m.id === id));
     expect(present).toEqual(ZOO);

@@ -3,16 +3,40 @@
 import type { BuiltInModel } from '../store.ts';
 import type { PageEnv } from './env.ts';
 import { DEFAULT_HUB_ENDPOINT, parseSourceRef } from '../../engine/source/ref.ts';
+import { parseRoutingMode } from '../../engine/routing/index.ts';
 import { devicePath, storeKeyOf } from '../../worker/sourceProtocol.ts';
 import { isRemoteSource } from '../sources.ts';
 
 export async function fetchBuiltInModels(env: PageEnv): Promise<BuiltInModel[]> {
   const list = (await env.fetchJson('models/index.json')) as { models?: unknown } | null;
   if (!list || !Array.isArray(list.models)) return [];
-  return list.models.filter(
-    (m): m is BuiltInModel =>
-      typeof m === 'object' && m !== null && typeof m.id === 'string' && typeof m.path === 'string',
-  );
+  return list.models
+    .filter(
+      (m): m is BuiltInModel =>
+        typeof m === 'object' && m !== null && typeof m.id === 'string' && typeof m.path === 'string',
+    )
+    .map((m) => ({ ...m, suggestedRouting: checkedSuggestion(m.suggestedRouting) }));
+}
+
+/** index.json's suggested routing, kept only when it is a routing mode the page can set and its numbers are numbers. */
+function checkedSuggestion(value: unknown): BuiltInModel['suggestedRouting'] {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { mode, active, gap, nativeGap } = value as Record<string, unknown>;
+  if (typeof mode !== 'string' || !shareRoutingOf(mode)) return undefined;
+  if (![active, gap, nativeGap].every((x) => typeof x === 'number' && Number.isFinite(x))) return undefined;
+  return { mode, active: active as number, gap: gap as number, nativeGap: nativeGap as number };
+}
+
+/** "topk:3" / "threshold:0.6" → the share-link fields that select it; null for anything else. */
+export function shareRoutingOf(mode: string): { mode: 'topk'; k: number } | { mode: 'threshold'; t: number } | null {
+  try {
+    const parsed = parseRoutingMode(mode);
+    if (parsed.kind === 'topk') return { mode: 'topk', k: parsed.k };
+    if (parsed.kind === 'threshold') return { mode: 'threshold', t: parsed.t };
+  } catch {
+    // not a routing mode
+  }
+  return null;
 }
 
 /**
