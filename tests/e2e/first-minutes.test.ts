@@ -141,14 +141,14 @@ describe('2 · the tour starts by itself and survives a reload', () => {
 });
 
 describe('the tour shows what its text says', () => {
-  const stepOf = (model: string, bmodel: string) =>
-    tour.steps.findIndex((st) => st.link.includes(`model=${model}&`) && st.link.includes(`bmodel=${bmodel}&`));
-
-  it('DS-MoE step: pane A runs ds-moe by threshold on fewer parameters than pane B, all experts', async () => {
-    const step = stepOf('ds-moe', 'ds-moe');
+  /** Opens the compare step of pane A's `model` against pane B's `bmodel` and waits until both panes have scored. */
+  async function openCompareStep(model: string, bmodel: string, routing: string): Promise<Page> {
+    const step = tour.steps.findIndex(
+      (st) => st.link.includes(`model=${model}&`) && st.link.includes(`bmodel=${bmodel}&`),
+    );
     expect(step).toBeGreaterThanOrEqual(0);
     const page = await open(`/?backend=cpu#${tour.steps[step].link}&step=${step}`);
-    await waitIdle(page, 'threshold:0.6', 'ds-moe');
+    await waitIdle(page, routing, model);
     await page.waitForFunction(
       () =>
         Number.isFinite(
@@ -157,27 +157,21 @@ describe('the tour shows what its text says', () => {
       undefined,
       { timeout: 240_000, polling: 200 },
     );
+    expect(await page.$('[data-testid="compare-error"]')).toBeNull();
+    return page;
+  }
+
+  it('DS-MoE step: pane A runs ds-moe by threshold on fewer parameters than pane B, all experts', async () => {
+    const page = await openCompareStep('ds-moe', 'ds-moe', 'threshold:0.6');
     expect(await page.textContent('[data-testid="compare-b-routing"]')).toBe('dense');
     expect(await numberAt(page, '[data-testid="compare-b-active"]')).toBe(1);
     expect(await numberAt(page, '[data-testid="compare-a-active"]')).toBeLessThan(0.6);
-    expect(await page.$('[data-testid="compare-error"]')).toBeNull();
     await page.screenshot({ path: join(shots, 'tour-ds-moe.png') });
     await page.close();
   });
 
   it('zoo step: the upcycled model (A) has a clearly lower loss than the one trained from scratch (B)', async () => {
-    const step = stepOf('fine-grained-naive', 'fine-grained-scratch');
-    expect(step).toBeGreaterThanOrEqual(0);
-    const page = await open(`/?backend=cpu#${tour.steps[step].link}&step=${step}`);
-    await waitIdle(page, 'native', 'fine-grained-naive');
-    await page.waitForFunction(
-      () =>
-        Number.isFinite(
-          Number(document.querySelector('[data-testid="compare-b-loss"]')?.getAttribute('data-value') ?? 'x'),
-        ),
-      undefined,
-      { timeout: 240_000, polling: 200 },
-    );
+    const page = await openCompareStep('fine-grained-naive', 'fine-grained-scratch', 'native');
     expect(await page.textContent('[data-testid="compare-b-model"]')).toContain('fine-grained-scratch');
     const a = await numberAt(page, '[data-testid="compare-a-loss"]');
     const b = await numberAt(page, '[data-testid="compare-b-loss"]');
