@@ -7,7 +7,7 @@ import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer, numberAt, tokenTexts } from './harness.ts';
+import { launchBrowser, startServer, numberAt, tokenTexts, waitIdle as waitIdleFor } from './harness.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
@@ -54,16 +54,7 @@ async function nodeTruth(model: string, plan: string, maxTokens = settings.maxTo
   return store.getState().run!;
 }
 
-async function waitIdle(page: Page, routing: string): Promise<void> {
-  await page.waitForFunction(
-    (r) =>
-      !document.querySelector('[data-testid="activity"]') &&
-      document.querySelector('[data-testid="metric-routing"]')?.textContent === r &&
-      !!document.querySelector('[data-testid="run-source"]'),
-    routing,
-    { timeout: 240_000 },
-  );
-}
+const waitIdle = (page: Page, routing: string) => waitIdleFor(page, { routing });
 
 async function downloadText(page: Page, selector: string): Promise<{ name: string; text: string; bytes: Buffer }> {
   const [download] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);

@@ -6,7 +6,7 @@ import { parsePlanText } from '../../src/engine/routing/index.ts';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer, numberAt, tokenTexts } from './harness.ts';
+import { launchBrowser, startServer, numberAt, tokenTexts, waitIdle as waitIdleFor } from './harness.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createPlaygroundStore, type RunState } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
@@ -58,21 +58,8 @@ async function nodeGenerate(
   return store.getState().run!;
 }
 
-async function waitIdle(page: Page, routing: string, model?: string): Promise<void> {
-  await page.waitForFunction(
-    ([r, m]) =>
-      !!document.querySelector('[data-testid="error"]') ||
-      (!document.querySelector('[data-testid="activity"]') &&
-        document.querySelector('[data-testid="metric-routing"]')?.textContent === r &&
-        document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true &&
-        (!m ||
-          (document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true &&
-            document.querySelector('[data-testid="model"]')?.textContent?.startsWith(`${m} — `) === true))),
-    [routing, model ?? ''] as const,
-    { timeout: 240_000, polling: 200 },
-  );
-  expect(await page.$('[data-testid="error"]')).toBeNull();
-}
+const waitIdle = (page: Page, routing: string, model?: string) =>
+  waitIdleFor(page, { routing, model, ready: true, failOnError: true });
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let browser: Browser;

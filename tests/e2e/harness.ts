@@ -133,3 +133,37 @@ export const tokenTexts = (page: Page) =>
 
 /** The number a metric element carries in its data-value attribute. */
 export const numberAt = async (page: Page, selector: string) => Number(await page.getAttribute(selector, 'data-value'));
+
+export interface IdleWanted {
+  /** The routing label the metrics must show ("native", "threshold:0.6", "native|L1E0-"). */
+  routing?: string;
+  /** The model the run and the header must name (its id). */
+  model?: string;
+  /** Also wait for the status line to read "ready…". */
+  ready?: boolean;
+  /** Stop waiting when the page shows an error, and fail on it (otherwise an error waits until the timeout). */
+  failOnError?: boolean;
+}
+
+/** Waits until the page has no activity and a run on screen, with the routing, model and state asked for. */
+export async function waitIdle(page: Page, want: IdleWanted = {}): Promise<void> {
+  await page.waitForFunction(
+    (w) => {
+      const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? null;
+      if (w.failOnError && document.querySelector('[data-testid="error"]')) return true;
+      return (
+        !document.querySelector('[data-testid="activity"]') &&
+        text('run-source') !== null &&
+        (w.routing === undefined || text('metric-routing') === w.routing) &&
+        (!w.ready || text('stage')?.startsWith('ready') === true) &&
+        (!w.model ||
+          (text('run-source')?.startsWith(`${w.model} ·`) === true &&
+            text('model')?.startsWith(`${w.model} — `) === true))
+      );
+    },
+    want,
+    { timeout: 240_000, polling: 200 },
+  );
+  if (want.failOnError && (await page.$('[data-testid="error"]')))
+    throw new Error(`the page shows an error: ${await page.textContent('[data-testid="error"]')}`);
+}

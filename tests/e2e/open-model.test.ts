@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer, tokenTexts } from './harness.ts';
+import { launchBrowser, startServer, tokenTexts, waitIdle as waitIdleFor } from './harness.ts';
 import { memorySource } from '../../src/engine/format/sources.ts';
 import { createPlaygroundStore } from '../../src/state/store.ts';
 import { EngineSession } from '../../src/worker/session.ts';
@@ -101,19 +101,7 @@ async function nodeTokens(hub: StandInHub, repo: string): Promise<string[]> {
   return store.getState().run!.tokenTexts;
 }
 
-async function waitIdle(page: Page, model: string): Promise<void> {
-  await page.waitForFunction(
-    (m) =>
-      !!document.querySelector('[data-testid="error"]') ||
-      (!document.querySelector('[data-testid="activity"]') &&
-        document.querySelector('[data-testid="stage"]')?.textContent?.startsWith('ready') === true &&
-        document.querySelector('[data-testid="run-source"]')?.textContent?.startsWith(`${m} ·`) === true &&
-        document.querySelector('[data-testid="model"]')?.textContent?.startsWith(`${m} — `) === true),
-    model,
-    { timeout: 240_000, polling: 200 },
-  );
-  expect(await page.$('[data-testid="error"]')).toBeNull();
-}
+const waitIdle = (page: Page, model: string) => waitIdleFor(page, { model, ready: true, failOnError: true });
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let browser: Browser;

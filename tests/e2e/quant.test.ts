@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, startServer, tokenTexts } from './harness.ts';
+import { launchBrowser, startServer, tokenTexts, waitIdle as waitIdleFor } from './harness.ts';
 import { dirSource } from '../../src/cli/fsSource.ts';
 import { createCpuBackend } from '../../src/engine/backends/cpu/index.ts';
 import { loadCheckpoint, type Checkpoint } from '../../src/engine/format/index.ts';
@@ -53,13 +53,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function waitIdle(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => !document.querySelector('[data-testid="activity"]') && !!document.querySelector('[data-testid="run-source"]'),
-    undefined,
-    { timeout: 240_000 },
-  );
-}
+const waitIdle = (page: Page) => waitIdleFor(page);
 
 async function costOf(page: Page, scheme: 'q8' | 'q4') {
   await page.waitForSelector('[data-testid="quant-cost-line"]', { timeout: 240_000 });
