@@ -18,7 +18,7 @@ import { loadTokenizer } from '../src/engine/tokenizer.ts';
 import { upcycle } from '../src/engine/upcycle/index.ts';
 import { toFloat32 } from '../src/engine/format/index.ts';
 import { weightBytesBySchemes } from '../src/engine/format/quant.ts';
-import { quantizationCost, tokenWindows, type QuantCost } from '../src/engine/quant/cost.ts';
+import { quantizationCosts, tokenWindows, type QuantCost } from '../src/engine/quant/cost.ts';
 import type { Intervention, LoadedModel, ModelSpec, RoutingTrace, WeightSet } from '../src/engine/types.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -462,18 +462,14 @@ async function main(): Promise<void> {
   // What q8/q4 on load cost each model (the same measurement as `moe quantcost` and the page's panel).
   async function quantCosts(ckpt: Checkpoint): Promise<QuantCost[]> {
     const windows = texts.flatMap((t) => tokenWindows(t.tokens, window));
-    const reference = await backend.load(ckpt.spec, ckpt.weights);
-    const out: QuantCost[] = [];
-    for (const scheme of ['q8', 'q4'] as const) {
-      const quantBackend = createCpuBackend({ quantize: scheme });
-      const model = await quantBackend.load(ckpt.spec, ckpt.weights);
-      out.push(
-        await quantizationCost(reference, model, scheme, windows, { mode: { kind: 'native' }, interventions: [] }),
-      );
-      model.dispose();
-      quantBackend.dispose();
-    }
-    reference.dispose();
+    const out = await quantizationCosts(
+      (quantize) => createCpuBackend({ quantize }),
+      ckpt.spec,
+      ckpt.weights,
+      ['q8', 'q4'],
+      windows,
+      { mode: { kind: 'native' }, interventions: [] },
+    );
     console.error(`  quantization: ${out.map((c) => `${c.scheme} ${fmt(c.deltaLoss)}`).join(', ')}`);
     return out;
   }

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseRoutingPlan, validateRoutingPlan } from '../engine/routing/index.ts';
-import { quantizationCost, tokenWindows, type QuantCost } from '../engine/quant/cost.ts';
+import { quantizationCosts, tokenWindows, type QuantCost } from '../engine/quant/cost.ts';
 import { weightBytesBySchemes } from '../engine/format/quant.ts';
 import type { QuantScheme } from '../engine/types.ts';
 import {
@@ -75,24 +75,14 @@ export async function runQuantcost(dir: string, flags: QuantcostFlags): Promise<
   }
   if (windows.length === 0) throw new CliError('The texts encode to fewer than two tokens.', 'Give longer texts.');
 
-  const refBackend = await createBackend(kind);
-  const reference = await refBackend.load(ckpt.spec, ckpt.weights);
-  const results: QuantCost[] = [];
-  try {
-    for (const scheme of schemes) {
-      const backend = await createBackend(kind, scheme);
-      const model = await backend.load(ckpt.spec, ckpt.weights);
-      try {
-        results.push(await quantizationCost(reference, model, scheme, windows, plan));
-      } finally {
-        model.dispose();
-        backend.dispose();
-      }
-    }
-  } finally {
-    reference.dispose();
-    refBackend.dispose();
-  }
+  const results = await quantizationCosts(
+    (scheme) => createBackend(kind, scheme),
+    ckpt.spec,
+    ckpt.weights,
+    schemes,
+    windows,
+    plan,
+  );
   return {
     model: dir,
     routing: flags.routing ?? 'native',

@@ -3,7 +3,7 @@
 // (CPU or WebGPU); plain data in, plain data out, so the page, the model cards and `moe quantcost` share it.
 
 import { argmax, logSoftmax, scoreTokens } from '../run/index.ts';
-import type { LoadedModel, QuantScheme, RoutingPlan } from '../types.ts';
+import type { Backend, LoadedModel, ModelSpec, QuantScheme, RoutingPlan, WeightSet } from '../types.ts';
 
 export interface QuantCost {
   scheme: QuantScheme;
@@ -97,6 +97,40 @@ export async function quantizationCost(
     quantizedLoss: qLoss / targets,
     deltaLoss: (qLoss - refLoss) / targets,
   };
+}
+
+/**
+ * quantizationCost for each scheme against the weights as stored: the reference and each quantized
+ * model are loaded on `backendFor(scheme)` ('none' for the reference), and every backend and model is
+ * disposed again. What `moe quantcost` and the model cards measure.
+ */
+export async function quantizationCosts(
+  backendFor: (scheme: QuantScheme) => Backend | Promise<Backend>,
+  spec: ModelSpec,
+  weights: WeightSet,
+  schemes: readonly QuantScheme[],
+  windows: readonly number[][],
+  plan: RoutingPlan,
+): Promise<QuantCost[]> {
+  const refBackend = await backendFor('none');
+  const reference = await refBackend.load(spec, weights);
+  const results: QuantCost[] = [];
+  try {
+    for (const scheme of schemes) {
+      const backend = await backendFor(scheme);
+      const model = await backend.load(spec, weights);
+      try {
+        results.push(await quantizationCost(reference, model, scheme, windows, plan));
+      } finally {
+        model.dispose();
+        backend.dispose();
+      }
+    }
+  } finally {
+    reference.dispose();
+    refBackend.dispose();
+  }
+  return results;
 }
 
 /** One sentence for a badge or a card: "q4: 96% of routing decisions unchanged, top-1 token 91% the same, Δloss +0.031 nats". */
