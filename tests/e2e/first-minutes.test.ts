@@ -194,16 +194,21 @@ describe('7 · the tour waits for a slow compare pane', () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    // A short reading pause, and pane B's copy of the weights held back 6 s (the second request for them),
-    // as a software GPU adapter holds pane B back.
+    // A short reading pause, and pane B's copy of the weights (the second request for them) held back until
+    // the test lets it go, as a software GPU adapter holds pane B back. A gate, not a timer: under load a
+    // fixed delay could run out before the check below.
     await context.route('**/tour.json', async (route) => {
       const body = JSON.parse((await (await route.fetch()).text()) as string);
       await route.fulfill({ contentType: 'application/json', body: JSON.stringify({ ...body, dwellSeconds: 1 }) });
     });
     let weightRequests = 0;
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
     await context.route('**/models/moe-top2/model.safetensors', async (route) => {
       weightRequests++;
-      if (weightRequests === 2) await new Promise((r) => setTimeout(r, 6_000));
+      if (weightRequests === 2) await gate;
       await route.continue();
     });
     const step = tour.steps.findIndex((st) => st.link.includes('cmp=1'));
@@ -216,6 +221,8 @@ describe('7 · the tour waits for a slow compare pane', () => {
     await page.waitForTimeout(3_000);
     expect(await page.getAttribute('[data-testid="tour"]', 'data-step')).toBe(String(step));
     expect(weightRequests).toBe(2);
+    expect(await page.$('[data-testid="tour-waiting"]')).not.toBeNull();
+    release();
     // Once pane B has scored the text, the tour moves on after its pause.
     await page.waitForSelector(`[data-testid="tour"][data-step="${step + 1}"]`, { timeout: 120_000 });
     expect(
