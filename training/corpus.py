@@ -35,6 +35,16 @@ FORTUNES_DE = Path("/usr/share/games/fortunes/de")
 PY_STDLIB = Path("/usr/lib/python3.11")
 # Fortune files that are pictures rather than prose.
 SKIP_FORTUNE_FILES = {"ascii-art", "asciiart"}
+# A second round of training-only text (build_extra2, for the third continuation of the parent): more German
+# (the German man pages and the Debian reference), more English (fortune-like collections, English man pages),
+# more Python (the installed third-party packages), fresh arithmetic.
+EXTRA2_PACKAGES = ["fortune-anarchism", "fortunes-bofh-excuses", "manpages", "manpages-de", "debian-reference-de"]
+# Fortune files those packages (and fortunes-mario, Portuguese) add to FORTUNES_EN: never part of the base
+# corpus, whose held-out split and public/eval must not change when they are installed.
+EXTRA2_FORTUNE_FILES = {"anarchism", "bofh-excuses"}
+MAN_EN, MAN_DE = Path("/usr/share/man"), Path("/usr/share/man/de")
+DEBIAN_REFERENCE_DE = Path("/usr/share/debian-reference/debian-reference.de.txt.gz")
+PY_DIST = Path("/usr/lib/python3/dist-packages")
 
 
 def ensure_packages(packages: list[str]) -> None:
@@ -67,10 +77,16 @@ def clean(text: str) -> str:
     return text.strip()
 
 
-def fortune_docs(folder: Path) -> list[str]:
+def fortune_docs(folder: Path, only: set[str] | None = None) -> list[str]:
+    """Every entry of the fortune files in `folder` (the base corpus: not the extra round's files), or of
+    the files named in `only`."""
     docs = []
     for path in sorted(folder.iterdir()):
         if path.is_dir() or path.is_symlink() or path.suffix in (".dat", ".u8") or path.name in SKIP_FORTUNE_FILES:
+            continue
+        if (only is not None and path.name not in only) or (
+            only is None and (path.name in EXTRA2_FORTUNE_FILES or path.name.startswith("mario."))
+        ):
             continue
         raw = path.read_bytes()
         try:
@@ -152,13 +168,28 @@ def collect(domain: str, max_chars: int, seed: int) -> list[str]:
         raise ValueError(domain)
     # Keep the domain within its budget, but sample across all files rather than the first few.
     random.Random(seed).shuffle(docs)
+    return within(docs, max_chars)
+
+
+def within(docs: list[str], max_chars: int, leaked: list[str] | None = None) -> list[str]:
+    """The documents, in order, until max_chars is reached; those containing a paragraph of `leaked`
+    (public/eval's) are passed over."""
     kept, total = [], 0
     for doc in docs:
         if total >= max_chars:
             break
+        if leaked and any(p in doc for p in leaked):
+            continue
         kept.append(doc)
         total += len(doc)
     return kept
+
+
+def eval_paragraphs(path: Path | None) -> list[str]:
+    """The paragraphs of a public/eval text long enough to identify the document they come from."""
+    if path is None or not path.exists():
+        return []
+    return [p.strip() for p in path.read_text("utf-8").split("\n\n") if len(p.strip()) >= 60]
 
 
 def english_extra_docs() -> list[str]:
@@ -195,6 +226,78 @@ def python_extra_docs() -> list[str]:
     return docs
 
 
+def man_text(path: Path) -> str:
+    """A man page's roff source as plain text: requests and comments dropped, font and character escapes
+    resolved (good enough for language modelling; no groff needed)."""
+    raw = subprocess.run(["zcat", str(path)], capture_output=True).stdout.decode("utf-8", "replace")
+    lines = []
+    for line in raw.split("\n"):
+        if line.startswith((".", "'")):
+            words = line.split(None, 1)  # .SH/.SS titles and .B/.I text keep their words
+            if words and words[0] in (".SH", ".SS", ".B", ".I", ".BR", ".IR", ".RB", ".BI", ".IB") and len(words) > 1:
+                lines.append(words[1].replace('"', ""))
+            continue
+        lines.append(line)
+    text = "\n".join(lines)
+    text = re.sub(r"\\f(\[[^\]]*\]|\(..|.)", "", text)  # fonts
+    text = re.sub(r"\\\(em|\\\(en", "-", text)
+    text = re.sub(r"\\\((..)|\\\*\((..)|\\\[[^\]]*\]", "", text)
+    text = text.replace("\\-", "-").replace("\\&", "").replace("\\ ", " ").replace("\\e", "\\").replace("\\%", "")
+    text = re.sub(r"\\[,/]", "", text)
+    return clean(text)
+
+
+def man_docs(folder: Path) -> list[str]:
+    docs: list[str] = []
+    for path in sorted(folder.glob("man[1-8]/*.gz")):
+        text = man_text(path)
+        if len(text) >= 200:
+            docs.extend(chunk for chunk in chunks(text, 3000) if len(chunk) >= 200)
+    return docs
+
+
+def extra2_docs(domain: str, max_chars: int, seed: int) -> list[str]:
+    if domain == "english":
+        # The fortune-like collections first (closest to the English eval text), then man pages.
+        return fortune_docs(FORTUNES_EN, EXTRA2_FORTUNE_FILES) + man_docs(MAN_EN)
+    if domain == "german":
+        ref = subprocess.run(["zcat", str(DEBIAN_REFERENCE_DE)], capture_output=True).stdout.decode("utf-8", "replace")
+        return man_docs(MAN_DE) + [c for c in chunks(clean(ref), 3000) if len(c) >= 200]
+    if domain == "python":
+        docs: list[str] = []
+        for path in sorted(PY_DIST.rglob("*.py")):
+            rel = path.relative_to(PY_DIST).parts
+            if "tests" in rel or "test" in rel or "testing" in rel or path.stat().st_size > 200_000:
+                continue
+            docs.extend(chunks(clean(path.read_text("utf-8", errors="replace")), 2000))
+        return docs
+    return arithmetic_docs(max_chars, seed + 1)  # fresh lines: another seed than the base corpus
+
+
+def build_extra2(out_dir: Path, chars: dict[str, int], seed: int, eval_dir: Path | None) -> dict[str, int]:
+    """<out>/<domain>.extra2.txt: the second round of training-only text, up to chars[domain] per domain.
+    English keeps its fortune-like collections whole and fills the rest with man pages; the others are a
+    shuffled sample. Documents sharing a paragraph with public/eval are left out."""
+    ensure_packages(EXTRA2_PACKAGES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for domain in DOMAINS:
+        docs = extra2_docs(domain, chars[domain], seed)
+        if domain == "english":
+            head = fortune_docs(FORTUNES_EN, EXTRA2_FORTUNE_FILES)
+            rest = docs[len(head):]
+            random.Random(seed).shuffle(rest)
+            docs = head + rest
+        else:
+            random.Random(seed).shuffle(docs)
+        kept = within(docs, chars[domain], eval_paragraphs(eval_dir / f"{domain}.txt" if eval_dir else None))
+        total = sum(map(len, kept))
+        (out_dir / f"{domain}.extra2.txt").write_text(EOT.join(kept), "utf-8")
+        stats[domain] = total
+        print(f"corpus: {domain:10s} second extra text: {len(kept)} documents, {total} characters", flush=True)
+    return stats
+
+
 def chunks(text: str, size: int) -> list[str]:
     """Cut at blank lines into pieces of about `size` characters."""
     out, chunk = [], ""
@@ -216,12 +319,8 @@ def build_extra(out_dir: Path, max_chars: int, seed: int) -> dict[str, int]:
     for domain in DOMAINS:
         docs = english_extra_docs() if domain == "english" else python_extra_docs() if domain == "python" else []
         random.Random(seed).shuffle(docs)
-        kept, total = [], 0
-        for doc in docs:
-            if total >= max_chars:
-                break
-            kept.append(doc)
-            total += len(doc)
+        kept = within(docs, max_chars)
+        total = sum(map(len, kept))
         (out_dir / f"{domain}.extra.txt").write_text(EOT.join(kept), "utf-8")
         stats[domain] = total
         print(f"corpus: {domain:10s} extra training text: {len(kept)} documents, {total} characters", flush=True)
@@ -242,7 +341,7 @@ def build_corpus(out_dir: Path, eval_dir: Path | None, max_chars: int, seed: int
             # The shipped eval texts are the held-out set every card compares against: keep them as they
             # are, and keep every training document that contains one of their paragraphs out of training
             # (the Debian sources can change between releases and reshuffle which documents are held out).
-            paragraphs = [p.strip() for p in eval_path.read_text("utf-8").split("\n\n") if len(p.strip()) >= 60]
+            paragraphs = eval_paragraphs(eval_path)
             leaked = [d for d in train if any(p in d for p in paragraphs)]
             if leaked:
                 print(f"corpus: {domain}: {len(leaked)} training documents overlap public/eval; moved to held-out",
