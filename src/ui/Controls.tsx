@@ -79,34 +79,22 @@ export function Controls({ onGenerate, onStop, onShare, hidden, locked }: Props)
       {!hidden('sampling') && (
         <fieldset className="sampling" disabled={locked('sampling')}>
           <legend>Sampling</legend>
-          <label>
-            <span>
-              temperature <output>{share.temperature.toFixed(2)}</output>
-            </span>
-            <input
-              data-testid="temperature"
-              type="range"
-              min={LIMITS.temperature[0]}
-              max={LIMITS.temperature[1]}
-              step={0.05}
-              value={share.temperature}
-              onChange={(e) => setShare({ temperature: Number(e.target.value) })}
-            />
-          </label>
-          <label>
-            <span>
-              top-p <output>{share.topP.toFixed(2)}</output>
-            </span>
-            <input
-              data-testid="top-p"
-              type="range"
-              min={LIMITS.topP[0]}
-              max={LIMITS.topP[1]}
-              step={0.01}
-              value={share.topP}
-              onChange={(e) => setShare({ topP: Number(e.target.value) })}
-            />
-          </label>
+          <RangeField
+            testId="temperature"
+            label="temperature"
+            value={share.temperature}
+            limits={LIMITS.temperature}
+            step={0.05}
+            onChange={(temperature) => setShare({ temperature })}
+          />
+          <RangeField
+            testId="top-p"
+            label="top-p"
+            value={share.topP}
+            limits={LIMITS.topP}
+            step={0.01}
+            onChange={(topP) => setShare({ topP })}
+          />
           <label>
             seed
             <input
@@ -203,5 +191,32 @@ export function Controls({ onGenerate, onStop, onShare, hidden, locked }: Props)
         </fieldset>
       )}
     </section>
+  );
+}
+
+/** A labelled slider that shows its value with two decimals. */
+function RangeField(props: {
+  testId: string;
+  label: string;
+  value: number;
+  limits: readonly [number, number];
+  step: number;
+  onChange: (value: number) => void;
+}) {
+  return (
+    <label>
+      <span>
+        {props.label} <output>{props.value.toFixed(2)}</output>
+      </span>
+      <input
+        data-testid={props.testId}
+        type="range"
+        min={props.limits[0]}
+        max={props.limits[1]}
+        step={props.step}
+        value={props.value}
+        onChange={(e) => props.onChange(Number(e.target.value))}
+      />
+    </label>
   );
 }

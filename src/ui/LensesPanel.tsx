@@ -410,35 +410,29 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
             svgText={svg}
             onProblem={setProblem}
           />
-          <button
-            type="button"
-            className="small-button"
-            data-testid={`lens-${name}-csv`}
-            aria-label={`Export ${title} as CSV`}
+          <SmallButton
+            testId={`lens-${name}-csv`}
+            label={`Export ${title} as CSV`}
             onClick={() => {
               const csv = lensCsv(name, result);
               if (csv) download(`${stem(result, name)}.csv`, csv, 'text/csv');
             }}
           >
             CSV
-          </button>
-          <button
-            type="button"
-            className="small-button"
-            data-testid={`lens-${name}-json`}
-            aria-label={`Export ${title} as JSON`}
+          </SmallButton>
+          <SmallButton
+            testId={`lens-${name}-json`}
+            label={`Export ${title} as JSON`}
             onClick={() => {
               const json = lensJson(name, result);
               if (json) download(`${stem(result, name)}.json`, json, 'application/json');
             }}
           >
             JSON
-          </button>
-          <button
-            type="button"
-            className="small-button"
-            data-testid={`lens-${name}-link`}
-            aria-label={`Share a link to ${title}`}
+          </SmallButton>
+          <SmallButton
+            testId={`lens-${name}-link`}
+            label={`Share a link to ${title}`}
             onClick={() => {
               const made = controller.lenses.linkFor(name);
               if (!made) return;
@@ -447,7 +441,7 @@ function LensCard({ name, result, children }: { name: LensName; result: LensJobR
             }}
           >
             link
-          </button>
+          </SmallButton>
         </span>
       </div>
       {link && (
@@ -619,5 +613,24 @@ function LensResults() {
         }
       })}
     </div>
+  );
+}
+
+/** One of a lens card's export buttons: small, with a label that says what it exports. */
+function SmallButton({
+  testId,
+  label,
+  onClick,
+  children,
+}: {
+  testId: string;
+  label: string;
+  onClick: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <button type="button" className="small-button" data-testid={testId} aria-label={label} onClick={onClick}>
+      {children}
+    </button>
   );
 }
