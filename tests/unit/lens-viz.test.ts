@@ -34,7 +34,7 @@ import {
   type Mark,
   placeLabels,
   segmentHitsBox,
-} from '../../src/viz/lenses/TradeoffPlot.tsx';
+} from '../../src/viz/lenses/labels.ts';
 import { a, b, names, shape } from './lensHandTrace.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: each view has its own props type
