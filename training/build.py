@@ -79,6 +79,7 @@ class Plan:
     # dense-long (parent2's export) when parent2's run is not on this machine. Exported as dense-parent-3.
     parent3: TrainConfig | None = None
     parent3_half: TrainConfig | None = None
+    parent3_low: TrainConfig | None = None
     extra2_chars: dict[str, int] | None = None
 
 
@@ -118,6 +119,9 @@ def full_plan(threads: int) -> Plan:
         # The same text, half of every domain's rows from its base text (what public/eval is drawn from), at a
         # lower peak: parent3's held-out loss rose 0.25-0.37 nats in its first 1000 steps (run beside it).
         parent3_half=TrainConfig(steps=6000, lr=4e-4, warmup=100, min_lr_ratio=0.05, **common),
+        # The re-warm itself costs: parent3-half was still 0.13 nats above its start at step 1500. The same mix at
+        # a peak low enough not to undo what parent2 learnt (run beside parent3-half once parent3 was stopped).
+        parent3_low=TrainConfig(steps=4000, lr=2e-4, warmup=100, min_lr_ratio=0.05, **common),
         extra2_chars={"english": 1_500_000, "german": 4_000_000, "python": 5_000_000, "arithmetic": 3_000_000},
         extra_chars=3_000_000,
         # This session's machine ran ~3x slower than measured (load 8-12 on 2 cores), so the children were
@@ -275,10 +279,11 @@ def main() -> None:
     ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "parent", "parent2", "parent3", "upcycle",
                                         *child_names],
                     help="stop after this stage")
-    ap.add_argument("--mix", choices=["concat", "half"], default="concat",
+    ap.add_argument("--mix", choices=["concat", "half", "half-low"], default="concat",
                     help="parent3 only: each domain's rows from its base and extra text concatenated (concat), or "
                          "half from the base text (the eval texts' kind) and half from the extra (half, at the lower "
-                         "LR of plan.parent3_half; runs/parent3-half, exported as dense-parent-3-half)")
+                         "LR of plan.parent3_half; runs/parent3-half, exported as dense-parent-3-half), or half and "
+                         "half at plan.parent3_low's LR (half-low)")
     ap.add_argument("--only", choices=child_names,
                     help="train just this MoE child (its prerequisites must be built); lets two children "
                          "train side by side, one per core")
@@ -361,15 +366,15 @@ def run_stages(args, plan: Plan, work: Path, runs: Path, out: Path, eval_dir: Pa
             if (tokens_dir / f"{d}.extra2.npy").exists():
                 more[d] = np.concatenate([more[d], np.zeros(1, np.uint16), np.load(tokens_dir / f"{d}.extra2.npy")])
         tc, name = plan.parent3, "parent3"
-        if args.mix == "half" and plan.parent3_half is not None:
+        if args.mix.startswith("half"):
             # sample_batch picks a source uniformly: base and extra as two sources per domain = half each.
             more = {**train_data, **{f"{d}~extra": more[d][len(train_data[d]) + 1:] for d in corpus.DOMAINS}}
-            tc, name = plan.parent3_half, "parent3-half"
+            tc, name = (plan.parent3_half, "parent3-half") if args.mix == "half" else (plan.parent3_low, "parent3-low")
         if is_main():
             print(f"build: {name} from {start}; training tokens per source "
                   + str({d: len(v) for d, v in more.items()}), flush=True)
         model = train(runs / name, lambda: hf.load_folder(start), tc, more, heldout)
-        folder = out / ("dense-parent-3" if name == "parent3" else "dense-parent-3-half")
+        folder = out / name.replace("parent3", "dense-parent-3")
         if is_main() and not (folder / "model.safetensors").exists():
             hf.export_folder(model, folder, tok_dir)
         barrier()
