@@ -5,9 +5,13 @@
 1. Resume is exact: a top-2 MoE run interrupted after a checkpoint and resumed ends with the same
    weights as an uninterrupted run.
 2. The MoE block's two routing modes agree with a direct per-token computation.
+3. The corpus: the base English fortunes never read the second extra round's files (the held-out split and
+   public/eval must not move when those packages are installed); man pages read as plain text; a document
+   that shares a paragraph with public/eval is passed over.
 """
 from __future__ import annotations
 
+import gzip
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus  # noqa: E402
 from model import ModelConfig, MoeBlock, Transformer  # noqa: E402
 from train import TrainConfig, train  # noqa: E402
 
@@ -59,7 +64,25 @@ def check_moe_modes() -> None:
             assert torch.allclose(out[t], want, atol=1e-6), f"MoE block ({mode}, renormalise={renorm}) token {t}"
 
 
+def check_corpus() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "fortunes").write_text("A base fortune, long enough.\n%\nAnother base fortune here.\n")
+        (folder / "anarchism").write_text("An extra-round quotation, long enough.\n")
+        (folder / "mario.geral").write_text("Uma frase em portugues, longa o bastante.\n")
+        base = corpus.fortune_docs(folder)
+        assert base == ["A base fortune, long enough.", "Another base fortune here."], base
+        assert corpus.fortune_docs(folder, corpus.EXTRA2_FORTUNE_FILES) == ["An extra-round quotation, long enough."]
+        page = folder / "ls.1.gz"
+        page.write_bytes(gzip.compress(b'.TH LS 1\n.SH BESCHREIBUNG\n\\fBls\\fP listet \\fI\\,DATEIen\\/\\fP auf \\-\\- kurz.\n'))
+        assert corpus.man_text(page) == "BESCHREIBUNG\nls listet DATEIen auf -- kurz.", repr(corpus.man_text(page))
+        ev = folder / "eval.txt"
+        ev.write_text("short\n\n" + "x" * 70 + "\n")
+        assert corpus.within(["a" * 10, "b " + "x" * 70, "c" * 10, "d"], 15, corpus.eval_paragraphs(ev)) == ["a" * 10, "c" * 10]
+
+
 if __name__ == "__main__":
+    check_corpus()
     check_moe_modes()
     check_resume(Path(sys.argv[1]) / "work" / "tokens")
     print("selftest: ok")
