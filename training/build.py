@@ -81,6 +81,7 @@ class Plan:
     parent3_half: TrainConfig | None = None
     parent3_low: TrainConfig | None = None
     parent3_deep: TrainConfig | None = None
+    parent3_anneal: TrainConfig | None = None
     extra2_chars: dict[str, int] | None = None
 
 
@@ -127,6 +128,10 @@ def full_plan(threads: int) -> Plan:
         # model gives up some of the eval texts' kind. So more capacity: the parent grown to 6 layers (deepen),
         # starting as exactly the same function, on the half mix.
         parent3_deep=TrainConfig(steps=4000, lr=5e-4, warmup=100, min_lr_ratio=0.05, **common),
+        # parent3-half read 3.246 on public/eval at step 3600 (German 3.99 against dense-long's 3.86: man pages and
+        # the Debian reference are not fortunes). A short last stage on the base text alone, as pretraining runs
+        # end on their best data: from the end of a parent3 run, 1200 steps, LR 2e-4 down to 0.
+        parent3_anneal=TrainConfig(steps=1200, lr=2e-4, warmup=50, min_lr_ratio=0.0, **common),
         extra2_chars={"english": 1_500_000, "german": 4_000_000, "python": 5_000_000, "arithmetic": 3_000_000},
         extra_chars=3_000_000,
         # This session's machine ran ~3x slower than measured (load 8-12 on 2 cores), so the children were
@@ -308,12 +313,14 @@ def main() -> None:
     ap.add_argument("--until", choices=["corpus", "tokenizer", "tokens", "dense", "parent", "parent2", "parent3", "upcycle",
                                         *child_names],
                     help="stop after this stage")
-    ap.add_argument("--mix", choices=["concat", "half", "half-low", "half-deep"], default="concat",
+    ap.add_argument("--mix", choices=["concat", "half", "half-low", "half-deep", "anneal-half", "anneal-deep"],
+                    default="concat",
                     help="parent3 only: each domain's rows from its base and extra text concatenated (concat), or "
                          "half from the base text (the eval texts' kind) and half from the extra (half, at the lower "
                          "LR of plan.parent3_half; runs/parent3-half, exported as dense-parent-3-half), or half and "
                          "half at plan.parent3_low's LR (half-low), or half and half on the parent grown to "
-                         "DEEP_LAYERS layers (half-deep, plan.parent3_deep; see deepen)")
+                         "6 layers (half-deep, plan.parent3_deep; see deepen); anneal-half / anneal-deep: "
+                         "plan.parent3_anneal on the base text alone, from that run's export")
     ap.add_argument("--only", choices=child_names,
                     help="train just this MoE child (its prerequisites must be built); lets two children "
                          "train side by side, one per core")
@@ -401,9 +408,14 @@ def run_stages(args, plan: Plan, work: Path, runs: Path, out: Path, eval_dir: Pa
             more = {**train_data, **{f"{d}~extra": more[d][len(train_data[d]) + 1:] for d in corpus.DOMAINS}}
             tc, name = {"half": (plan.parent3_half, "parent3-half"), "half-low": (plan.parent3_low, "parent3-low"),
                         "half-deep": (plan.parent3_deep, "parent3-deep")}[args.mix]
+        if args.mix.startswith("anneal"):
+            # The last steps on the base text alone (the kind public/eval is drawn from), LR down to 0.
+            start = out / f"dense-parent-3-{args.mix.split('-')[1]}"
+            more, tc, name = train_data, plan.parent3_anneal, f"parent3-{args.mix.split('-')[1]}-anneal"
         if is_main():
             print(f"build: {name} from {start}; training tokens per source "
                   + str({d: len(v) for d, v in more.items()}), flush=True)
+
         def make() -> Transformer:
             model = hf.load_folder(start)
             return deepen(model, DEEP_AFTER) if name == "parent3-deep" else model

@@ -35,6 +35,10 @@ interface ModelEntry {
   start?: { granularity: number; topK: number; drop: number; scratch?: boolean };
   /** Runs tried before this one and what each changed (for the DS-MoE claim). */
   tried?: string;
+  /** How the run in `stage` was run, when not one thread (the card's training row). */
+  howRun?: string;
+  /** The training text, when more than the corpus and the first extra text (the card's data row). */
+  data?: string;
 }
 
 const RECIPE =
@@ -93,6 +97,7 @@ const MODELS: ModelEntry[] = [
     id: 'dense-long',
     name: 'Dense parent, trained longer (more text)',
     stage: 'parent2',
+    howRun: 'two processes of 1 thread under torchrun; the last stage only, the one before it is in the text above',
     training:
       'dense-parent (3500 steps) trained further on the corpus plus training-only extra text (the King James Bible, the Python documentation, the GNU manuals, more of the Python standard library): 6000 steps re-warmed to LR 1e-3 (68 min on 1 thread), then 7000 steps re-warmed to 5e-4 (two processes under torchrun), each cosine to 5% of its peak; 16500 steps and 33.8 M tokens in all, against 3500 and 7.2 M. The better parent for the next children (the MoEs here were upcycled from dense-parent).',
   },
@@ -529,12 +534,12 @@ async function main(): Promise<void> {
     lines.push(`| storage | ${spec.dtype}, ${(ckpt.bytesOnDisk / 1e6).toFixed(1)} MB on disk |`);
     if (facts) {
       lines.push(
-        `| training | ${facts.steps} steps${facts.tokensPerStep ? ` × ${facts.tokensPerStep} tokens = ${((facts.steps * facts.tokensPerStep) / 1e6).toFixed(1)} M tokens` : ''}, ${(facts.seconds / 60).toFixed(0)} min wall-clock on this project's 2-core CPU machine (${entry.id === 'dense-long' ? 'two processes of 1 thread under torchrun; the last stage only, the one before it is in the text above' : '1 thread, shared with other work'})${entry.id === 'dense-parent' && entry.stage === 'parent' ? ', after the first 3500 steps (7.2 M tokens, 40 min)' : ''} |`,
+        `| training | ${facts.steps} steps${facts.tokensPerStep ? ` × ${facts.tokensPerStep} tokens = ${((facts.steps * facts.tokensPerStep) / 1e6).toFixed(1)} M tokens` : ''}, ${(facts.seconds / 60).toFixed(0)} min wall-clock on this project's 2-core CPU machine (${entry.howRun ?? '1 thread, shared with other work'})${entry.id === 'dense-parent' && entry.stage === 'parent' ? ', after the first 3500 steps (7.2 M tokens, 40 min)' : ''} |`,
       );
     }
     const extraText = entry.id !== 'dense-parent' || entry.stage === 'parent';
     lines.push(
-      `| data | four domains from Debian packages (English and German fortunes, the Python standard library, generated arithmetic)${extraText ? ' plus training-only extra English (King James Bible, Python documentation, GNU manuals) and Python (standard-library packages)' : ''}: see training/README.md |`,
+      `| data | four domains from Debian packages (English and German fortunes, the Python standard library, generated arithmetic)${extraText ? ' plus training-only extra English (King James Bible, Python documentation, GNU manuals) and Python (standard-library packages)' : ''}${entry.data ?? ''}: see training/README.md |`,
       '',
     );
 
