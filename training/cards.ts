@@ -92,14 +92,15 @@ const MODELS: ModelEntry[] = [
     training:
       'A dense Llama-style model trained from scratch on the four-domain corpus; the parent every MoE here was upcycled from.',
   },
-  // training/build.py's "parent" then "parent2" stages: dense-parent trained further on more text.
+  // training/build.py's "parent", "parent2" and "parent3" stages: dense-parent trained further on more text.
   {
     id: 'dense-long',
     name: 'Dense parent, trained longer (more text)',
-    stage: 'parent2',
-    howRun: 'two processes of 1 thread under torchrun; the last stage only, the one before it is in the text above',
+    stage: 'parent3-half-anneal',
+    howRun: '1 thread; the last stage only, the ones before it are in the text above',
+    data: ', and in the third stage a second round of training-only text (German man pages and the Debian reference, fortune-like English and English man pages, third-party Python, fresh arithmetic)',
     training:
-      'dense-parent (3500 steps) trained further on the corpus plus training-only extra text (the King James Bible, the Python documentation, the GNU manuals, more of the Python standard library): 6000 steps re-warmed to LR 1e-3 (68 min on 1 thread), then 7000 steps re-warmed to 5e-4 (two processes under torchrun), each cosine to 5% of its peak; 16500 steps and 33.8 M tokens in all, against 3500 and 7.2 M. The better parent for the next children (the MoEs here were upcycled from dense-parent).',
+      'dense-parent (3500 steps) trained further in four stages, each re-warmed then cosine: 6000 steps at LR 1e-3 on the corpus plus training-only extra text (the King James Bible, the Python documentation, the GNU manuals, more of the Python standard library; 68 min on 1 thread); 7000 steps at 5e-4 on the same (two processes under torchrun, 38 min); 6000 steps at 4e-4 with half of every domain\'s rows from a second round of new text (German man pages and the Debian reference, fortune-like English and English man pages, third-party Python, fresh arithmetic; 1 thread beside another run, 73 min); and 1200 steps at 2e-4 down to 0 on the base corpus alone (the kind of text public/eval is drawn from). 23700 steps and 48.5 M tokens in all, against 3500 and 7.2 M. The better parent for the next children (the MoEs here were upcycled from dense-parent).',
   },
 ];
 // Models trained before recipe.json existed (the first built-ins): described as they were made.
