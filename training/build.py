@@ -225,6 +225,14 @@ V1_PARENT_COMMIT = "1a232eb"
 DEEP_AFTER = (1, 3)
 
 
+def join_tokens(parts: list[np.ndarray]) -> np.ndarray:
+    """Token arrays end to end, with token 0 (end of text) between them."""
+    out = [parts[0]]
+    for part in parts[1:]:
+        out += [np.zeros(1, np.uint16), part]
+    return np.concatenate(out)
+
+
 def deepen(model: Transformer, after: tuple[int, ...]) -> Transformer:
     """The model with a new layer after each layer in `after`: a copy of that layer whose two residual outputs
     (attention's o_proj, the MLP's down_proj) are zero, so the new model computes exactly what the old one
@@ -369,10 +377,12 @@ def run_stages(args, plan: Plan, work: Path, runs: Path, out: Path, eval_dir: Pa
     tok_dir, tokens_dir = work / "tokenizer", work / "tokens"
     enc = bpe.Encoder.load(tok_dir)
     train_data, heldout = load_tokens(tokens_dir, "train"), load_tokens(tokens_dir, "heldout")
-    extended = dict(train_data)
-    for d in corpus.DOMAINS:
-        if (tokens_dir / f"{d}.extra.npy").exists():
-            extended[d] = np.concatenate([train_data[d], np.zeros(1, np.uint16), np.load(tokens_dir / f"{d}.extra.npy")])
+    # Each domain's training-only text per round ("extra": every stage; "extra2": parent3 only), as far as built.
+    extra = {split: {d: np.load(tokens_dir / f"{d}.{split}.npy") for d in corpus.DOMAINS
+                     if (tokens_dir / f"{d}.{split}.npy").exists()} for split in ("extra", "extra2")}
+    extras = {d: [extra[split][d] for split in ("extra", "extra2") if d in extra[split]] for d in corpus.DOMAINS}
+    extended = {d: join_tokens([train_data[d], *([extra["extra"][d]] if d in extra["extra"] else [])])
+                for d in corpus.DOMAINS}
     if done("tokens"):
         return
 
@@ -398,20 +408,19 @@ def run_stages(args, plan: Plan, work: Path, runs: Path, out: Path, eval_dir: Pa
         start = out / "dense-parent-2"
         if not (start / "model.safetensors").exists():
             start = REPO / "public/models/dense-long"  # parent2's export, as shipped
-        more = dict(extended)
-        for d in corpus.DOMAINS:
-            if (tokens_dir / f"{d}.extra2.npy").exists():
-                more[d] = np.concatenate([more[d], np.zeros(1, np.uint16), np.load(tokens_dir / f"{d}.extra2.npy")])
-        tc, name = plan.parent3, "parent3"
-        if args.mix.startswith("half"):
+        tc, name = {"concat": (plan.parent3, "parent3"), "half": (plan.parent3_half, "parent3-half"),
+                    "half-low": (plan.parent3_low, "parent3-low"), "half-deep": (plan.parent3_deep, "parent3-deep"),
+                    "anneal-half": (plan.parent3_anneal, "parent3-half-anneal"),
+                    "anneal-deep": (plan.parent3_anneal, "parent3-deep-anneal")}[args.mix]
+        if args.mix == "concat":
+            more = {d: join_tokens([train_data[d], *extras[d]]) for d in corpus.DOMAINS}
+        elif args.mix.startswith("half"):
             # sample_batch picks a source uniformly: base and extra as two sources per domain = half each.
-            more = {**train_data, **{f"{d}~extra": more[d][len(train_data[d]) + 1:] for d in corpus.DOMAINS}}
-            tc, name = {"half": (plan.parent3_half, "parent3-half"), "half-low": (plan.parent3_low, "parent3-low"),
-                        "half-deep": (plan.parent3_deep, "parent3-deep")}[args.mix]
-        if args.mix.startswith("anneal"):
+            more = {**train_data, **{f"{d}~extra": join_tokens(extras[d]) for d in corpus.DOMAINS}}
+        else:
             # The last steps on the base text alone (the kind public/eval is drawn from), LR down to 0.
             start = out / f"dense-parent-3-{args.mix.split('-')[1]}"
-            more, tc, name = train_data, plan.parent3_anneal, f"parent3-{args.mix.split('-')[1]}-anneal"
+            more = train_data
         if is_main():
             print(f"build: {name} from {start}; training tokens per source "
                   + str({d: len(v) for d, v in more.items()}), flush=True)

@@ -257,39 +257,38 @@ def man_docs(folder: Path) -> list[str]:
 
 
 def extra2_docs(domain: str, max_chars: int, seed: int) -> list[str]:
+    """A domain's second-round documents in the order they are taken: English keeps its fortune-like
+    collections whole and first (closest to the English eval text), then shuffled man pages; the other
+    domains are shuffled."""
+    rng = random.Random(seed)
     if domain == "english":
-        # The fortune-like collections first (closest to the English eval text), then man pages.
-        return fortune_docs(FORTUNES_EN, EXTRA2_FORTUNE_FILES) + man_docs(MAN_EN)
+        man = man_docs(MAN_EN)
+        rng.shuffle(man)
+        return fortune_docs(FORTUNES_EN, EXTRA2_FORTUNE_FILES) + man
     if domain == "german":
         ref = subprocess.run(["zcat", str(DEBIAN_REFERENCE_DE)], capture_output=True).stdout.decode("utf-8", "replace")
-        return man_docs(MAN_DE) + [c for c in chunks(clean(ref), 3000) if len(c) >= 200]
-    if domain == "python":
-        docs: list[str] = []
+        docs = man_docs(MAN_DE) + [c for c in chunks(clean(ref), 3000) if len(c) >= 200]
+    elif domain == "python":
+        docs = []
         for path in sorted(PY_DIST.rglob("*.py")):
             rel = path.relative_to(PY_DIST).parts
             if "tests" in rel or "test" in rel or "testing" in rel or path.stat().st_size > 200_000:
                 continue
             docs.extend(chunks(clean(path.read_text("utf-8", errors="replace")), 2000))
-        return docs
-    return arithmetic_docs(max_chars, seed + 1)  # fresh lines: another seed than the base corpus
+    else:
+        docs = arithmetic_docs(max_chars, seed + 1)  # fresh lines: another seed than the base corpus
+    rng.shuffle(docs)
+    return docs
 
 
 def build_extra2(out_dir: Path, chars: dict[str, int], seed: int, eval_dir: Path | None) -> dict[str, int]:
-    """<out>/<domain>.extra2.txt: the second round of training-only text, up to chars[domain] per domain.
-    English keeps its fortune-like collections whole and fills the rest with man pages; the others are a
-    shuffled sample. Documents sharing a paragraph with public/eval are left out."""
+    """<out>/<domain>.extra2.txt: the second round of training-only text (extra2_docs), up to chars[domain]
+    per domain. Documents sharing a paragraph with public/eval are left out."""
     ensure_packages(EXTRA2_PACKAGES)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = {}
     for domain in DOMAINS:
         docs = extra2_docs(domain, chars[domain], seed)
-        if domain == "english":
-            head = fortune_docs(FORTUNES_EN, EXTRA2_FORTUNE_FILES)
-            rest = docs[len(head):]
-            random.Random(seed).shuffle(rest)
-            docs = head + rest
-        else:
-            random.Random(seed).shuffle(docs)
         kept = within(docs, chars[domain], eval_paragraphs(eval_dir / f"{domain}.txt" if eval_dir else None))
         total = sum(map(len, kept))
         (out_dir / f"{domain}.extra2.txt").write_text(EOT.join(kept), "utf-8")
