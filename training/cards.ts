@@ -466,14 +466,14 @@ async function main(): Promise<void> {
     }
   > = {};
   // What q8/q4 on load cost each model (the same measurement as `moe quantcost` and the page's panel).
+  const quantWindows = texts.flatMap((t) => tokenWindows(t.tokens, window));
   async function quantCosts(ckpt: Checkpoint): Promise<QuantCost[]> {
-    const windows = texts.flatMap((t) => tokenWindows(t.tokens, window));
     const out = await quantizationCosts(
       (quantize) => createCpuBackend({ quantize }),
       ckpt.spec,
       ckpt.weights,
       ['q8', 'q4'],
-      windows,
+      quantWindows,
       { mode: { kind: 'native' }, interventions: [] },
     );
     console.error(`  quantization: ${out.map((c) => `${c.scheme} ${fmt(c.deltaLoss)}`).join(', ')}`);

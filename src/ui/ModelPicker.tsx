@@ -1,6 +1,7 @@
 // The model picker with the picked model's card, or the notice that no model is installed.
 import { controller, usePlayground } from '../state/useStore.ts';
 import { modelUrl, shareRoutingOf } from '../state/controller/models.ts';
+import { routingOf } from '../state/url.ts';
 import { formatCount } from './format.ts';
 import { useTeacherControls } from './teacher.ts';
 
@@ -11,14 +12,11 @@ export function ModelPicker() {
   const embed = usePlayground((s) => s.share.embed);
   const setShare = usePlayground((s) => s.setShare);
   const { hidden, locked } = useTeacherControls();
-  const share = usePlayground((s) => s.share);
+  const routing = usePlayground((s) => routingOf(s.share));
   const picked = builtInModels?.find((m) => m.id === chosen);
   const suggestion = picked?.suggestedRouting;
   const suggested = suggestion ? shareRoutingOf(suggestion.mode) : null;
-  const usingSuggestion =
-    suggested !== null &&
-    share.mode === suggested.mode &&
-    (suggested.mode === 'topk' ? share.k === suggested.k : share.t === suggested.t);
+  const usingSuggestion = suggested !== null && routing === routingOf({ k: 0, t: 0, ...suggested });
   if (builtInModels !== null && builtInModels.length === 0 && !model) {
     return (
       <section className="notice-box" data-testid="no-models">
